@@ -1,0 +1,1 @@
+//! The client library (placeholder: the runtime owner fills it in).

@@ -1,0 +1,85 @@
+//! The sans-IO protocol core: no sockets, no clock, no threads.
+//!
+//! A driver (the tokio [`crate::runtime`] or the [`crate::sim`] simulator) feeds [`Input`]s
+//! with the current monotonic instant into [`Node::handle`] and carries out the returned
+//! [`Output`]s **in order** (a `Persist` must be durable before any later `Send`).
+//! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
+
+pub mod chat;
+pub mod durable;
+pub mod node;
+
+pub use durable::{LogEntry, Persist, Restored};
+pub use node::Node;
+
+use crate::events::EventRecord;
+use crate::ids::{ConnId, NodeId};
+use crate::settings::{ElectionKind, QuorumMode};
+
+/// Monotonic milliseconds (virtual in the simulator).
+pub type Millis = u64;
+
+/// How often the driver delivers [`Input::Tick`].
+pub const TICK_MS: Millis = 10;
+
+/// Largest peer datagram the core produces or accepts.
+pub const MAX_DATAGRAM_BYTES: usize = 60 * 1024;
+
+/// The protocol settings of one node.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    pub cluster: String,
+    pub cluster_size: usize,
+    pub heartbeat_ms: Millis,
+    pub failure_timeout_ms: Millis,
+    pub election: ElectionKind,
+    pub quorum: QuorumMode,
+    /// The `ip:port` clients should use to reach this node (advertised to peers so that a
+    /// follower can redirect a client to the leader).
+    pub client_addr: String,
+    /// Seed for the node's own randomness (jitter); the simulator derives it from its seed.
+    pub seed: u64,
+}
+
+/// Something that happened to the node.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed; fire any due timers.
+    Tick,
+    /// A datagram from the peer network (unicast, broadcast or multicast). `from` is the
+    /// sender's address as an opaque string (`ip:port`), remembered for unicast replies.
+    Datagram { from: String, bytes: Vec<u8> },
+    /// A client opened a TCP connection.
+    ClientConnected { conn: ConnId, peer: String },
+    /// A client sent one line (without the newline). Parsed and validated by the core.
+    ClientLine { conn: ConnId, line: String },
+    /// A client connection closed.
+    ClientDisconnected { conn: ConnId },
+    /// SIGTERM: announce a graceful leave.
+    Shutdown,
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send to the subnet's broadcast address on the peer port (discovery).
+    Broadcast { bytes: Vec<u8> },
+    /// Send to the multicast group (heartbeats).
+    Multicast { bytes: Vec<u8> },
+    /// Unicast to one peer at the address it was last heard from.
+    Send {
+        to: NodeId,
+        addr: String,
+        bytes: Vec<u8>,
+    },
+    /// Write one line (the driver appends the newline) to a client.
+    ToClient { conn: ConnId, line: String },
+    /// Close a client connection after writing what was queued.
+    CloseClient { conn: ConnId },
+    /// Emit an event. `ts_ms` holds the core's monotonic `now`; the runtime replaces it with
+    /// wall-clock Unix milliseconds when writing.
+    Event(EventRecord),
+    /// Make this durable before carrying out any later output.
+    Persist(Persist),
+}

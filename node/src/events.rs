@@ -1,0 +1,181 @@
+//! The observable contract: one JSON object per line on stdout for every state change that
+//! matters. The harness builds its history from these; `docs/EVENTS.md` documents them.
+//! Bump [`EVENTS_VERSION`] on any incompatible change.
+
+use crate::ids::{NodeId, Role};
+use serde::{Deserialize, Serialize};
+
+/// Version of the event schema, written into every record as `v`.
+pub const EVENTS_VERSION: u32 = 1;
+
+/// One line of a node's event stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Schema version ([`EVENTS_VERSION`]).
+    pub v: u32,
+    /// Milliseconds since the Unix epoch (wall clock) when written by the runtime; virtual
+    /// milliseconds in the simulator.
+    pub ts_ms: u64,
+    /// The node that observed the change.
+    pub node: NodeId,
+    /// The node's current epoch (term) when the event happened.
+    pub epoch: u64,
+    /// The node's role when the event happened (after the change, for `role_changed`).
+    pub role: Role,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// Where a chat message goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// A private message to one user.
+    User(String),
+    /// A post to a room.
+    Room(String),
+}
+
+/// The candidate credentials compared by LCR and Bully: the winner holds every committed entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Credentials {
+    pub last_log_epoch: u64,
+    pub last_log_index: u64,
+    pub id: NodeId,
+}
+
+/// Every kind of event, tagged by `"event"`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The node started (or restarted) with these settings.
+    Started {
+        cluster: String,
+        election: String,
+        quorum: String,
+        cluster_size: usize,
+        heartbeat_ms: u64,
+        failure_timeout_ms: u64,
+        /// Log entries restored from the data directory (0 on a fresh start).
+        restored_entries: u64,
+    },
+    /// A peer was heard from for the first time.
+    PeerDiscovered { peer: NodeId, addr: String },
+    /// A peer has been silent for half the failure timeout (early warning, no action).
+    PeerSuspected { peer: NodeId, silence_ms: u64 },
+    /// A peer has been silent for the failure timeout: it leaves the live view.
+    PeerDown { peer: NodeId, silence_ms: u64 },
+    /// A peer that was down or suspected was heard again.
+    PeerBack { peer: NodeId, silence_ms: u64 },
+    /// A peer announced a graceful leave (SIGTERM).
+    PeerLeft { peer: NodeId },
+    /// The set of live members (self included) changed.
+    ViewChanged { members: Vec<NodeId> },
+    /// This node started an election for `epoch` (the record's epoch).
+    ElectionStarted {
+        trigger: String,
+        algorithm: String,
+        credentials: Credentials,
+    },
+    /// This node granted its vote (promise) to a candidate for the record's epoch.
+    VoteGranted { candidate: NodeId },
+    /// A leader was established for the record's epoch. Emitted by the leader itself when it
+    /// wins (`votes` = promises received) and by each follower when it accepts it.
+    LeaderElected {
+        leader: NodeId,
+        votes: usize,
+        credentials: Credentials,
+    },
+    /// The node's role changed.
+    RoleChanged { from: Role, to: Role, reason: String },
+    /// A log entry was committed and applied on this node.
+    Committed {
+        index: u64,
+        entry_epoch: u64,
+        /// Operation kind: `send`, `post`, `login`, `logout`, `join`, `leave`, `ack`, `noop`, …
+        op: String,
+        /// For chat messages: the sender, the client's message id and the target.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<Target>,
+        /// Per-room sequence number of a room post.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        room_seq: Option<u64>,
+        /// True when the entry was a retry of an already committed message id.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        duplicate: bool,
+    },
+    /// A chat message was written to a connected client's socket.
+    Delivered {
+        user: String,
+        from: String,
+        id: String,
+        /// The recipient's inbox sequence number.
+        useq: u64,
+    },
+    /// A client TCP connection was accepted.
+    ClientConnected { conn: u64, peer: String },
+    /// A client TCP connection ended.
+    ClientDisconnected {
+        conn: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+    },
+    /// A user logged in on this node (after the login was committed).
+    LoggedIn { user: String, conn: u64, mailbox: u64 },
+    /// A datagram or client line was refused. `count` is the node's running total.
+    InputRejected {
+        source: String,
+        from: String,
+        reason: String,
+        count: u64,
+    },
+    /// The node is stopping (SIGTERM: graceful leave).
+    Stopping { reason: String },
+}
+
+impl EventRecord {
+    /// Serialises the record as one JSON line (no trailing newline).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("event records always serialise")
+    }
+
+    /// Parses one line of a node's stdout; `None` for lines that are not events.
+    pub fn from_line(line: &str) -> Option<EventRecord> {
+        serde_json::from_str(line.trim()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_as_one_flat_json_object() {
+        let rec = EventRecord {
+            v: EVENTS_VERSION,
+            ts_ms: 1,
+            node: NodeId(3),
+            epoch: 7,
+            role: Role::Leader,
+            event: Event::LeaderElected {
+                leader: NodeId(3),
+                votes: 3,
+                credentials: Credentials {
+                    last_log_epoch: 6,
+                    last_log_index: 10,
+                    id: NodeId(3),
+                },
+            },
+        };
+        let line = rec.to_line();
+        assert!(line.contains(r#""event":"leader_elected""#), "{line}");
+        assert!(line.contains(r#""node":3"#), "{line}");
+        assert_eq!(EventRecord::from_line(&line), Some(rec));
+        assert_eq!(EventRecord::from_line("not json"), None);
+    }
+}

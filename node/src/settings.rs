@@ -1,0 +1,125 @@
+//! Server settings: every one a flag with an environment variable (`chat-node serve --help`).
+
+use crate::duration::parse_duration;
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Which leader-election algorithm a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ElectionKind {
+    /// LeLann–Chang–Roberts on the ring of live members ordered by id.
+    Lcr,
+    /// Raft's randomized-timeout voting (not implemented yet).
+    Raft,
+    /// Bully (not implemented yet).
+    Bully,
+}
+
+impl ElectionKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ElectionKind::Lcr => "lcr",
+            ElectionKind::Raft => "raft",
+            ElectionKind::Bully => "bully",
+        }
+    }
+}
+
+/// How many members a leader needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuorumMode {
+    /// A majority of `--cluster-size` (the safe default).
+    Majority,
+    /// No quorum at all: every side of a partition elects its own leader. Unsafe; exists only
+    /// to reproduce the split brain of the seeds' implementations.
+    None,
+}
+
+impl QuorumMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            QuorumMode::Majority => "majority",
+            QuorumMode::None => "none",
+        }
+    }
+}
+
+/// Event output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (the harness reads this).
+    Json,
+    /// A short human-readable line per event.
+    Pretty,
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    parse_duration(s)
+}
+
+/// `chat-node serve` flags.
+#[derive(Clone, Debug, Args)]
+pub struct ServeArgs {
+    /// This node's id (a positive integer). Random when not given. Must be unique in the
+    /// cluster and stable across restarts if the node has a data directory.
+    #[arg(long, env = "CHAT_NODE_ID")]
+    pub id: Option<u64>,
+
+    /// Cluster name: datagrams from other clusters on the same network are ignored.
+    #[arg(long, env = "CHAT_CLUSTER", default_value = "faultline")]
+    pub cluster: String,
+
+    /// Expected number of servers. A leader needs a majority of this many (see --quorum).
+    /// Peers' addresses are never configured: they are discovered by broadcast.
+    #[arg(long, env = "CHAT_CLUSTER_SIZE", default_value_t = 3)]
+    pub cluster_size: usize,
+
+    /// UDP port for discovery broadcasts and peer-to-peer datagrams.
+    #[arg(long, env = "CHAT_PEER_PORT", default_value_t = 7400)]
+    pub peer_port: u16,
+
+    /// UDP port for heartbeats sent to the multicast group.
+    #[arg(long, env = "CHAT_MULTICAST_PORT", default_value_t = 7401)]
+    pub multicast_port: u16,
+
+    /// IPv4 multicast group for heartbeats.
+    #[arg(long, env = "CHAT_MULTICAST_GROUP", default_value = "239.255.74.1")]
+    pub multicast_group: std::net::Ipv4Addr,
+
+    /// TCP port clients connect to.
+    #[arg(long, env = "CHAT_CLIENT_PORT", default_value_t = 7070)]
+    pub client_port: u16,
+
+    /// Network interface to use (its IPv4 address and broadcast address). Default: the first
+    /// non-loopback interface that is up and has an IPv4 address.
+    #[arg(long, env = "CHAT_INTERFACE")]
+    pub interface: Option<String>,
+
+    /// Interval between heartbeats.
+    #[arg(long, env = "CHAT_HEARTBEAT", default_value = "100ms", value_parser = duration_arg)]
+    pub heartbeat: Duration,
+
+    /// Silence after which a peer is declared down (and, for the leader, an election starts).
+    #[arg(long, env = "CHAT_FAILURE_TIMEOUT", default_value = "500ms", value_parser = duration_arg)]
+    pub failure_timeout: Duration,
+
+    /// Leader-election algorithm.
+    #[arg(long, env = "CHAT_ELECTION", value_enum, default_value_t = ElectionKind::Lcr)]
+    pub election: ElectionKind,
+
+    /// Quorum rule. `none` is unsafe and exists only to reproduce split brain.
+    #[arg(long, env = "CHAT_QUORUM", value_enum, default_value_t = QuorumMode::Majority)]
+    pub quorum: QuorumMode,
+
+    /// Event output format on stdout.
+    #[arg(long, env = "CHAT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+
+    /// Directory for the durable epoch, vote and log. Without it state lives in memory only
+    /// and a restarted node comes back empty (and must not have voted: see ARCHITECTURE.md).
+    #[arg(long, env = "CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}

@@ -1,0 +1,1 @@
+//! Deterministic, seeded simulator of a cluster of [`crate::core::Node`]s (placeholder).
