@@ -1,1 +1,16 @@
-//! faultline harness (placeholder).
+//! faultline harness: YAML fault scenarios against a real Docker cluster of `chat-node`,
+//! with checked verdicts. Pipeline: scenario → cluster → nemesis + workload → history →
+//! checkers → report.
+
+// Pure parts (no Docker): parsed plans, the history, what it shows, verdicts.
+pub mod checkers;
+pub mod history;
+pub mod observed;
+pub mod report;
+pub mod scenario;
+
+// Effectful parts: Docker, faults, clients, the step runner, the CLI.
+pub mod cli;
+pub mod docker;
+pub mod runner;
+pub mod workload;
