@@ -1,0 +1,152 @@
+//! The faults, on nodes already resolved to ids: kill (SIGKILL), stop (SIGTERM), pause and
+//! resume (cgroup freezer), restart (same container: same id, address and data), and
+//! partitions (nftables, see [`super::partition`]).
+
+use super::cluster::Cluster;
+use super::connect::DockerError;
+use super::partition::{apply_in_netns, nft_script, partition_prerequisites, Blocks};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Injects faults into one cluster and remembers the partition rules so a restarted node (a
+/// new network namespace) gets them again.
+pub struct Nemesis {
+    cluster: Cluster,
+    blocks: Blocks,
+}
+
+impl Nemesis {
+    pub fn new(cluster: Cluster) -> Nemesis {
+        Nemesis {
+            cluster,
+            blocks: Blocks::default(),
+        }
+    }
+
+    /// Crash: SIGKILL, no goodbye.
+    pub async fn kill(&self, ids: &[u64]) -> Result<(), DockerError> {
+        self.each(ids, |id| self.cluster.signal(id, "SIGKILL"))
+            .await
+    }
+
+    /// Graceful stop: SIGTERM; the node leaves and exits by itself (the container stays).
+    pub async fn stop(&self, ids: &[u64]) -> Result<(), DockerError> {
+        self.each(ids, |id| self.cluster.signal(id, "SIGTERM"))
+            .await
+    }
+
+    pub async fn pause(&self, ids: &[u64]) -> Result<(), DockerError> {
+        self.each(ids, |id| async move {
+            let node = self.cluster.node(id)?;
+            self.cluster
+                .docker
+                .pause_container(&node.container_id)
+                .await
+                .map_err(DockerError::api(format!("pause {}", node.name)))
+        })
+        .await
+    }
+
+    pub async fn resume(&self, ids: &[u64]) -> Result<(), DockerError> {
+        self.each(ids, |id| async move {
+            let node = self.cluster.node(id)?;
+            self.cluster
+                .docker
+                .unpause_container(&node.container_id)
+                .await
+                .map_err(DockerError::api(format!("unpause {}", node.name)))
+        })
+        .await
+    }
+
+    /// Starts stopped/killed nodes again. A node still running (e.g. a SIGTERM not yet
+    /// finished) is waited for up to 5 s first. Partition rules are re-applied.
+    pub async fn restart(&self, ids: &[u64]) -> Result<(), DockerError> {
+        for &id in ids {
+            let mut waited = Duration::ZERO;
+            while self.cluster.pid(id).await?.is_some() && waited < Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                waited += Duration::from_millis(25);
+            }
+            self.cluster.start(id).await?;
+            self.apply_rules(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the network between groups (added to any cuts already in place).
+    pub async fn partition(&mut self, groups: &[Vec<u64>]) -> Result<(), DockerError> {
+        self.blocks.partition(groups);
+        self.apply_all().await
+    }
+
+    /// One-way cut: `to` stops hearing `from`.
+    pub async fn cut(&mut self, from: &[u64], to: &[u64]) -> Result<(), DockerError> {
+        for &f in from {
+            for &t in to {
+                self.blocks.cut(f, t);
+            }
+        }
+        self.apply_all().await
+    }
+
+    /// Cuts `ids` off from every other node, both ways.
+    pub async fn isolate(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+        let all = self.cluster.ids();
+        for &id in ids {
+            self.blocks.isolate(id, &all);
+        }
+        self.apply_all().await
+    }
+
+    /// Removes every cut.
+    pub async fn heal(&mut self) -> Result<(), DockerError> {
+        self.blocks.clear();
+        self.apply_all().await
+    }
+
+    /// Checks, before a scenario that needs partitions starts, that they can be made.
+    pub fn check_partition_support() -> Result<(), DockerError> {
+        partition_prerequisites().map_err(DockerError::Other)
+    }
+
+    async fn apply_all(&self) -> Result<(), DockerError> {
+        let applies = self
+            .cluster
+            .ids()
+            .into_iter()
+            .map(|id| self.apply_rules(id));
+        for r in futures_util::future::join_all(applies).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Writes node `id`'s current drop list into its namespace; a node that is not running
+    /// gets it at its restart.
+    async fn apply_rules(&self, id: u64) -> Result<(), DockerError> {
+        let Some(pid) = self.cluster.pid(id).await? else {
+            return Ok(());
+        };
+        let sources: Vec<Ipv4Addr> = self
+            .blocks
+            .dropped_by(id)
+            .into_iter()
+            .filter_map(|s| self.cluster.node(s).ok().map(|n| n.ip))
+            .collect();
+        apply_in_netns(pid, &nft_script(&sources))
+            .await
+            .map_err(|e| DockerError::Other(format!("{e}; partitions need root and nftables")))
+    }
+
+    async fn each<'a, F, Fut>(&'a self, ids: &[u64], op: F) -> Result<(), DockerError>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<(), DockerError>> + 'a,
+    {
+        for r in futures_util::future::join_all(ids.iter().map(|&id| op(id))).await {
+            r?;
+        }
+        Ok(())
+    }
+}

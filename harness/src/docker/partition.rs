@@ -1,0 +1,194 @@
+//! Network partitions as nftables rules inside each receiving node's network namespace,
+//! matched on the source address — so unicast, broadcast and multicast are all cut, and a
+//! one-way cut is just a rule on one side.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Stdio;
+use tokio::io::AsyncWriteExt;
+
+/// Our own nftables table; flushing it (deleting it) heals everything.
+pub const NFT_TABLE: &str = "faultline";
+
+/// Which sources each receiving node drops: receiver id -> source ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Blocks {
+    drops: BTreeMap<u64, BTreeSet<u64>>,
+}
+
+impl Blocks {
+    /// `to` no longer hears `from` (a one-way cut).
+    pub fn cut(&mut self, from: u64, to: u64) {
+        if from != to {
+            self.drops.entry(to).or_default().insert(from);
+        }
+    }
+
+    /// Nodes in different groups stop hearing each other. Nodes in no group keep their links.
+    pub fn partition(&mut self, groups: &[Vec<u64>]) {
+        for (gi, group) in groups.iter().enumerate() {
+            for (gj, other) in groups.iter().enumerate() {
+                if gi == gj {
+                    continue;
+                }
+                for &to in group {
+                    for &from in other {
+                        self.cut(from, to);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `node` is cut off from every node in `all` in both directions.
+    pub fn isolate(&mut self, node: u64, all: &[u64]) {
+        for &other in all {
+            self.cut(other, node);
+            self.cut(node, other);
+        }
+    }
+
+    /// Everything heals.
+    pub fn clear(&mut self) {
+        self.drops.clear();
+    }
+
+    /// Sources node `to` drops.
+    pub fn dropped_by(&self, to: u64) -> Vec<u64> {
+        self.drops
+            .get(&to)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.drops.values().all(|s| s.is_empty())
+    }
+}
+
+/// The nft script that makes a node drop everything from `sources` (an empty list leaves the
+/// table in place, empty: an idempotent heal). Recreating the table replaces earlier rules.
+pub fn nft_script(sources: &[Ipv4Addr]) -> String {
+    let mut script = format!(
+        "table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\ntable inet {NFT_TABLE} {{\n  \
+         chain input {{\n    type filter hook input priority -10; policy accept;\n"
+    );
+    if !sources.is_empty() {
+        let list: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+        script.push_str(&format!("    ip saddr {{ {} }} drop\n", list.join(", ")));
+    }
+    script.push_str("  }\n}\n");
+    script
+}
+
+/// Why partitions cannot be made on this host; says how to fix it.
+pub fn partition_prerequisites() -> Result<(), String> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !root {
+        return Err(
+            "partitions need root (nsenter into the containers' network namespaces): \
+                    run the harness as root (sudo)"
+                .into(),
+        );
+    }
+    for tool in ["nft", "nsenter"] {
+        if find_in_path(tool).is_none() {
+            let package = if tool == "nft" {
+                "nftables"
+            } else {
+                "util-linux"
+            };
+            return Err(format!(
+                "partitions need the `{tool}` command: apt-get install {package}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|dir| dir.join(tool))
+        .find(|p| Path::new(p).is_file())
+}
+
+/// Applies `script` in the network namespace of process `pid`.
+pub async fn apply_in_netns(pid: u32, script: &str) -> Result<(), String> {
+    let nft =
+        find_in_path("nft").ok_or("the `nft` command is missing: apt-get install nftables")?;
+    let mut child = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(nft)
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run nsenter: {e} (apt-get install util-linux)"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .await
+            .map_err(|e| format!("writing the nft script: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("waiting for nft: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft in the namespace of pid {pid} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_cuts_both_ways_between_groups_only() {
+        let mut b = Blocks::default();
+        b.partition(&[vec![1, 2], vec![3, 4, 5]]);
+        assert_eq!(b.dropped_by(1), vec![3, 4, 5]);
+        assert_eq!(b.dropped_by(4), vec![1, 2]);
+        b.clear();
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn cut_is_one_way_and_isolate_is_two_way() {
+        let mut b = Blocks::default();
+        b.cut(1, 2);
+        assert_eq!(b.dropped_by(2), vec![1]);
+        assert!(b.dropped_by(1).is_empty());
+        b.isolate(3, &[1, 2, 3]);
+        assert_eq!(b.dropped_by(3), vec![1, 2]);
+        assert_eq!(b.dropped_by(1), vec![3]);
+        assert_eq!(b.dropped_by(2), vec![1, 3]);
+    }
+
+    #[test]
+    fn script_drops_listed_sources_and_heals_when_empty() {
+        let s = nft_script(&[Ipv4Addr::new(10, 213, 1, 11), Ipv4Addr::new(10, 213, 1, 12)]);
+        assert!(
+            s.contains("ip saddr { 10.213.1.11, 10.213.1.12 } drop"),
+            "{s}"
+        );
+        assert!(s.starts_with("table inet faultline\ndelete table inet faultline\n"));
+        assert!(!nft_script(&[]).contains("drop"));
+    }
+}
