@@ -1,1 +1,81 @@
-//! The tokio runtime around the core (placeholder: the runtime owner fills it in).
+//! The tokio runtime around the sans-IO core: interface discovery, sockets, the client TCP
+//! server, the discovery responder, persistence, event output and the driver loop that owns
+//! the [`crate::core::Node`]. One concept per file.
+
+pub mod clients;
+pub mod config;
+pub mod discovery;
+pub mod driver;
+pub mod event_log;
+pub mod framing;
+pub mod identity;
+pub mod net;
+pub mod persist;
+pub mod sockets;
+
+use crate::core::{Node, Restored};
+use crate::settings::ServeArgs;
+use anyhow::Context;
+use std::net::{SocketAddr, SocketAddrV4};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Client events queued towards the driver before connection tasks wait.
+const CLIENT_QUEUE: usize = 4096;
+
+/// `chat-node serve`: runs one node until SIGTERM/SIGINT.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    config::validate(&args)?;
+    let interface = net::pick_interface(args.interface.as_deref())?;
+    let (store, restored, records) = match &args.data_dir {
+        Some(dir) => persist::Store::open(dir)?,
+        None => (persist::Store::memory(), Restored::default(), 0),
+    };
+    let id = identity::resolve(&args)?;
+    let now_nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let core_config = config::core_config(&args, id, interface.ip, now_nanos);
+    let client_addr = core_config.client_addr.clone();
+
+    let peer = sockets::peer_socket(args.peer_port, interface.ip)?;
+    let multicast =
+        sockets::multicast_socket(args.multicast_port, args.multicast_group, interface.ip)?;
+    let listener = TcpListener::bind(("0.0.0.0", args.client_port))
+        .await
+        .with_context(|| format!("binding TCP 0.0.0.0:{}", args.client_port))?;
+    tracing::info!(
+        "node {id} on {} ({}/{}, broadcast {}), clients at {client_addr}, {records} durable records replayed",
+        interface.name,
+        interface.ip,
+        interface.netmask,
+        interface.broadcast
+    );
+
+    let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
+    tokio::spawn(clients::accept_loop(listener, client_tx));
+
+    let clock = Instant::now();
+    let node = Node::new(core_config, restored, 0);
+    let network = driver::Network {
+        peer,
+        multicast,
+        interface_ip: interface.ip,
+        peer_port: args.peer_port,
+        broadcast: SocketAddr::from((interface.broadcast, args.peer_port)),
+        group: SocketAddrV4::new(args.multicast_group, args.multicast_port),
+    };
+    driver::Driver::new(
+        node,
+        args.cluster.clone(),
+        client_addr,
+        network,
+        store,
+        event_log::EventLog::new(args.log_format),
+        clock,
+    )
+    .run(client_rx)
+    .await
+}

@@ -1,0 +1,104 @@
+//! Builds the core's [`Config`] from the command-line settings.
+
+use crate::core::Config;
+use crate::ids::NodeId;
+use crate::settings::{ElectionKind, ServeArgs};
+use anyhow::bail;
+use rand::Rng;
+use std::net::Ipv4Addr;
+
+/// Election algorithms the core implements today.
+pub const IMPLEMENTED_ELECTIONS: &[ElectionKind] = &[ElectionKind::Lcr];
+
+/// Largest random id: ids stay exact in JSON readers that use doubles (JavaScript, jq).
+const MAX_RANDOM_ID: u64 = (1 << 53) - 1;
+
+/// Checks settings that clap cannot.
+pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
+    if !IMPLEMENTED_ELECTIONS.contains(&args.election) {
+        bail!(
+            "--election {}: not implemented yet; use lcr",
+            args.election.name()
+        );
+    }
+    if args.cluster_size == 0 {
+        bail!("--cluster-size must be at least 1");
+    }
+    if args.id == Some(0) {
+        bail!("--id must be a positive integer");
+    }
+    if args.heartbeat.is_zero() || args.failure_timeout <= args.heartbeat {
+        bail!(
+            "--failure-timeout ({:?}) must be longer than --heartbeat ({:?})",
+            args.failure_timeout,
+            args.heartbeat
+        );
+    }
+    if args.peer_port == args.multicast_port {
+        bail!("--peer-port and --multicast-port must differ");
+    }
+    Ok(())
+}
+
+/// The node's id: the flag, or a random one.
+pub fn node_id(args: &ServeArgs) -> NodeId {
+    NodeId(
+        args.id
+            .unwrap_or_else(|| rand::thread_rng().gen_range(1..=MAX_RANDOM_ID)),
+    )
+}
+
+/// The core's settings for a node with `id` reachable by clients at `interface_ip`.
+pub fn core_config(args: &ServeArgs, id: NodeId, interface_ip: Ipv4Addr, now_nanos: u64) -> Config {
+    Config {
+        id,
+        cluster: args.cluster.clone(),
+        cluster_size: args.cluster_size,
+        heartbeat_ms: args.heartbeat.as_millis() as u64,
+        failure_timeout_ms: args.failure_timeout.as_millis() as u64,
+        election: args.election,
+        quorum: args.quorum,
+        client_addr: format!("{interface_ip}:{}", args.client_port),
+        // Distinct per node and per start, so restarted nodes do not replay their jitter.
+        seed: id.0.rotate_left(32) ^ now_nanos,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServeArgs {
+        let mut argv = vec!["chat-node"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).unwrap().serve
+    }
+
+    #[test]
+    fn refuses_unimplemented_elections_clearly() {
+        let err = validate(&args(&["--election", "raft"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not implemented yet; use lcr"), "{err}");
+        assert!(validate(&args(&[])).is_ok());
+        assert!(validate(&args(&["--heartbeat", "1s", "--failure-timeout", "500ms"])).is_err());
+    }
+
+    #[test]
+    fn advertises_the_interface_address() {
+        let a = args(&["--id", "7", "--client-port", "9000", "--heartbeat", "50ms"]);
+        let c = core_config(&a, node_id(&a), Ipv4Addr::new(10, 99, 0, 4), 1);
+        assert_eq!(c.id, NodeId(7));
+        assert_eq!(c.client_addr, "10.99.0.4:9000");
+        assert_eq!(c.heartbeat_ms, 50);
+        let random = node_id(&args(&[]));
+        assert!(random.0 >= 1 && random.0 <= MAX_RANDOM_ID);
+    }
+}

@@ -1,0 +1,273 @@
+//! The driver loop: one task owns the [`Node`] and feeds it ticks, datagrams, client lines and
+//! signals, then carries out its outputs in order.
+
+use super::clients::{ClientEvent, ConnCommand};
+use super::discovery;
+use super::event_log::EventLog;
+use super::framing::LineProblem;
+use super::persist::Store;
+use crate::core::{Input, Millis, Node, Output, TICK_MS};
+use crate::events::{Event, EventRecord, EVENTS_VERSION};
+use crate::ids::ConnId;
+use crate::protocol::{ErrorCode, ErrorReply, ServerLine};
+use std::collections::HashMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior};
+
+/// How often the multicast group is joined again (a no-op while the membership holds).
+const REJOIN_EVERY: Duration = Duration::from_secs(2);
+/// Time given to the leave datagrams to leave the host after SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
+/// Receive buffer: larger than any UDP payload, so oversized datagrams reach the core whole
+/// and are rejected there with an event.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// Where the node's datagrams go.
+pub struct Network {
+    pub peer: UdpSocket,
+    pub multicast: UdpSocket,
+    pub interface_ip: Ipv4Addr,
+    pub peer_port: u16,
+    pub broadcast: SocketAddr,
+    pub group: SocketAddrV4,
+}
+
+/// The single owner of the node and everything it talks through.
+pub struct Driver {
+    node: Node,
+    cluster: String,
+    client_addr: String,
+    net: Network,
+    store: Store,
+    events: EventLog,
+    conns: HashMap<ConnId, mpsc::Sender<ConnCommand>>,
+    clock: Instant,
+    framing_rejections: u64,
+}
+
+impl Driver {
+    pub fn new(
+        node: Node,
+        cluster: String,
+        client_addr: String,
+        net: Network,
+        store: Store,
+        events: EventLog,
+        clock: Instant,
+    ) -> Driver {
+        Driver {
+            node,
+            cluster,
+            client_addr,
+            net,
+            store,
+            events,
+            conns: HashMap::new(),
+            clock,
+            framing_rejections: 0,
+        }
+    }
+
+    fn now(&self) -> Millis {
+        self.clock.elapsed().as_millis() as Millis
+    }
+
+    /// Our own datagrams loop back (broadcast and multicast); the core never needs them.
+    fn is_own(&self, from: &SocketAddr) -> bool {
+        *from == SocketAddr::from((self.net.interface_ip, self.net.peer_port))
+    }
+
+    /// Runs until SIGTERM or SIGINT, then leaves gracefully. Errors only when persisting fails
+    /// (continuing without durable votes could elect two leaders in one epoch).
+    pub async fn run(mut self, mut clients: mpsc::Receiver<ClientEvent>) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut rejoin = tokio::time::interval_at(Instant::now() + REJOIN_EVERY, REJOIN_EVERY);
+        rejoin.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut sigterm = signal(SignalKind::terminate())?;
+        let mut sigint = signal(SignalKind::interrupt())?;
+        let mut peer_buf = vec![0u8; RECV_BUFFER];
+        let mut multicast_buf = vec![0u8; RECV_BUFFER];
+
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.step(Input::Tick)?,
+                received = self.net.peer.recv_from(&mut peer_buf) => {
+                    self.on_peer_datagram(received, &peer_buf).await?;
+                }
+                received = self.net.multicast.recv_from(&mut multicast_buf) => {
+                    if let Some(input) = self.datagram_input(received, &multicast_buf) {
+                        self.step(input)?;
+                    }
+                }
+                Some(event) = clients.recv() => self.on_client(event)?,
+                _ = rejoin.tick() => {
+                    if super::sockets::rejoin_group(&self.net.multicast, *self.net.group.ip(), self.net.interface_ip) {
+                        tracing::info!("rejoined multicast group {}", self.net.group);
+                    }
+                }
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
+            }
+        }
+        tracing::info!("stopping: announcing a graceful leave");
+        self.step(Input::Shutdown)?;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        Ok(())
+    }
+
+    fn datagram_input(
+        &self,
+        received: io::Result<(usize, SocketAddr)>,
+        buf: &[u8],
+    ) -> Option<Input> {
+        match received {
+            Ok((n, from)) if !self.is_own(&from) => Some(Input::Datagram {
+                from: from.to_string(),
+                bytes: buf[..n].to_vec(),
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!("receiving a datagram: {e}");
+                None
+            }
+        }
+    }
+
+    async fn on_peer_datagram(
+        &mut self,
+        received: io::Result<(usize, SocketAddr)>,
+        buf: &[u8],
+    ) -> anyhow::Result<()> {
+        if let Ok((n, from)) = received {
+            let status = self.node.status();
+            if let Some(reply) =
+                discovery::answer(&buf[..n], &self.cluster, &self.client_addr, &status)
+            {
+                if let Err(e) = self.net.peer.send_to(&reply, from).await {
+                    tracing::debug!("answering discovery from {from}: {e}");
+                }
+                return Ok(());
+            }
+        }
+        if let Some(input) = self.datagram_input(received, buf) {
+            self.step(input)?;
+        }
+        Ok(())
+    }
+
+    fn on_client(&mut self, event: ClientEvent) -> anyhow::Result<()> {
+        match event {
+            ClientEvent::Connected { conn, peer, outbox } => {
+                self.conns.insert(conn, outbox);
+                self.step(Input::ClientConnected {
+                    conn,
+                    peer: peer.to_string(),
+                })
+            }
+            ClientEvent::Line { conn, line } => self.step(Input::ClientLine { conn, line }),
+            ClientEvent::Problem { conn, problem } => {
+                self.reject_line(conn, &problem);
+                Ok(())
+            }
+            ClientEvent::Disconnected { conn } => {
+                self.conns.remove(&conn);
+                self.step(Input::ClientDisconnected { conn })
+            }
+        }
+    }
+
+    /// A line the framing could not pass on: the client gets an error line and the
+    /// connection stays open; the rejection is an event like the core's own.
+    fn reject_line(&mut self, conn: ConnId, problem: &LineProblem) {
+        self.framing_rejections += 1;
+        let reason = problem.describe();
+        let reply = ServerLine::Error(ErrorReply {
+            req: None,
+            code: ErrorCode::BadRequest,
+            message: reason.clone(),
+            leader_addr: None,
+        });
+        if let Ok(line) = serde_json::to_string(&reply) {
+            self.queue_line(conn, line);
+        }
+        let status = self.node.status();
+        self.events.write(&EventRecord {
+            v: EVENTS_VERSION,
+            ts_ms: self.now(),
+            node: status.node,
+            epoch: status.epoch,
+            role: status.role,
+            event: Event::InputRejected {
+                source: "client".into(),
+                from: conn.to_string(),
+                reason: format!("framing: {reason}"),
+                count: self.framing_rejections,
+            },
+        });
+    }
+
+    fn queue_line(&mut self, conn: ConnId, line: String) {
+        let Some(outbox) = self.conns.get(&conn) else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(_)) = outbox.try_send(ConnCommand::Line(line)) {
+            // A client that does not read must not stall the node: drop it. Its task sees
+            // the closed queue, closes the socket and reports the disconnect.
+            tracing::warn!("client {conn} is not reading; disconnecting it");
+            self.conns.remove(&conn);
+        }
+    }
+
+    /// Feeds one input to the node and carries out the outputs in order.
+    fn step(&mut self, input: Input) -> anyhow::Result<()> {
+        let now = self.now();
+        let outputs = self.node.handle(now, input);
+        self.carry_out(outputs)
+    }
+
+    fn carry_out(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        for output in outputs {
+            if let Output::Persist(record) = &output {
+                self.store.append(record)?;
+                continue;
+            }
+            // Everything persisted so far must be durable before anything leaves the node.
+            self.store.sync()?;
+            match output {
+                Output::Persist(_) => {}
+                Output::Broadcast { bytes } => self.send_datagram(&bytes, self.net.broadcast),
+                Output::Multicast { bytes } => {
+                    self.send_datagram(&bytes, SocketAddr::V4(self.net.group))
+                }
+                Output::Send { to, addr, bytes } => match addr.parse::<SocketAddr>() {
+                    Ok(target) => self.send_datagram(&bytes, target),
+                    Err(_) => tracing::warn!("peer {to} has an unusable address `{addr}`"),
+                },
+                Output::ToClient { conn, line } => self.queue_line(conn, line),
+                Output::CloseClient { conn } => {
+                    if let Some(outbox) = self.conns.get(&conn) {
+                        // If the queue is full the dropped sender closes the connection anyway.
+                        let _ = outbox.try_send(ConnCommand::Close);
+                    }
+                    self.conns.remove(&conn);
+                }
+                Output::Event(record) => self.events.write(&record),
+            }
+        }
+        self.store.sync()
+    }
+
+    /// UDP sends do not block in practice; a full socket buffer drops the datagram, which the
+    /// protocol tolerates like any loss.
+    fn send_datagram(&self, bytes: &[u8], target: SocketAddr) {
+        if let Err(e) = self.net.peer.try_send_to(bytes, target) {
+            tracing::debug!("sending {} bytes to {target}: {e}", bytes.len());
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Events on stdout: one JSON object per line (the harness's contract) or a short human line.
+//! Flushed per line because the harness streams container logs as they are written.
+
+use crate::events::EventRecord;
+use crate::settings::LogFormat;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Wall-clock Unix milliseconds (event timestamps; never used for timers).
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats one event for stdout, with `ts_ms` replaced by `wall_ms`.
+pub fn format_event(record: &EventRecord, format: LogFormat, wall_ms: u64) -> String {
+    let mut record = record.clone();
+    record.ts_ms = wall_ms;
+    match format {
+        LogFormat::Json => record.to_line(),
+        LogFormat::Pretty => pretty(&record),
+    }
+}
+
+/// `12:04:05.123 n3 e7 leader    leader_elected leader=3 votes=3 …`
+fn pretty(record: &EventRecord) -> String {
+    let secs = record.ts_ms / 1000;
+    let clock = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (secs / 3600) % 24,
+        (secs / 60) % 60,
+        secs % 60,
+        record.ts_ms % 1000
+    );
+    let mut fields = String::new();
+    let mut name = String::from("?");
+    if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(&record.event) {
+        for (key, value) in map {
+            if key == "event" {
+                name = value.as_str().unwrap_or("?").to_string();
+                continue;
+            }
+            let shown = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            fields.push_str(&format!(" {key}={shown}"));
+        }
+    }
+    format!(
+        "{clock} n{} e{} {:<9} {name}{fields}",
+        record.node,
+        record.epoch,
+        record.role.to_string()
+    )
+}
+
+/// Writes formatted events to stdout.
+pub struct EventLog {
+    format: LogFormat,
+}
+
+impl EventLog {
+    pub fn new(format: LogFormat) -> EventLog {
+        EventLog { format }
+    }
+
+    pub fn write(&self, record: &EventRecord) {
+        let line = format_event(record, self.format, wall_clock_ms());
+        let mut out = std::io::stdout().lock();
+        // A closed stdout must not stop the node: the cluster still needs it.
+        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{Event, EVENTS_VERSION};
+    use crate::ids::{NodeId, Role};
+
+    fn record() -> EventRecord {
+        EventRecord {
+            v: EVENTS_VERSION,
+            ts_ms: 42,
+            node: NodeId(3),
+            epoch: 7,
+            role: Role::Follower,
+            event: Event::PeerDown {
+                peer: NodeId(5),
+                silence_ms: 510,
+            },
+        }
+    }
+
+    #[test]
+    fn json_lines_carry_the_wall_clock() {
+        let line = format_event(&record(), LogFormat::Json, 1_700_000_000_123);
+        let back = EventRecord::from_line(&line).unwrap();
+        assert_eq!(back.ts_ms, 1_700_000_000_123);
+        assert_eq!(back.event, record().event);
+    }
+
+    #[test]
+    fn pretty_lines_are_short_and_readable() {
+        let line = format_event(&record(), LogFormat::Pretty, 3_723_004);
+        assert_eq!(
+            line,
+            "01:02:03.004 n3 e7 follower  peer_down peer=5 silence_ms=510"
+        );
+    }
+}
