@@ -1,11 +1,439 @@
-//! The replicated chat state machine (placeholder: the core owner fills it in).
+//! The replicated chat state machine. Every node applies the same committed entries in the
+//! same order, so everything here must be deterministic (ordered maps, no clock, no RNG).
 
+use crate::events::Target;
+use crate::protocol::{ErrorCode, InboxMessage, RoomInfo};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One chat operation, the payload of a log entry.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ChatOp {
-    /// Written by a new leader to commit its epoch.
-    Noop,
+    /// Written by a new leader to commit its epoch; also sets everyone offline (clients log
+    /// in again on the new leader).
+    NewEpoch,
+    Login {
+        user: String,
+        session: String,
+    },
+    Logout {
+        user: String,
+        session: String,
+    },
+    Send {
+        from: String,
+        to: String,
+        id: String,
+        text: String,
+    },
+    Join {
+        user: String,
+        room: String,
+    },
+    Leave {
+        user: String,
+        room: String,
+    },
+    Post {
+        from: String,
+        room: String,
+        id: String,
+        text: String,
+    },
+    Ack {
+        user: String,
+        upto: u64,
+    },
+}
+
+impl ChatOp {
+    /// The `op` name used in `committed` events.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ChatOp::NewEpoch => "noop",
+            ChatOp::Login { .. } => "login",
+            ChatOp::Logout { .. } => "logout",
+            ChatOp::Send { .. } => "send",
+            ChatOp::Join { .. } => "join",
+            ChatOp::Leave { .. } => "leave",
+            ChatOp::Post { .. } => "post",
+            ChatOp::Ack { .. } => "ack",
+        }
+    }
+
+    /// Sender, message id and target of a chat message.
+    pub fn message(&self) -> Option<(&str, &str, Target)> {
+        match self {
+            ChatOp::Send { from, to, id, .. } => Some((from, id, Target::User(to.clone()))),
+            ChatOp::Post { from, room, id, .. } => Some((from, id, Target::Room(room.clone()))),
+            _ => None,
+        }
+    }
+}
+
+/// A registered user.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct User {
+    /// The session token of the online session, if any.
+    pub online: Option<String>,
+    /// Every message ever delivered to the user; `useq` = position + 1.
+    pub inbox: Vec<InboxMessage>,
+    /// The client holds every message up to this `useq`.
+    pub acked: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Room {
+    pub members: BTreeSet<String>,
+    /// Sequence number the next post gets.
+    pub next_seq: u64,
+}
+
+/// What applying one entry produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Applied {
+    /// The answer for the client that proposed the entry.
+    pub reply: Result<ChatReply, (ErrorCode, String)>,
+    /// Messages written into inboxes: (recipient, message).
+    pub deliveries: Vec<(String, InboxMessage)>,
+    /// A user came online or went offline.
+    pub presence: Option<(String, bool)>,
+}
+
+/// A successful apply.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatReply {
+    /// For messages: the index of the first commit of this id.
+    pub index: Option<u64>,
+    pub room_seq: Option<u64>,
+    pub duplicate: bool,
+}
+
+/// The whole chat state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChatState {
+    pub users: BTreeMap<String, User>,
+    pub rooms: BTreeMap<String, Room>,
+    /// (sender, message id) -> (index of the first commit, room sequence of a post).
+    dedup: BTreeMap<(String, String), (u64, Option<u64>)>,
+}
+
+fn ok() -> Result<ChatReply, (ErrorCode, String)> {
+    Ok(ChatReply::default())
+}
+
+impl ChatState {
+    /// Applies the entry at `index`.
+    pub fn apply(&mut self, index: u64, op: &ChatOp) -> Applied {
+        let mut out = Applied {
+            reply: ok(),
+            deliveries: Vec::new(),
+            presence: None,
+        };
+        match op {
+            ChatOp::NewEpoch => {
+                for u in self.users.values_mut() {
+                    u.online = None;
+                }
+            }
+            ChatOp::Login { user, session } => {
+                let u = self.users.entry(user.clone()).or_default();
+                match &u.online {
+                    Some(s) if s != session => {
+                        out.reply = Err((
+                            ErrorCode::NameTaken,
+                            format!("`{user}` is online in another session"),
+                        ));
+                    }
+                    Some(_) => {} // the same session reconnecting: a takeover
+                    None => {
+                        u.online = Some(session.clone());
+                        out.presence = Some((user.clone(), true));
+                    }
+                }
+            }
+            ChatOp::Logout { user, session } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    if u.online.as_deref() == Some(session.as_str()) {
+                        u.online = None;
+                        out.presence = Some((user.clone(), false));
+                    }
+                }
+            }
+            ChatOp::Join { user, room } => {
+                self.rooms
+                    .entry(room.clone())
+                    .or_insert_with(|| Room {
+                        members: BTreeSet::new(),
+                        next_seq: 1,
+                    })
+                    .members
+                    .insert(user.clone());
+            }
+            ChatOp::Leave { user, room } => {
+                let removed = self
+                    .rooms
+                    .get_mut(room)
+                    .is_some_and(|r| r.members.remove(user));
+                if !removed {
+                    out.reply = Err((
+                        ErrorCode::NotMember,
+                        format!("`{user}` is not a member of `{room}`"),
+                    ));
+                }
+            }
+            ChatOp::Ack { user, upto } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    u.acked = u.acked.max((*upto).min(u.inbox.len() as u64));
+                }
+            }
+            ChatOp::Send { from, to, id, text } => {
+                if let Some(dup) = self.duplicate(from, id) {
+                    out.reply = Ok(dup);
+                } else if !self.users.contains_key(to) {
+                    out.reply = Err((
+                        ErrorCode::UnknownUser,
+                        format!("`{to}` has never registered"),
+                    ));
+                } else {
+                    self.dedup.insert((from.clone(), id.clone()), (index, None));
+                    let msg = self.deliver(to, from, None, id, text, index);
+                    out.deliveries.push((to.clone(), msg));
+                    out.reply = Ok(ChatReply {
+                        index: Some(index),
+                        ..ChatReply::default()
+                    });
+                }
+            }
+            ChatOp::Post {
+                from,
+                room,
+                id,
+                text,
+            } => {
+                if let Some(dup) = self.duplicate(from, id) {
+                    out.reply = Ok(dup);
+                } else {
+                    let members = match self.rooms.get_mut(room) {
+                        Some(r) if r.members.contains(from) => {
+                            let seq = r.next_seq;
+                            r.next_seq += 1;
+                            Some((seq, r.members.iter().cloned().collect::<Vec<_>>()))
+                        }
+                        _ => None,
+                    };
+                    match members {
+                        None => {
+                            out.reply = Err((
+                                ErrorCode::NotMember,
+                                format!("`{from}` is not a member of `{room}`"),
+                            ));
+                        }
+                        Some((seq, members)) => {
+                            self.dedup
+                                .insert((from.clone(), id.clone()), (index, Some(seq)));
+                            for m in members {
+                                let msg =
+                                    self.deliver(&m, from, Some((room, seq)), id, text, index);
+                                out.deliveries.push((m, msg));
+                            }
+                            out.reply = Ok(ChatReply {
+                                index: Some(index),
+                                room_seq: Some(seq),
+                                duplicate: false,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn duplicate(&self, from: &str, id: &str) -> Option<ChatReply> {
+        self.dedup
+            .get(&(from.to_string(), id.to_string()))
+            .map(|(index, room_seq)| ChatReply {
+                index: Some(*index),
+                room_seq: *room_seq,
+                duplicate: true,
+            })
+    }
+
+    fn deliver(
+        &mut self,
+        to: &str,
+        from: &str,
+        room: Option<(&String, u64)>,
+        id: &str,
+        text: &str,
+        index: u64,
+    ) -> InboxMessage {
+        let u = self.users.entry(to.to_string()).or_default();
+        let msg = InboxMessage {
+            useq: u.inbox.len() as u64 + 1,
+            from: from.to_string(),
+            room: room.map(|(r, _)| r.clone()),
+            room_seq: room.map(|(_, s)| s),
+            id: id.to_string(),
+            text: text.to_string(),
+            index,
+        };
+        u.inbox.push(msg.clone());
+        msg
+    }
+
+    pub fn is_registered(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    /// The session token `user` is online with.
+    pub fn online_session(&self, user: &str) -> Option<&str> {
+        self.users.get(user).and_then(|u| u.online.as_deref())
+    }
+
+    pub fn acked(&self, user: &str) -> u64 {
+        self.users.get(user).map_or(0, |u| u.acked)
+    }
+
+    /// Inbox messages after `useq`.
+    pub fn inbox_after(&self, user: &str, useq: u64) -> &[InboxMessage] {
+        match self.users.get(user) {
+            Some(u) => u
+                .inbox
+                .get(useq.min(u.inbox.len() as u64) as usize..)
+                .unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    pub fn online_users(&self) -> Vec<String> {
+        self.users
+            .iter()
+            .filter(|(_, u)| u.online.is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub fn room_list(&self) -> Vec<RoomInfo> {
+        self.rooms
+            .iter()
+            .map(|(name, r)| RoomInfo {
+                name: name.clone(),
+                members: r.members.iter().cloned().collect(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(s: &mut ChatState, i: u64, user: &str, session: &str) -> Applied {
+        s.apply(
+            i,
+            &ChatOp::Login {
+                user: user.into(),
+                session: session.into(),
+            },
+        )
+    }
+
+    fn send(from: &str, to: &str, id: &str) -> ChatOp {
+        ChatOp::Send {
+            from: from.into(),
+            to: to.into(),
+            id: id.into(),
+            text: "hi".into(),
+        }
+    }
+
+    #[test]
+    fn second_login_with_another_session_is_refused_same_session_takes_over() {
+        let mut s = ChatState::default();
+        assert!(login(&mut s, 1, "alice", "s1").reply.is_ok());
+        let r = login(&mut s, 2, "alice", "s2").reply;
+        assert_eq!(r.unwrap_err().0, ErrorCode::NameTaken);
+        assert!(login(&mut s, 3, "alice", "s1").reply.is_ok());
+        s.apply(4, &ChatOp::NewEpoch);
+        assert!(
+            login(&mut s, 5, "alice", "s2").reply.is_ok(),
+            "new epoch: offline"
+        );
+    }
+
+    #[test]
+    fn duplicate_message_ids_are_delivered_once() {
+        let mut s = ChatState::default();
+        login(&mut s, 1, "alice", "a");
+        login(&mut s, 2, "bob", "b");
+        let first = s.apply(3, &send("alice", "bob", "m1"));
+        assert_eq!(first.deliveries.len(), 1);
+        let again = s.apply(4, &send("alice", "bob", "m1"));
+        assert!(again.deliveries.is_empty());
+        let reply = again.reply.unwrap();
+        assert!(reply.duplicate);
+        assert_eq!(reply.index, Some(3));
+        assert_eq!(s.inbox_after("bob", 0).len(), 1);
+        let unknown = s.apply(5, &send("alice", "carol", "m2")).reply;
+        assert_eq!(unknown.unwrap_err().0, ErrorCode::UnknownUser);
+    }
+
+    #[test]
+    fn room_posts_reach_every_member_in_one_order() {
+        let mut s = ChatState::default();
+        for (i, u) in ["a", "b"].iter().enumerate() {
+            login(&mut s, i as u64 + 1, u, u);
+            s.apply(
+                10 + i as u64,
+                &ChatOp::Join {
+                    user: u.to_string(),
+                    room: "r".into(),
+                },
+            );
+        }
+        let post = |from: &str, id: &str| ChatOp::Post {
+            from: from.into(),
+            room: "r".into(),
+            id: id.into(),
+            text: "x".into(),
+        };
+        let p1 = s.apply(20, &post("a", "1"));
+        assert_eq!(p1.deliveries.len(), 2);
+        s.apply(21, &post("b", "1"));
+        for u in ["a", "b"] {
+            let seqs: Vec<_> = s.inbox_after(u, 0).iter().map(|m| m.room_seq).collect();
+            assert_eq!(seqs, vec![Some(1), Some(2)]);
+        }
+        let outsider = s.apply(22, &post("c", "1")).reply;
+        assert_eq!(outsider.unwrap_err().0, ErrorCode::NotMember);
+    }
+
+    #[test]
+    fn ack_moves_the_cursor_forward_only() {
+        let mut s = ChatState::default();
+        login(&mut s, 1, "a", "a");
+        login(&mut s, 2, "b", "b");
+        s.apply(3, &send("a", "b", "1"));
+        s.apply(4, &send("a", "b", "2"));
+        s.apply(
+            5,
+            &ChatOp::Ack {
+                user: "b".into(),
+                upto: 9,
+            },
+        );
+        assert_eq!(s.acked("b"), 2, "capped at the inbox length");
+        s.apply(
+            6,
+            &ChatOp::Ack {
+                user: "b".into(),
+                upto: 1,
+            },
+        );
+        assert_eq!(s.acked("b"), 2);
+        assert_eq!(s.inbox_after("b", 1).len(), 1);
+    }
 }

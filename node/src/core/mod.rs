@@ -6,8 +6,16 @@
 //! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
 
 pub mod chat;
+pub mod detector;
 pub mod durable;
+pub mod election;
+pub mod log;
+pub mod membership;
 pub mod node;
+pub mod replication;
+pub mod rng;
+pub mod sessions;
+pub mod wire;
 
 pub use durable::{LogEntry, Persist, Restored};
 pub use node::Node;

@@ -1,25 +1,1018 @@
-//! Glues membership, detection, election, replication and chat: inputs in, outputs out.
-//! (Placeholder: the core owner fills it in.)
+//! Glues membership, detection, election, replication, chat and sessions: inputs in,
+//! outputs out. All timers are driven by `Input::Tick`.
 
-use super::{Config, Input, Millis, Output, Restored};
-use crate::protocol::ClusterStatus;
+use super::chat::{ChatOp, ChatState};
+use super::detector::{self, Detection};
+use super::election::{lcr::Lcr, Election, ElectionAction, ElectionContext};
+use super::log::Log;
+use super::membership::{Heard, Membership, PeerState};
+use super::replication::{
+    follower_append, AppendOutcome, LeaderState, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
+};
+use super::rng::SplitMix64;
+use super::sessions::{error_line, ok_line, parse_line, Action, SessionOut, Sessions};
+use super::wire::{self, Beacon, PeerMsg};
+use super::{Config, Input, LogEntry, Millis, Output, Persist, Restored};
+use crate::events::{Credentials, Event, EventRecord, EVENTS_VERSION};
+use crate::ids::{ConnId, NodeId, Role};
+use crate::protocol::{
+    ClusterStatus, ErrorCode, ErrorReply, MemberStatus, OkReply, Request, ServerLine,
+    PROTOCOL_VERSION,
+};
+use crate::settings::QuorumMode;
+use std::collections::BTreeSet;
+
+/// Discovery broadcasts go out this often.
+const HELLO_INTERVAL_MS: Millis = 1000;
 
 pub struct Node {
-    config: Config,
+    cfg: Config,
+    quorum: usize,
+    rng: SplitMix64,
+    now: Millis,
+    out: Vec<Output>,
+    stopped: bool,
+
+    // Durable (mirrored by Persist records).
+    epoch: u64,
+    voted_for: Option<NodeId>,
+    log: Log,
+
+    // Volatile.
+    role: Role,
+    leader: Option<NodeId>,
+    commit: u64,
+    applied: u64,
+    chat: ChatState,
+    members: Membership,
+    last_view: Vec<NodeId>,
+    election: Box<dyn Election>,
+    /// Why the next election would start; `None` while one is running or a leader is known.
+    wants_election: Option<&'static str>,
+    /// When the running election is given up and retried with a higher epoch.
+    election_deadline: Option<Millis>,
+    /// A fresh or restarted node listens this long for a leader before electing.
+    listen_until: Millis,
+    /// Last time the known leader was heard.
+    leader_contact: Millis,
+    seeking_promises: bool,
+    promises: BTreeSet<NodeId>,
+    leader_state: LeaderState,
+    became_leader_at: Millis,
+    /// The highest index known to match the current leader's log (follower's commit bound).
+    verified: u64,
+    sessions: Sessions,
+    next_hello: Millis,
+    next_heartbeat: Millis,
+    rejected: u64,
 }
 
 impl Node {
     pub fn new(config: Config, restored: Restored, now: Millis) -> Node {
-        let _ = (restored, now);
-        Node { config }
+        let quorum = match config.quorum {
+            QuorumMode::Majority => config.cluster_size / 2 + 1,
+            QuorumMode::None => 1,
+        };
+        let election: Box<dyn Election> = Box::new(Lcr::default());
+        let restored_entries = restored.log.len() as u64;
+        let mut node = Node {
+            quorum,
+            rng: SplitMix64::new(config.seed ^ config.id.0.rotate_left(17)),
+            now,
+            out: Vec::new(),
+            stopped: false,
+            epoch: restored.epoch,
+            voted_for: restored.voted_for,
+            log: Log::from_entries(restored.log),
+            role: Role::Follower,
+            leader: None,
+            commit: 0,
+            applied: 0,
+            chat: ChatState::default(),
+            members: Membership::default(),
+            last_view: vec![config.id],
+            election,
+            wants_election: Some("startup"),
+            election_deadline: None,
+            listen_until: now + config.failure_timeout_ms,
+            leader_contact: now,
+            seeking_promises: false,
+            promises: BTreeSet::new(),
+            leader_state: LeaderState::default(),
+            became_leader_at: now,
+            verified: 0,
+            sessions: Sessions::default(),
+            next_hello: now,
+            next_heartbeat: now,
+            rejected: 0,
+            cfg: config,
+        };
+        node.emit(Event::Started {
+            cluster: node.cfg.cluster.clone(),
+            election: node.election.name().to_string(),
+            quorum: node.cfg.quorum.name().to_string(),
+            cluster_size: node.cfg.cluster_size,
+            heartbeat_ms: node.cfg.heartbeat_ms,
+            failure_timeout_ms: node.cfg.failure_timeout_ms,
+            restored_entries,
+        });
+        node
     }
 
+    /// Feeds one input at `now`; returns what the driver must do, in order.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
-        let _ = (now, input, &self.config);
-        Vec::new()
+        self.now = self.now.max(now);
+        if !self.stopped {
+            match input {
+                Input::Tick => self.tick(),
+                Input::Datagram { from, bytes } => self.on_datagram(&from, &bytes),
+                Input::ClientConnected { conn, peer } => self.on_client_connected(conn, &peer),
+                Input::ClientLine { conn, line } => self.on_client_line(conn, &line),
+                Input::ClientDisconnected { conn } => self.on_client_disconnected(conn),
+                Input::Shutdown => self.shutdown(),
+            }
+        }
+        std::mem::take(&mut self.out)
     }
 
     pub fn status(&self) -> ClusterStatus {
-        unimplemented!("core owner")
+        let mut members = vec![MemberStatus {
+            id: self.cfg.id,
+            addr: self.cfg.client_addr.clone(),
+            alive: true,
+        }];
+        members.extend(self.members.iter().map(|(id, p)| MemberStatus {
+            id,
+            addr: p.client_addr.clone(),
+            alive: p.state.in_view(),
+        }));
+        members.sort_by_key(|m| m.id);
+        ClusterStatus {
+            node: self.cfg.id,
+            role: self.role,
+            epoch: self.epoch,
+            leader: self.leader,
+            leader_addr: self.leader_addr(),
+            cluster_size: self.cfg.cluster_size,
+            members,
+            commit_index: self.commit,
+            last_index: self.log.last_index(),
+            election: self.election.name().to_string(),
+            quorum: self.cfg.quorum.name().to_string(),
+        }
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn commit_index(&self) -> u64 {
+        self.commit
+    }
+
+    /// Entries up to here have been applied to [`Node::chat`].
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+
+    pub fn log_entry(&self, index: u64) -> Option<&LogEntry> {
+        self.log.get(index)
+    }
+
+    pub fn chat(&self) -> &ChatState {
+        &self.chat
+    }
+
+    // ----- helpers -------------------------------------------------------------------
+
+    fn emit(&mut self, event: Event) {
+        self.out.push(Output::Event(EventRecord {
+            v: EVENTS_VERSION,
+            ts_ms: self.now,
+            node: self.cfg.id,
+            epoch: self.epoch,
+            role: self.role,
+            event,
+        }));
+    }
+
+    fn persist_hard_state(&mut self) {
+        self.out.push(Output::Persist(Persist::HardState {
+            epoch: self.epoch,
+            voted_for: self.voted_for,
+        }));
+    }
+
+    fn credentials(&self) -> Credentials {
+        Credentials {
+            last_log_epoch: self.log.last_epoch(),
+            last_log_index: self.log.last_index(),
+            id: self.cfg.id,
+        }
+    }
+
+    fn beacon(&self) -> Beacon {
+        Beacon {
+            epoch: self.epoch,
+            role: self.role,
+            leader: self.leader,
+            credentials: self.credentials(),
+            client_addr: self.cfg.client_addr.clone(),
+            commit_index: self.commit,
+        }
+    }
+
+    fn encode(&self, msg: &PeerMsg) -> Vec<u8> {
+        wire::encode(&self.cfg.cluster, self.cfg.id, msg)
+    }
+
+    fn send_to(&mut self, to: NodeId, msg: &PeerMsg) {
+        let Some(addr) = self.members.get(to).map(|p| p.addr.clone()) else {
+            return;
+        };
+        let bytes = self.encode(msg);
+        self.out.push(Output::Send { to, addr, bytes });
+    }
+
+    fn multicast(&mut self, msg: &PeerMsg) {
+        let bytes = self.encode(msg);
+        self.out.push(Output::Multicast { bytes });
+    }
+
+    fn set_role(&mut self, to: Role, reason: &str) {
+        if self.role != to {
+            let from = self.role;
+            self.role = to;
+            self.emit(Event::RoleChanged {
+                from,
+                to,
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        let l = self.leader?;
+        if l == self.cfg.id {
+            return Some(self.cfg.client_addr.clone());
+        }
+        self.members
+            .get(l)
+            .map(|p| p.client_addr.clone())
+            .filter(|a| !a.is_empty())
+    }
+
+    fn jittered_timeout(&mut self) -> Millis {
+        let ft = self.cfg.failure_timeout_ms;
+        ft + self.rng.below(ft.max(1))
+    }
+
+    fn check_view(&mut self) {
+        let view = self.members.view(self.cfg.id);
+        if view != self.last_view {
+            self.last_view = view.clone();
+            self.emit(Event::ViewChanged { members: view });
+        }
+    }
+
+    fn session_outputs(&mut self, outs: Vec<SessionOut>) {
+        for o in outs {
+            match o {
+                SessionOut::Line(conn, line) => self.write_client(conn, &line),
+                SessionOut::Close(conn) => self.out.push(Output::CloseClient { conn }),
+                SessionOut::Event(e) => self.emit(e),
+            }
+        }
+    }
+
+    fn write_client(&mut self, conn: ConnId, line: &ServerLine) {
+        if let Ok(line) = serde_json::to_string(line) {
+            self.out.push(Output::ToClient { conn, line });
+        }
+    }
+
+    // ----- timers --------------------------------------------------------------------
+
+    fn tick(&mut self) {
+        let now = self.now;
+        if now >= self.next_hello {
+            self.next_hello = now + HELLO_INTERVAL_MS;
+            let bytes = self.encode(&PeerMsg::Hello(self.beacon()));
+            self.out.push(Output::Broadcast { bytes });
+        }
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + self.cfg.heartbeat_ms;
+            self.multicast(&PeerMsg::Heartbeat(self.beacon()));
+            self.heartbeat_duties();
+        }
+        let ft = self.cfg.failure_timeout_ms;
+        for d in detector::check(&mut self.members, now, ft) {
+            match d {
+                Detection::Suspected { peer, silence_ms } => {
+                    self.emit(Event::PeerSuspected { peer, silence_ms })
+                }
+                Detection::Down { peer, silence_ms } => {
+                    self.emit(Event::PeerDown { peer, silence_ms });
+                    if self.leader == Some(peer) {
+                        self.lose_leader("leader_down");
+                    }
+                }
+            }
+        }
+        self.check_view();
+        match self.role {
+            Role::Leader => {
+                let heard = self.members.heard_within(now, ft) + 1;
+                if self.cfg.quorum == QuorumMode::Majority
+                    && now.saturating_sub(self.became_leader_at) >= ft
+                    && heard < self.quorum
+                {
+                    self.step_down("lost_quorum");
+                    self.wants_election = Some("lost_quorum");
+                }
+            }
+            _ => {
+                if self.leader.is_some() && now.saturating_sub(self.leader_contact) >= ft {
+                    self.lose_leader("leader_down");
+                }
+                if let Some(deadline) = self.election_deadline {
+                    if self.leader.is_none() && now >= deadline {
+                        self.election_deadline = None;
+                        self.wants_election = Some("election_timeout");
+                    }
+                }
+                self.maybe_start_election();
+            }
+        }
+    }
+
+    /// Every heartbeat: the leader re-sends to lagging followers; an election in progress
+    /// re-sends what the lossy network may have eaten.
+    fn heartbeat_duties(&mut self) {
+        if self.role == Role::Leader {
+            self.send_appends(true);
+        } else if self.leader.is_none() {
+            if self.seeking_promises {
+                let msg = PeerMsg::Elected {
+                    epoch: self.epoch,
+                    credentials: self.credentials(),
+                };
+                self.multicast(&msg);
+            } else if self.election_deadline.is_some() {
+                let ctx = self.election_context();
+                let actions = self.election.retransmit(&ctx);
+                self.run_election_actions(actions);
+            }
+        }
+    }
+
+    fn lose_leader(&mut self, trigger: &'static str) {
+        self.leader = None;
+        self.verified = 0;
+        if self.election_deadline.is_none() {
+            self.wants_election = Some(trigger);
+        }
+    }
+
+    // ----- election ------------------------------------------------------------------
+
+    fn election_context(&self) -> ElectionContext {
+        ElectionContext {
+            epoch: self.epoch,
+            me: self.credentials(),
+            successor: self.members.ring_successor(self.cfg.id),
+        }
+    }
+
+    fn maybe_start_election(&mut self) {
+        if self.role == Role::Leader || self.leader.is_some() || self.now < self.listen_until {
+            return;
+        }
+        let Some(trigger) = self.wants_election else {
+            return;
+        };
+        // Cheap pre-vote: without a quorum in view an election cannot succeed, and running
+        // one would only inflate the epoch and later disrupt a healthy leader.
+        if self.members.view(self.cfg.id).len() < self.quorum {
+            return;
+        }
+        self.start_election(trigger);
+    }
+
+    fn start_election(&mut self, trigger: &'static str) {
+        self.epoch += 1;
+        self.voted_for = None;
+        self.persist_hard_state();
+        self.leader = None;
+        self.verified = 0;
+        self.seeking_promises = false;
+        self.promises.clear();
+        self.election.reset();
+        self.wants_election = None;
+        let timeout = self.jittered_timeout();
+        self.election_deadline = Some(self.now + timeout);
+        self.set_role(Role::Candidate, trigger);
+        let credentials = self.credentials();
+        self.emit(Event::ElectionStarted {
+            trigger: trigger.to_string(),
+            algorithm: self.election.name().to_string(),
+            credentials,
+        });
+        let ctx = self.election_context();
+        let actions = self.election.start(&ctx);
+        self.run_election_actions(actions);
+    }
+
+    fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
+        for a in actions {
+            match a {
+                ElectionAction::SendToken { to, candidate } => {
+                    let msg = PeerMsg::Token {
+                        epoch: self.epoch,
+                        candidate,
+                    };
+                    self.send_to(to, &msg);
+                }
+                ElectionAction::SeekPromises => self.seek_promises(),
+            }
+        }
+    }
+
+    fn seek_promises(&mut self) {
+        if self.leader.is_some() || self.role == Role::Leader {
+            return;
+        }
+        match self.voted_for {
+            Some(v) if v != self.cfg.id => return, // promised someone else in this epoch
+            Some(_) => {}
+            None => {
+                self.voted_for = Some(self.cfg.id);
+                self.persist_hard_state();
+            }
+        }
+        self.set_role(Role::Candidate, "ring_maximum");
+        self.seeking_promises = true;
+        self.promises.insert(self.cfg.id);
+        let msg = PeerMsg::Elected {
+            epoch: self.epoch,
+            credentials: self.credentials(),
+        };
+        self.multicast(&msg);
+        self.check_won();
+    }
+
+    fn check_won(&mut self) {
+        if self.seeking_promises && self.promises.len() >= self.quorum {
+            self.become_leader();
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.seeking_promises = false;
+        self.election.reset();
+        self.election_deadline = None;
+        self.wants_election = None;
+        self.leader = Some(self.cfg.id);
+        self.became_leader_at = self.now;
+        self.leader_state = LeaderState::default();
+        self.set_role(Role::Leader, "elected");
+        let credentials = self.credentials();
+        self.emit(Event::LeaderElected {
+            leader: self.cfg.id,
+            votes: self.promises.len(),
+            credentials,
+        });
+        self.propose(ChatOp::NewEpoch);
+        self.multicast(&PeerMsg::Heartbeat(self.beacon()));
+        self.next_heartbeat = self.now + self.cfg.heartbeat_ms;
+    }
+
+    /// A newer epoch exists: adopt it, stepping down from whatever this node was doing.
+    fn adopt_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.voted_for = None;
+        self.persist_hard_state();
+        if self.role == Role::Leader {
+            self.abandon_leadership();
+        }
+        self.set_role(Role::Follower, "higher_epoch");
+        self.leader = None;
+        self.verified = 0;
+        self.seeking_promises = false;
+        self.promises.clear();
+        self.election.reset();
+        self.wants_election = None;
+        // An election is running somewhere in this epoch; retry if it produces no leader.
+        let timeout = self.jittered_timeout();
+        self.election_deadline = Some(self.now + timeout);
+    }
+
+    fn abandon_leadership(&mut self) {
+        let mut outs = Vec::new();
+        self.sessions.step_down(&mut outs);
+        self.session_outputs(outs);
+        self.leader_state = LeaderState::default();
+    }
+
+    fn step_down(&mut self, reason: &str) {
+        if self.role == Role::Leader {
+            self.abandon_leadership();
+        }
+        self.leader = None;
+        self.seeking_promises = false;
+        self.set_role(Role::Follower, reason);
+    }
+
+    fn accept_leader(&mut self, leader: NodeId, credentials: Credentials) {
+        self.leader = Some(leader);
+        self.leader_contact = self.now;
+        self.seeking_promises = false;
+        self.promises.clear();
+        self.election.reset();
+        self.election_deadline = None;
+        self.wants_election = None;
+        self.set_role(Role::Follower, "leader_elected");
+        self.emit(Event::LeaderElected {
+            leader,
+            votes: 0,
+            credentials,
+        });
+    }
+
+    // ----- peer input ----------------------------------------------------------------
+
+    fn on_datagram(&mut self, from_addr: &str, bytes: &[u8]) {
+        let env = match wire::decode(&self.cfg.cluster, bytes) {
+            Ok(env) => env,
+            Err(rejection) => {
+                self.rejected += 1;
+                let count = self.rejected;
+                self.emit(Event::InputRejected {
+                    source: "peer".to_string(),
+                    from: from_addr.to_string(),
+                    reason: rejection.reason(),
+                    count,
+                });
+                return;
+            }
+        };
+        let from = env.from;
+        if from == self.cfg.id {
+            return; // our own broadcast or multicast looping back
+        }
+        match self.members.heard(from, from_addr, self.now) {
+            Heard::Discovered => self.emit(Event::PeerDiscovered {
+                peer: from,
+                addr: from_addr.to_string(),
+            }),
+            Heard::Back { silence_ms, .. } => self.emit(Event::PeerBack {
+                peer: from,
+                silence_ms,
+            }),
+            Heard::Same => {}
+        }
+        if matches!(env.msg, PeerMsg::Leave) {
+            self.on_leave(from);
+            return;
+        }
+        self.check_view();
+        match env.msg {
+            PeerMsg::Hello(b) | PeerMsg::Heartbeat(b) => self.on_beacon(from, b),
+            PeerMsg::Token { epoch, candidate } => self.on_token(from, epoch, candidate),
+            PeerMsg::Elected { epoch, credentials } => self.on_elected(from, epoch, credentials),
+            PeerMsg::Promise { epoch } => self.on_promise(from, epoch),
+            PeerMsg::Stale { epoch } => {
+                if epoch > self.epoch {
+                    self.adopt_epoch(epoch);
+                }
+            }
+            PeerMsg::Append {
+                epoch,
+                prev_index,
+                prev_epoch,
+                entries,
+                commit,
+            } => self.on_append(from, epoch, prev_index, prev_epoch, &entries, commit),
+            PeerMsg::AppendAck {
+                epoch,
+                success,
+                match_index,
+            } => self.on_append_ack(from, epoch, success, match_index),
+            PeerMsg::Leave => {}
+        }
+    }
+
+    fn on_leave(&mut self, from: NodeId) {
+        self.members.left(from);
+        self.emit(Event::PeerLeft { peer: from });
+        self.check_view();
+        if self.leader == Some(from) {
+            self.leader = None;
+            self.verified = 0;
+            self.election_deadline = None;
+            self.wants_election = Some("leader_left");
+            self.listen_until = self.now;
+            self.maybe_start_election();
+        }
+    }
+
+    fn refuse_stale(&mut self, to: NodeId) {
+        let msg = PeerMsg::Stale { epoch: self.epoch };
+        self.send_to(to, &msg);
+    }
+
+    fn on_beacon(&mut self, from: NodeId, b: Beacon) {
+        self.members.set_client_addr(from, &b.client_addr);
+        if b.epoch > self.epoch {
+            self.adopt_epoch(b.epoch);
+        }
+        if b.role != Role::Leader {
+            return;
+        }
+        if b.epoch < self.epoch {
+            // A leader from an older epoch (paused, partitioned): fence it off.
+            self.refuse_stale(from);
+            return;
+        }
+        if self.role == Role::Leader {
+            // Two leaders in one epoch: only possible without a quorum. The better
+            // credentials win; the other steps down and follows.
+            if b.credentials > self.credentials() {
+                self.step_down("higher_credentials");
+                self.accept_leader(from, b.credentials);
+            }
+            return;
+        }
+        match self.leader {
+            None => self.accept_leader(from, b.credentials),
+            Some(l) if l == from => {
+                self.leader_contact = self.now;
+                self.advance_follower_commit(b.commit_index);
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn on_token(&mut self, from: NodeId, epoch: u64, candidate: Credentials) {
+        if epoch < self.epoch {
+            self.refuse_stale(from);
+            return;
+        }
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+        }
+        if self.leader.is_some() || self.role == Role::Leader {
+            return; // this epoch's election is over
+        }
+        if self.election_deadline.is_none() {
+            let timeout = self.jittered_timeout();
+            self.election_deadline = Some(self.now + timeout);
+            self.wants_election = None;
+        }
+        let ctx = self.election_context();
+        let actions = self.election.on_token(&ctx, candidate);
+        self.run_election_actions(actions);
+    }
+
+    fn on_elected(&mut self, from: NodeId, epoch: u64, credentials: Credentials) {
+        if epoch < self.epoch {
+            self.refuse_stale(from);
+            return;
+        }
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+        }
+        let mine = (self.log.last_epoch(), self.log.last_index());
+        let theirs = (credentials.last_log_epoch, credentials.last_log_index);
+        let free = self.voted_for.is_none() || self.voted_for == Some(from);
+        if !free || theirs < mine {
+            return;
+        }
+        if self.voted_for.is_none() {
+            self.voted_for = Some(from);
+            self.persist_hard_state();
+            self.emit(Event::VoteGranted { candidate: from });
+        }
+        // Our own election round is moot now.
+        self.seeking_promises = false;
+        let msg = PeerMsg::Promise { epoch };
+        self.send_to(from, &msg);
+    }
+
+    fn on_promise(&mut self, from: NodeId, epoch: u64) {
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+            return;
+        }
+        if epoch == self.epoch && self.seeking_promises && self.role != Role::Leader {
+            self.promises.insert(from);
+            self.check_won();
+        }
+    }
+
+    // ----- replication ---------------------------------------------------------------
+
+    fn on_append(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+        prev_index: u64,
+        prev_epoch: u64,
+        entries: &[LogEntry],
+        commit: u64,
+    ) {
+        if epoch < self.epoch {
+            let msg = PeerMsg::AppendAck {
+                epoch: self.epoch,
+                success: false,
+                match_index: 0,
+            };
+            self.send_to(from, &msg);
+            return;
+        }
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+        }
+        if self.role == Role::Leader {
+            return; // a same-epoch rival (quorum none); beacons settle it
+        }
+        match self.leader {
+            None => {
+                let credentials = Credentials {
+                    last_log_epoch: epoch,
+                    last_log_index: prev_index + entries.len() as u64,
+                    id: from,
+                };
+                self.accept_leader(from, credentials);
+            }
+            Some(l) if l != from => return,
+            Some(_) => {}
+        }
+        self.leader_contact = self.now;
+        let outcome = follower_append(&mut self.log, prev_index, prev_epoch, entries, self.commit);
+        let ack = match outcome {
+            AppendOutcome::Accepted {
+                match_index,
+                truncated_from,
+                appended,
+            } => {
+                if let Some(from) = truncated_from {
+                    self.out
+                        .push(Output::Persist(Persist::TruncateFrom { from }));
+                }
+                if !appended.is_empty() {
+                    self.out
+                        .push(Output::Persist(Persist::Append { entries: appended }));
+                }
+                self.verified = self.verified.max(match_index);
+                self.advance_follower_commit(commit);
+                PeerMsg::AppendAck {
+                    epoch: self.epoch,
+                    success: true,
+                    match_index,
+                }
+            }
+            AppendOutcome::Rejected { hint } => PeerMsg::AppendAck {
+                epoch: self.epoch,
+                success: false,
+                match_index: hint,
+            },
+        };
+        self.send_to(from, &ack);
+    }
+
+    fn advance_follower_commit(&mut self, leader_commit: u64) {
+        let target = leader_commit.min(self.verified);
+        if target > self.commit {
+            self.commit = target;
+            self.apply_committed();
+        }
+    }
+
+    fn on_append_ack(&mut self, from: NodeId, epoch: u64, success: bool, match_index: u64) {
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+            return;
+        }
+        if epoch != self.epoch || self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        self.leader_state.on_ack(from, success, match_index, last);
+        if success {
+            self.try_commit();
+        }
+        if self.leader_state.progress(from, last).next <= last {
+            self.send_append(from);
+        }
+    }
+
+    fn send_appends(&mut self, only_lagging: bool) {
+        let last = self.log.last_index();
+        let peers: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, p)| p.state.in_view() || (!only_lagging && p.state != PeerState::Left))
+            .map(|(id, _)| id)
+            .collect();
+        for peer in peers {
+            let p = self.leader_state.progress(peer, last);
+            if !only_lagging || p.matched < last {
+                self.send_append(peer);
+            }
+        }
+    }
+
+    fn send_append(&mut self, peer: NodeId) {
+        let last = self.log.last_index();
+        let p = self.leader_state.progress(peer, last);
+        let next = p.next.min(last + 1).max(1);
+        let prev_index = next - 1;
+        let prev_epoch = self.log.epoch_at(prev_index).unwrap_or(0);
+        let entries = self
+            .log
+            .batch_from(next, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES);
+        let msg = PeerMsg::Append {
+            epoch: self.epoch,
+            prev_index,
+            prev_epoch,
+            entries,
+            commit: self.commit,
+        };
+        self.send_to(peer, &msg);
+    }
+
+    fn propose(&mut self, op: ChatOp) -> u64 {
+        let index = self.log.last_index() + 1;
+        let entry = LogEntry {
+            index,
+            epoch: self.epoch,
+            op,
+        };
+        self.log.push(entry.clone());
+        self.out.push(Output::Persist(Persist::Append {
+            entries: vec![entry],
+        }));
+        self.sessions.proposed(index, self.epoch);
+        self.send_appends(false);
+        self.try_commit();
+        index
+    }
+
+    fn try_commit(&mut self) {
+        let q = self
+            .leader_state
+            .quorum_index(self.log.last_index(), self.quorum);
+        // Only entries of the leader's own epoch are committed by counting (Raft §5.4.2).
+        if q > self.commit && self.log.epoch_at(q) == Some(self.epoch) {
+            self.commit = q;
+            self.apply_committed();
+        }
+    }
+
+    fn apply_committed(&mut self) {
+        while self.applied < self.commit {
+            let index = self.applied + 1;
+            let Some(entry) = self.log.get(index).cloned() else {
+                break;
+            };
+            self.applied = index;
+            let result = self.chat.apply(index, &entry.op);
+            let (from, id, target) = match entry.op.message() {
+                Some((f, i, t)) => (Some(f.to_string()), Some(i.to_string()), Some(t)),
+                None => (None, None, None),
+            };
+            let (room_seq, duplicate) = match &result.reply {
+                Ok(r) => (r.room_seq, r.duplicate),
+                Err(_) => (None, false),
+            };
+            self.emit(Event::Committed {
+                index,
+                entry_epoch: entry.epoch,
+                op: entry.op.kind().to_string(),
+                from,
+                id,
+                target,
+                room_seq,
+                duplicate,
+            });
+            let mut outs = Vec::new();
+            self.sessions
+                .applied(index, entry.epoch, &result, &self.chat, &mut outs);
+            self.session_outputs(outs);
+        }
+    }
+
+    // ----- clients -------------------------------------------------------------------
+
+    fn on_client_connected(&mut self, conn: ConnId, peer: &str) {
+        self.sessions.connected(conn, peer);
+        self.emit(Event::ClientConnected {
+            conn: conn.0,
+            peer: peer.to_string(),
+        });
+        let welcome = ServerLine::Welcome {
+            node: self.cfg.id,
+            cluster: self.cfg.cluster.clone(),
+            version: PROTOCOL_VERSION,
+            role: self.role,
+            leader: self.leader,
+            leader_addr: self.leader_addr(),
+        };
+        self.write_client(conn, &welcome);
+    }
+
+    fn on_client_line(&mut self, conn: ConnId, line: &str) {
+        if !self.sessions.is_connected(conn) {
+            self.sessions.connected(conn, &conn.to_string());
+        }
+        let frame = match parse_line(line) {
+            Ok(f) => f,
+            Err((req, message)) => {
+                self.rejected += 1;
+                let count = self.rejected;
+                let from = self.sessions.peer(conn);
+                self.emit(Event::InputRejected {
+                    source: "client".to_string(),
+                    from,
+                    reason: message.clone(),
+                    count,
+                });
+                self.write_client(conn, &error_line(req, ErrorCode::BadRequest, message));
+                return;
+            }
+        };
+        match frame.request {
+            Request::Status => {
+                let line = ServerLine::Ok(OkReply {
+                    req: frame.req,
+                    status: Some(self.status()),
+                    ..OkReply::default()
+                });
+                self.write_client(conn, &line);
+                return;
+            }
+            Request::Ping => {
+                self.write_client(conn, &ok_line(frame.req));
+                return;
+            }
+            _ => {}
+        }
+        if self.role != Role::Leader {
+            let leader_addr = self.leader_addr();
+            let message = match (&self.leader, &leader_addr) {
+                (Some(l), Some(a)) => format!("node {l} is the leader; connect to {a}"),
+                _ => "no leader is known yet; retry shortly".to_string(),
+            };
+            let line = ServerLine::Error(ErrorReply {
+                req: frame.req,
+                code: ErrorCode::NotLeader,
+                message,
+                leader_addr,
+            });
+            self.write_client(conn, &line);
+            return;
+        }
+        let mut outs = Vec::new();
+        let action = self.sessions.request(conn, frame, &self.chat, &mut outs);
+        self.session_outputs(outs);
+        if let Action::Propose(op) = action {
+            self.propose(op);
+        }
+    }
+
+    fn on_client_disconnected(&mut self, conn: ConnId) {
+        let (user, logout) = self.sessions.disconnected(conn, &self.chat);
+        self.emit(Event::ClientDisconnected { conn: conn.0, user });
+        if let (Some(op), Role::Leader) = (logout, self.role) {
+            self.propose(op);
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.emit(Event::Stopping {
+            reason: "shutdown".to_string(),
+        });
+        let bytes = self.encode(&PeerMsg::Leave);
+        self.out.push(Output::Broadcast {
+            bytes: bytes.clone(),
+        });
+        self.out.push(Output::Multicast { bytes });
+        if self.role == Role::Leader {
+            self.abandon_leadership();
+        }
+        self.stopped = true;
     }
 }

@@ -1,0 +1,191 @@
+//! The peers this node knows: where each was last heard from, what client address it
+//! advertises, when it was last heard, and whether it is alive, suspected, down or gone.
+
+use super::Millis;
+use crate::ids::NodeId;
+use std::collections::BTreeMap;
+
+/// A peer's liveness as this node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    Alive,
+    /// Silent for half the failure timeout: an early warning, still in the view.
+    Suspected,
+    /// Silent for the failure timeout: out of the view.
+    Down,
+    /// Announced a graceful leave: out of the view until heard again.
+    Left,
+}
+
+impl PeerState {
+    /// Whether the peer counts as a live member of the view.
+    pub fn in_view(self) -> bool {
+        matches!(self, PeerState::Alive | PeerState::Suspected)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Peer {
+    /// Source address of the last datagram (`ip:port`), used for unicast replies.
+    pub addr: String,
+    /// The client address the peer advertises.
+    pub client_addr: String,
+    pub last_heard: Millis,
+    pub state: PeerState,
+}
+
+/// What hearing from a peer changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Heard {
+    /// First datagram ever from this peer.
+    Discovered,
+    /// The peer was suspected, down or left and is back; `silence_ms` it had been quiet.
+    Back {
+        silence_ms: Millis,
+        was_in_view: bool,
+    },
+    /// Nothing changed.
+    Same,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Membership {
+    peers: BTreeMap<NodeId, Peer>,
+}
+
+impl Membership {
+    /// Records a datagram from `id` at `addr`.
+    pub fn heard(&mut self, id: NodeId, addr: &str, now: Millis) -> Heard {
+        match self.peers.get_mut(&id) {
+            None => {
+                self.peers.insert(
+                    id,
+                    Peer {
+                        addr: addr.to_string(),
+                        client_addr: String::new(),
+                        last_heard: now,
+                        state: PeerState::Alive,
+                    },
+                );
+                Heard::Discovered
+            }
+            Some(p) => {
+                let silence_ms = now.saturating_sub(p.last_heard);
+                if p.addr != addr {
+                    p.addr = addr.to_string();
+                }
+                p.last_heard = now;
+                let was = p.state;
+                p.state = PeerState::Alive;
+                if was == PeerState::Alive {
+                    Heard::Same
+                } else {
+                    Heard::Back {
+                        silence_ms,
+                        was_in_view: was.in_view(),
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn set_client_addr(&mut self, id: NodeId, client_addr: &str) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if p.client_addr != client_addr {
+                p.client_addr = client_addr.to_string();
+            }
+        }
+    }
+
+    /// Marks a peer as gone after its graceful leave; returns whether it was in the view.
+    pub fn left(&mut self, id: NodeId) -> bool {
+        match self.peers.get_mut(&id) {
+            Some(p) => {
+                let was = p.state.in_view();
+                p.state = PeerState::Left;
+                was
+            }
+            None => false,
+        }
+    }
+
+    pub fn get(&self, id: NodeId) -> Option<&Peer> {
+        self.peers.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: NodeId) -> Option<&mut Peer> {
+        self.peers.get_mut(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &Peer)> {
+        self.peers.iter().map(|(id, p)| (*id, p))
+    }
+
+    /// Live members, `me` included, sorted by id.
+    pub fn view(&self, me: NodeId) -> Vec<NodeId> {
+        let mut v: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.state.in_view())
+            .map(|(id, _)| *id)
+            .collect();
+        v.push(me);
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Peers heard within `window` of `now` (for the leader's check-quorum).
+    pub fn heard_within(&self, now: Millis, window: Millis) -> usize {
+        self.peers
+            .values()
+            .filter(|p| p.state != PeerState::Left && now.saturating_sub(p.last_heard) < window)
+            .count()
+    }
+
+    /// The LCR ring successor of `me`: the next higher live id, wrapping; `None` when alone.
+    pub fn ring_successor(&self, me: NodeId) -> Option<NodeId> {
+        let view = self.view(me);
+        let next = view
+            .iter()
+            .copied()
+            .find(|id| *id > me)
+            .or_else(|| view.first().copied())?;
+        (next != me).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_successor_skips_down_peers_and_wraps() {
+        let mut m = Membership::default();
+        for id in [1, 3, 5, 7] {
+            m.heard(NodeId(id), "a", 0);
+        }
+        assert_eq!(m.ring_successor(NodeId(4)), Some(NodeId(5)));
+        m.get_mut(NodeId(5)).unwrap().state = PeerState::Down;
+        assert_eq!(m.ring_successor(NodeId(4)), Some(NodeId(7)));
+        assert_eq!(m.ring_successor(NodeId(8)), Some(NodeId(1)));
+        assert_eq!(Membership::default().ring_successor(NodeId(1)), None);
+    }
+
+    #[test]
+    fn hearing_again_reports_back_with_silence() {
+        let mut m = Membership::default();
+        assert_eq!(m.heard(NodeId(2), "a", 10), Heard::Discovered);
+        assert_eq!(m.heard(NodeId(2), "a", 20), Heard::Same);
+        m.left(NodeId(2));
+        assert_eq!(m.view(NodeId(1)), vec![NodeId(1)]);
+        assert_eq!(
+            m.heard(NodeId(2), "b", 120),
+            Heard::Back {
+                silence_ms: 100,
+                was_in_view: false
+            }
+        );
+        assert_eq!(m.get(NodeId(2)).unwrap().addr, "b");
+    }
+}

@@ -1,0 +1,553 @@
+//! Client connections on this node: parsing and validating lines, login state, requests
+//! waiting for their entry to commit, and writing committed messages to logged-in clients.
+//! Only the leader serves chat; the node decides that and calls in here.
+
+use super::chat::{Applied, ChatOp, ChatState};
+use crate::events::Event;
+use crate::ids::ConnId;
+use crate::protocol::{
+    ClientFrame, ErrorCode, ErrorReply, InboxMessage, OkReply, Request, ServerLine, MAX_LINE_BYTES,
+    MAX_NAME_BYTES, MAX_TEXT_BYTES,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What the session layer wants written, closed or logged.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionOut {
+    Line(ConnId, ServerLine),
+    Close(ConnId),
+    Event(Event),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Conn {
+    peer: String,
+    user: Option<String>,
+    session: Option<String>,
+}
+
+/// A request whose log entry has not been applied yet.
+#[derive(Clone, Debug)]
+struct Pending {
+    conn: ConnId,
+    req: Option<u64>,
+    /// The epoch the entry was proposed in: if the entry applied at that index has another
+    /// epoch, ours was overwritten and the client must retry.
+    epoch: u64,
+    kind: PendingKind,
+}
+
+#[derive(Clone, Debug)]
+enum PendingKind {
+    Login {
+        user: String,
+        session: String,
+        since: Option<u64>,
+    },
+    Logout,
+    Plain,
+    Ack {
+        user: String,
+    },
+}
+
+/// What a client line asks the node to do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Nothing more (already answered).
+    Done,
+    /// Append this op to the log; call [`Sessions::proposed`] with its index.
+    Propose(ChatOp),
+}
+
+/// Parses one client line. The error carries the request number (if one could be read) and a
+/// message that says what was wrong.
+pub fn parse_line(line: &str) -> Result<ClientFrame, (Option<u64>, String)> {
+    if line.len() > MAX_LINE_BYTES {
+        return Err((
+            None,
+            format!("line is {} bytes, longer than {MAX_LINE_BYTES}", line.len()),
+        ));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| (None, format!("invalid JSON: {e}")))?;
+    let req = value.get("req").and_then(|r| r.as_u64());
+    let frame: ClientFrame = serde_json::from_value(value)
+        .map_err(|e| (req, format!("unknown op or bad fields: {e}")))?;
+    validate(&frame.request).map_err(|m| (req, m))?;
+    Ok(frame)
+}
+
+fn valid_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if name.is_empty() || name.len() > MAX_NAME_BYTES || !ok_chars {
+        return Err(format!(
+            "bad {kind} name `{}`: use 1..={MAX_NAME_BYTES} characters of A-Z a-z 0-9 _ . -",
+            name.chars().take(40).collect::<String>()
+        ));
+    }
+    Ok(())
+}
+
+fn valid_text(text: &str) -> Result<(), String> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(format!(
+            "text is {} bytes, longer than {MAX_TEXT_BYTES}",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
+fn valid_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err("message id must be 1..=64 bytes".to_string());
+    }
+    Ok(())
+}
+
+fn validate(r: &Request) -> Result<(), String> {
+    match r {
+        Request::Login { user, session, .. } => {
+            valid_name("user", user)?;
+            if let Some(s) = session {
+                if s.is_empty() || s.len() > 64 {
+                    return Err("session token must be 1..=64 bytes".to_string());
+                }
+            }
+            Ok(())
+        }
+        Request::Send { to, id, text } => {
+            valid_name("user", to)?;
+            valid_id(id)?;
+            valid_text(text)
+        }
+        Request::Post { room, id, text } => {
+            valid_name("room", room)?;
+            valid_id(id)?;
+            valid_text(text)
+        }
+        Request::Join { room } | Request::Leave { room } => valid_name("room", room),
+        _ => Ok(()),
+    }
+}
+
+pub fn ok_line(req: Option<u64>) -> ServerLine {
+    ServerLine::Ok(OkReply {
+        req,
+        ..OkReply::default()
+    })
+}
+
+pub fn error_line(req: Option<u64>, code: ErrorCode, message: impl Into<String>) -> ServerLine {
+    ServerLine::Error(ErrorReply {
+        req,
+        code,
+        message: message.into(),
+        leader_addr: None,
+    })
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Sessions {
+    conns: BTreeMap<ConnId, Conn>,
+    pending: BTreeMap<u64, Pending>,
+    acks_in_flight: BTreeSet<String>,
+}
+
+impl Sessions {
+    pub fn connected(&mut self, conn: ConnId, peer: &str) {
+        self.conns.insert(
+            conn,
+            Conn {
+                peer: peer.to_string(),
+                ..Conn::default()
+            },
+        );
+    }
+
+    pub fn is_connected(&self, conn: ConnId) -> bool {
+        self.conns.contains_key(&conn)
+    }
+
+    pub fn peer(&self, conn: ConnId) -> String {
+        self.conns
+            .get(&conn)
+            .map_or_else(|| conn.to_string(), |c| c.peer.clone())
+    }
+
+    /// Drops a connection. Returns the Logout to propose when it was the user's live session
+    /// on this node and no other connection here took it over.
+    pub fn disconnected(
+        &mut self,
+        conn: ConnId,
+        chat: &ChatState,
+    ) -> (Option<String>, Option<ChatOp>) {
+        let Some(c) = self.conns.remove(&conn) else {
+            return (None, None);
+        };
+        let (Some(user), Some(session)) = (c.user, c.session) else {
+            return (None, None);
+        };
+        let taken_over = self
+            .conns
+            .values()
+            .any(|o| o.user.as_deref() == Some(user.as_str()));
+        let live = chat.online_session(&user) == Some(session.as_str());
+        let logout = (!taken_over && live).then(|| ChatOp::Logout {
+            user: user.clone(),
+            session,
+        });
+        (Some(user), logout)
+    }
+
+    /// Handles a parsed request on the leader (status/ping/not-leader are the node's).
+    pub fn request(
+        &mut self,
+        conn: ConnId,
+        frame: ClientFrame,
+        chat: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) -> Action {
+        let req = frame.req;
+        let user = self.conns.get(&conn).and_then(|c| c.user.clone());
+        let reply = |out: &mut Vec<SessionOut>, line| out.push(SessionOut::Line(conn, line));
+        match frame.request {
+            Request::Who => {
+                reply(
+                    out,
+                    ServerLine::Ok(OkReply {
+                        req,
+                        users: Some(chat.online_users()),
+                        ..OkReply::default()
+                    }),
+                );
+                Action::Done
+            }
+            Request::Rooms => {
+                reply(
+                    out,
+                    ServerLine::Ok(OkReply {
+                        req,
+                        rooms: Some(chat.room_list()),
+                        ..OkReply::default()
+                    }),
+                );
+                Action::Done
+            }
+            Request::Login {
+                user: name,
+                session,
+                since,
+            } => {
+                let session = session.unwrap_or_else(|| format!("conn-{}", conn.0));
+                self.stash(
+                    conn,
+                    req,
+                    PendingKind::Login {
+                        user: name.clone(),
+                        session: session.clone(),
+                        since,
+                    },
+                );
+                Action::Propose(ChatOp::Login {
+                    user: name,
+                    session,
+                })
+            }
+            Request::Status | Request::Ping => {
+                reply(out, ok_line(req));
+                Action::Done
+            }
+            other => {
+                let Some(user) = user else {
+                    reply(out, error_line(req, ErrorCode::NotLoggedIn, "log in first"));
+                    return Action::Done;
+                };
+                let session = self
+                    .conns
+                    .get(&conn)
+                    .and_then(|c| c.session.clone())
+                    .unwrap_or_default();
+                let (op, kind) = match other {
+                    Request::Logout => (ChatOp::Logout { user, session }, PendingKind::Logout),
+                    Request::Send { to, id, text } => (
+                        ChatOp::Send {
+                            from: user,
+                            to,
+                            id,
+                            text,
+                        },
+                        PendingKind::Plain,
+                    ),
+                    Request::Post { room, id, text } => (
+                        ChatOp::Post {
+                            from: user,
+                            room,
+                            id,
+                            text,
+                        },
+                        PendingKind::Plain,
+                    ),
+                    Request::Join { room } => (ChatOp::Join { user, room }, PendingKind::Plain),
+                    Request::Leave { room } => (ChatOp::Leave { user, room }, PendingKind::Plain),
+                    Request::Ack { upto } => {
+                        if upto <= chat.acked(&user) || self.acks_in_flight.contains(&user) {
+                            reply(out, ok_line(req));
+                            return Action::Done;
+                        }
+                        self.acks_in_flight.insert(user.clone());
+                        (
+                            ChatOp::Ack {
+                                user: user.clone(),
+                                upto,
+                            },
+                            PendingKind::Ack { user },
+                        )
+                    }
+                    // Answered above.
+                    Request::Who
+                    | Request::Rooms
+                    | Request::Login { .. }
+                    | Request::Status
+                    | Request::Ping => return Action::Done,
+                };
+                self.stash(conn, req, kind);
+                Action::Propose(op)
+            }
+        }
+    }
+
+    fn stash(&mut self, conn: ConnId, req: Option<u64>, kind: PendingKind) {
+        // The index is filled in by `proposed`; park under a sentinel until then.
+        self.pending.insert(
+            u64::MAX,
+            Pending {
+                conn,
+                req,
+                epoch: 0,
+                kind,
+            },
+        );
+    }
+
+    /// The op from the last [`Action::Propose`] was appended at `index` in `epoch`.
+    pub fn proposed(&mut self, index: u64, epoch: u64) {
+        if let Some(mut p) = self.pending.remove(&u64::MAX) {
+            p.epoch = epoch;
+            self.pending.insert(index, p);
+        }
+    }
+
+    /// An entry was applied: answer its proposer and deliver its messages.
+    pub fn applied(
+        &mut self,
+        index: u64,
+        epoch: u64,
+        applied: &Applied,
+        chat: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) {
+        if let Some(p) = self.pending.remove(&index) {
+            if let PendingKind::Ack { user } = &p.kind {
+                self.acks_in_flight.remove(user);
+            }
+            if p.epoch != epoch {
+                out.push(SessionOut::Line(
+                    p.conn,
+                    error_line(
+                        p.req,
+                        ErrorCode::Unavailable,
+                        "leadership changed before the request committed; retry",
+                    ),
+                ));
+            } else if self.conns.contains_key(&p.conn) {
+                self.answer(p, applied, chat, out);
+            }
+        }
+        for (recipient, msg) in &applied.deliveries {
+            let targets: Vec<ConnId> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.user.as_deref() == Some(recipient.as_str()))
+                .map(|(id, _)| *id)
+                .collect();
+            for conn in targets {
+                deliver(conn, recipient, msg, out);
+            }
+        }
+        if let Some((user, online)) = &applied.presence {
+            for (conn, c) in &self.conns {
+                if c.user.is_some() && c.user.as_deref() != Some(user.as_str()) {
+                    out.push(SessionOut::Line(
+                        *conn,
+                        ServerLine::Presence {
+                            user: user.clone(),
+                            online: *online,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        p: Pending,
+        applied: &Applied,
+        chat: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) {
+        let reply = match &applied.reply {
+            Err((code, message)) => {
+                out.push(SessionOut::Line(
+                    p.conn,
+                    error_line(p.req, *code, message.clone()),
+                ));
+                return;
+            }
+            Ok(r) => r,
+        };
+        match p.kind {
+            PendingKind::Login {
+                user,
+                session,
+                since,
+            } => {
+                // A takeover: other connections of this user here stop being its session.
+                let others: Vec<ConnId> = self
+                    .conns
+                    .iter()
+                    .filter(|(id, c)| **id != p.conn && c.user.as_deref() == Some(user.as_str()))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for other in others {
+                    if let Some(c) = self.conns.get_mut(&other) {
+                        c.user = None;
+                        c.session = None;
+                    }
+                    out.push(SessionOut::Close(other));
+                }
+                if let Some(c) = self.conns.get_mut(&p.conn) {
+                    c.user = Some(user.clone());
+                    c.session = Some(session);
+                }
+                let from = since.unwrap_or(0).max(chat.acked(&user));
+                let mailbox = chat.inbox_after(&user, from);
+                out.push(SessionOut::Line(
+                    p.conn,
+                    ServerLine::Ok(OkReply {
+                        req: p.req,
+                        mailbox: Some(mailbox.len() as u64),
+                        ..OkReply::default()
+                    }),
+                ));
+                out.push(SessionOut::Event(Event::LoggedIn {
+                    user: user.clone(),
+                    conn: p.conn.0,
+                    mailbox: mailbox.len() as u64,
+                }));
+                for msg in mailbox {
+                    deliver(p.conn, &user, msg, out);
+                }
+            }
+            PendingKind::Logout => {
+                if let Some(c) = self.conns.get_mut(&p.conn) {
+                    c.user = None;
+                    c.session = None;
+                }
+                out.push(SessionOut::Line(p.conn, ok_line(p.req)));
+                out.push(SessionOut::Close(p.conn));
+            }
+            PendingKind::Plain | PendingKind::Ack { .. } => {
+                out.push(SessionOut::Line(
+                    p.conn,
+                    ServerLine::Ok(OkReply {
+                        req: p.req,
+                        index: reply.index,
+                        room_seq: reply.room_seq,
+                        duplicate: reply.duplicate,
+                        ..OkReply::default()
+                    }),
+                ));
+            }
+        }
+    }
+
+    /// Leadership lost: every waiting request fails with `unavailable`, and logged-in clients
+    /// are disconnected so that they find the new leader.
+    pub fn step_down(&mut self, out: &mut Vec<SessionOut>) {
+        for (_, p) in std::mem::take(&mut self.pending) {
+            if self.conns.contains_key(&p.conn) {
+                out.push(SessionOut::Line(
+                    p.conn,
+                    error_line(
+                        p.req,
+                        ErrorCode::Unavailable,
+                        "this server lost its leadership before the request committed; retry with the same id on the new leader",
+                    ),
+                ));
+            }
+        }
+        self.acks_in_flight.clear();
+        for (id, c) in self.conns.iter_mut() {
+            if c.user.take().is_some() {
+                c.session = None;
+                out.push(SessionOut::Close(*id));
+            }
+        }
+    }
+}
+
+fn deliver(conn: ConnId, user: &str, msg: &InboxMessage, out: &mut Vec<SessionOut>) {
+    out.push(SessionOut::Line(conn, ServerLine::Message(msg.clone())));
+    out.push(SessionOut::Event(Event::Delivered {
+        user: user.to_string(),
+        from: msg.from.clone(),
+        id: msg.id.clone(),
+        useq: msg.useq,
+    }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_lines_with_a_reason() {
+        assert!(parse_line("{").unwrap_err().1.contains("invalid JSON"));
+        let (req, msg) = parse_line(r#"{"req":7,"op":"fly"}"#).unwrap_err();
+        assert_eq!(req, Some(7));
+        assert!(msg.contains("unknown op"), "{msg}");
+        let long = format!(r#"{{"op":"join","room":"{}"}}"#, "x".repeat(40));
+        assert!(parse_line(&long).unwrap_err().1.contains("bad room name"));
+        let spaced = r#"{"op":"login","user":"a b"}"#;
+        assert!(parse_line(spaced).unwrap_err().1.contains("bad user name"));
+        let text = format!(
+            r#"{{"op":"send","to":"b","id":"1","text":"{}"}}"#,
+            "x".repeat(MAX_TEXT_BYTES + 1)
+        );
+        assert!(parse_line(&text).unwrap_err().1.contains("text is"));
+        let huge = "x".repeat(MAX_LINE_BYTES + 1);
+        assert!(parse_line(&huge).unwrap_err().1.contains("longer than"));
+        assert!(parse_line(r#"{"op":"send","to":"bob","id":"m1","text":"hi"}"#).is_ok());
+    }
+
+    #[test]
+    fn requests_need_a_login() {
+        let mut s = Sessions::default();
+        s.connected(ConnId(1), "p");
+        let mut out = Vec::new();
+        let frame = parse_line(r#"{"req":1,"op":"join","room":"r"}"#).unwrap();
+        assert_eq!(
+            s.request(ConnId(1), frame, &ChatState::default(), &mut out),
+            Action::Done
+        );
+        assert!(matches!(
+            &out[0],
+            SessionOut::Line(_, ServerLine::Error(e)) if e.code == ErrorCode::NotLoggedIn
+        ));
+    }
+}
