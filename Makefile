@@ -28,7 +28,7 @@ DEMO_TIMEOUT ?= 30
 # `docker compose` (v2 plugin) when present, else `docker-compose` (v1); the file is format 2.4.
 COMPOSE_CMD := $(shell if docker compose version >/dev/null 2>&1; then echo "docker compose"; \
                  elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
-COMPOSE      = $(COMPOSE_CMD) -p $(DEMO_PROJECT) -f $(DEMO_FILE)
+COMPOSE      = FAULTLINE_IMAGE=$(IMAGE) $(COMPOSE_CMD) -p $(DEMO_PROJECT) -f $(DEMO_FILE)
 
 # The chat user for `make chat USER=alice` (defaults to your login name).
 USER ?= guest
