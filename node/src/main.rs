@@ -1,1 +1,172 @@
-fn main() {}
+//! `chat-node`: the fault-tolerant chat server, its interactive client and two probes.
+
+use chat_node::client::{probe, ui, SessionConfig};
+use chat_node::settings::ServeArgs;
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "chat-node",
+    version,
+    about = "A fault-tolerant chat server cluster: UDP discovery, heartbeats, LCR election, replicated chat log",
+    after_help = "\
+Examples:
+  # three servers on one subnet find each other by broadcast and elect a leader
+  chat-node serve --id 1 --cluster-size 3 --data-dir /var/lib/chat-node
+  chat-node serve --cluster-size 3 --log-format pretty     # random id, memory only
+
+  # chat: finds a server by broadcast (or give --server ip:7070)
+  chat-node client --user alice
+
+  # ask a node how it sees the cluster; the container healthcheck
+  chat-node status --addr 10.99.0.2:7070
+  chat-node status --json
+  chat-node health || echo unhealthy"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a server. Every flag also reads an environment variable (shown in brackets).
+    #[command(after_help = "\
+Examples:
+  chat-node serve --id 1 --cluster-size 3
+  chat-node serve --id 2 --heartbeat 50ms --failure-timeout 300ms --data-dir ./n2
+  CHAT_NODE_ID=3 CHAT_INTERFACE=eth0 chat-node serve
+
+Events go to stdout as JSON lines (see docs/EVENTS.md); diagnostics go to stderr
+(RUST_LOG=debug for more). SIGTERM leaves the cluster gracefully.")]
+    Serve(ServeArgs),
+
+    /// Chat interactively: /msg, /join, /post, /rooms, /who, /status, /help, /quit.
+    #[command(after_help = "\
+Examples:
+  chat-node client --user alice                     # find a server by broadcast
+  chat-node client --user bob --server 10.99.0.2:7070
+  printf '/join general\\nhello\\n/quit\\n' | chat-node client --user carol")]
+    Client(ClientArgs),
+
+    /// Print how a node sees the cluster (leader, epoch, members).
+    #[command(after_help = "\
+Examples:
+  chat-node status                                  # the node on this host
+  docker exec node1 /chat-node status --json")]
+    Status(StatusArgs),
+
+    /// Exit 0 if the node answers a status request within 1 s, else 1 (for HEALTHCHECK).
+    Health(HealthArgs),
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    /// Your user name (1-32 characters of A-Z a-z 0-9 _ . -).
+    #[arg(long, env = "CHAT_USER")]
+    user: String,
+    /// A server's client address; repeat for several. Default: find servers by broadcast.
+    #[arg(long = "server", env = "CHAT_SERVER", value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Cluster name to look for.
+    #[arg(long, env = "CHAT_CLUSTER", default_value = "faultline")]
+    cluster: String,
+    /// The servers' peer port, where discovery broadcasts go.
+    #[arg(long, env = "CHAT_PEER_PORT", default_value_t = 7400)]
+    peer_port: u16,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// The node's client address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    addr: String,
+    /// Print the status as JSON (protocol::ClusterStatus).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct HealthArgs {
+    /// The node's client address.
+    #[arg(long, default_value = "127.0.0.1:7070")]
+    addr: String,
+}
+
+fn init_tracing(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn runtime(multi_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
+    if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Serve(args) => {
+            init_tracing("info");
+            runtime(true).map_err(Into::into).and_then(|rt| {
+                rt.block_on(chat_node::runtime::serve(args))
+                    .map(|_| ExitCode::SUCCESS)
+            })
+        }
+        Command::Client(args) => {
+            init_tracing("warn");
+            let mut config = SessionConfig::new(&args.user);
+            config.cluster = args.cluster;
+            config.peer_port = args.peer_port;
+            config.servers = args.servers;
+            runtime(true)
+                .map_err(Into::into)
+                .and_then(|rt| rt.block_on(ui::run(config)).map(|_| ExitCode::SUCCESS))
+        }
+        Command::Status(args) => {
+            init_tracing("warn");
+            runtime(false).map_err(Into::into).and_then(|rt| {
+                let status =
+                    rt.block_on(probe::cluster_status(&args.addr, Duration::from_secs(3)))?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&status)?);
+                } else {
+                    print!("{}", probe::format_status(&status));
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Health(args) => {
+            init_tracing("warn");
+            runtime(false).map_err(Into::into).map(|rt| {
+                match rt.block_on(probe::cluster_status(&args.addr, Duration::from_secs(1))) {
+                    Ok(_) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("unhealthy: {} does not answer: {e}", args.addr);
+                        ExitCode::FAILURE
+                    }
+                }
+            })
+        }
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chat-node: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

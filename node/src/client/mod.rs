@@ -1,1 +1,22 @@
-//! The client library (placeholder: the runtime owner fills it in).
+//! The client library, shared by the interactive client (`chat-node client`), the `status`
+//! and `health` commands and the harness's simulated users.
+//!
+//! - [`discovery`]: find servers by UDP broadcast.
+//! - [`connection`]: one TCP connection: request/reply correlation by `req`, pushed lines.
+//! - [`session`]: the high-level user: finds the leader, logs in, retries with the same
+//!   message id across failovers, deduplicates received messages, acks them.
+//! - [`ui`]: the interactive line client.
+
+pub mod connection;
+pub mod discovery;
+pub mod error;
+pub mod message_id;
+pub mod probe;
+pub mod session;
+pub mod ui;
+
+pub use connection::{Connection, Pushed, Welcome};
+pub use discovery::{discover, discover_at, ServerInfo};
+pub use error::ClientError;
+pub use message_id::MessageIds;
+pub use session::{Incoming, SendOutcome, Session, SessionConfig, SessionEvent};

@@ -1,0 +1,633 @@
+//! The high-level client: one user's session with the cluster.
+//!
+//! It finds the leader (explicit servers or discovery, following `not_leader` redirects),
+//! logs in with a session token and `since` = the highest inbox sequence it holds, and
+//! retries a request after a broken connection, `unavailable` or `not_leader` **with the same
+//! message id** until a deadline, so the cluster delivers it exactly once. Received messages
+//! are deduplicated by `useq` and acknowledged in batches. Every attempt, ack, failure and
+//! receipt is reported to an optional observer with a wall-clock timestamp.
+
+use super::connection::{Connection, Pushed};
+use super::discovery::{self, leader_first};
+use super::error::ClientError;
+use super::message_id::MessageIds;
+use crate::ids::{NodeId, Role};
+use crate::protocol::{
+    ClusterStatus, ErrorCode, ErrorReply, InboxMessage, OkReply, Request, RoomInfo,
+};
+use crate::runtime::event_log::wall_clock_ms;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How a session reaches the cluster.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub cluster: String,
+    /// The servers' peer port, where discovery broadcasts go.
+    pub peer_port: u16,
+    /// Client addresses (`ip:port`) to try; empty means "discover by broadcast".
+    pub servers: Vec<String>,
+    pub user: String,
+    /// Time allowed for one attempt of one request.
+    pub request_timeout: Duration,
+    /// Time allowed for a request including reconnections and retries.
+    pub retry_deadline: Duration,
+    /// How long discovery listens for answers.
+    pub discovery_window: Duration,
+    /// Ack after this many unacknowledged messages even if more are arriving.
+    pub ack_batch: u64,
+}
+
+impl SessionConfig {
+    pub fn new(user: &str) -> SessionConfig {
+        SessionConfig {
+            cluster: "faultline".into(),
+            peer_port: 7400,
+            servers: Vec::new(),
+            user: user.into(),
+            request_timeout: Duration::from_secs(2),
+            retry_deadline: Duration::from_secs(10),
+            discovery_window: Duration::from_millis(300),
+            ack_batch: 16,
+        }
+    }
+}
+
+/// What the observer hears about; each comes with wall-clock Unix ms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SessionEvent {
+    /// Logged in on `server` (node `node`); `mailbox` stored messages follow.
+    Connected {
+        server: String,
+        node: NodeId,
+        mailbox: u64,
+    },
+    /// The connection to `server` was given up.
+    Disconnected { server: String, reason: String },
+    /// One attempt of a request (`op` is the wire op; `id` the message id for send/post).
+    Attempt {
+        op: String,
+        id: Option<String>,
+        target: Option<String>,
+        attempt: u32,
+        server: String,
+    },
+    /// The request succeeded after `attempts` attempts.
+    Acked {
+        op: String,
+        id: Option<String>,
+        target: Option<String>,
+        reply: Box<OkReply>,
+        attempts: u32,
+    },
+    /// The request failed for good.
+    Failed {
+        op: String,
+        id: Option<String>,
+        target: Option<String>,
+        error: String,
+    },
+    /// A new message arrived.
+    Received(InboxMessage),
+    /// A message arrived again (same `useq`) and was dropped.
+    DuplicateDropped(InboxMessage),
+}
+
+/// Receives every [`SessionEvent`] with its wall-clock time in Unix ms.
+pub type Observer = Arc<dyn Fn(u64, &SessionEvent) + Send + Sync>;
+
+/// What [`Session::next_incoming`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Incoming {
+    Message(InboxMessage),
+    Presence {
+        user: String,
+        online: bool,
+    },
+    /// The connection broke and the session logged in again on `server`.
+    Reconnected {
+        server: String,
+        node: NodeId,
+    },
+    /// An error line the server sent without a request (e.g. a line it could not read).
+    Notice(ErrorReply),
+}
+
+/// The result of a successful `send` or `post`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SendOutcome {
+    pub id: String,
+    pub index: Option<u64>,
+    pub room_seq: Option<u64>,
+    /// The server had already committed this id (a retry of a message that got through).
+    pub duplicate: bool,
+    pub attempts: u32,
+}
+
+/// One user's session (see the module docs).
+pub struct Session {
+    config: SessionConfig,
+    token: String,
+    ids: MessageIds,
+    conn: Option<Connection>,
+    /// Where the leader probably is (from a redirect or a welcome line).
+    leader_hint: Option<String>,
+    highest_useq: u64,
+    acked_upto: u64,
+    duplicates_dropped: u64,
+    logins: u64,
+    /// Accepted (deduplicated) arrivals not yet returned by `next_incoming`.
+    ready: VecDeque<Incoming>,
+    observer: Option<Observer>,
+}
+
+impl Session {
+    pub fn new(config: SessionConfig) -> Session {
+        Session {
+            config,
+            token: MessageIds::new().prefix().to_string(),
+            ids: MessageIds::new(),
+            conn: None,
+            leader_hint: None,
+            highest_useq: 0,
+            acked_upto: 0,
+            duplicates_dropped: 0,
+            logins: 0,
+            ready: VecDeque::new(),
+            observer: None,
+        }
+    }
+
+    /// Reports every attempt, ack, failure and receipt to `observer`.
+    pub fn set_observer(&mut self, observer: Observer) {
+        self.observer = Some(observer);
+    }
+
+    pub fn user(&self) -> &str {
+        &self.config.user
+    }
+
+    /// The address of the server this session is logged in on.
+    pub fn server(&self) -> Option<&str> {
+        self.conn.as_ref().map(|c| c.addr())
+    }
+
+    /// The node this session is logged in on.
+    pub fn server_node(&self) -> Option<NodeId> {
+        self.conn.as_ref().map(|c| c.welcome().node)
+    }
+
+    /// Highest inbox sequence received.
+    pub fn highest_useq(&self) -> u64 {
+        self.highest_useq
+    }
+
+    /// Messages that arrived twice and were dropped.
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.duplicates_dropped
+    }
+
+    /// How many times the session logged in again after a broken connection.
+    pub fn reconnects(&self) -> u64 {
+        self.logins.saturating_sub(1)
+    }
+
+    /// The prefix of this session's message ids (unique per session).
+    pub fn id_prefix(&self) -> &str {
+        self.ids.prefix()
+    }
+
+    /// The next message id this session would use.
+    pub fn next_message_id(&mut self) -> String {
+        self.ids.next_id()
+    }
+
+    fn observe(&self, event: SessionEvent) {
+        if let Some(observer) = &self.observer {
+            observer(wall_clock_ms(), &event);
+        }
+    }
+
+    /// Finds the leader and logs in (done automatically by every request).
+    pub async fn connect(&mut self) -> Result<(), ClientError> {
+        let deadline = Instant::now() + self.config.retry_deadline;
+        self.ensure_connected(deadline).await
+    }
+
+    /// A private message with a fresh id.
+    pub async fn send(&mut self, to: &str, text: &str) -> Result<SendOutcome, ClientError> {
+        let id = self.ids.next_id();
+        self.send_with_id(to, &id, text).await
+    }
+
+    /// A private message with a caller-chosen id (retries keep it).
+    pub async fn send_with_id(
+        &mut self,
+        to: &str,
+        id: &str,
+        text: &str,
+    ) -> Result<SendOutcome, ClientError> {
+        let request = Request::Send {
+            to: to.into(),
+            id: id.into(),
+            text: text.into(),
+        };
+        self.message(request, id, to).await
+    }
+
+    /// A room post with a fresh id.
+    pub async fn post(&mut self, room: &str, text: &str) -> Result<SendOutcome, ClientError> {
+        let id = self.ids.next_id();
+        self.post_with_id(room, &id, text).await
+    }
+
+    /// A room post with a caller-chosen id.
+    pub async fn post_with_id(
+        &mut self,
+        room: &str,
+        id: &str,
+        text: &str,
+    ) -> Result<SendOutcome, ClientError> {
+        let request = Request::Post {
+            room: room.into(),
+            id: id.into(),
+            text: text.into(),
+        };
+        self.message(request, id, &format!("#{room}")).await
+    }
+
+    async fn message(
+        &mut self,
+        request: Request,
+        id: &str,
+        target: &str,
+    ) -> Result<SendOutcome, ClientError> {
+        let (reply, attempts) = self
+            .call(request, Some(id.to_string()), Some(target.to_string()))
+            .await?;
+        Ok(SendOutcome {
+            id: id.to_string(),
+            index: reply.index,
+            room_seq: reply.room_seq,
+            duplicate: reply.duplicate,
+            attempts,
+        })
+    }
+
+    pub async fn join(&mut self, room: &str) -> Result<(), ClientError> {
+        let target = Some(format!("#{room}"));
+        self.call(Request::Join { room: room.into() }, None, target)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn leave(&mut self, room: &str) -> Result<(), ClientError> {
+        let target = Some(format!("#{room}"));
+        self.call(Request::Leave { room: room.into() }, None, target)
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn who(&mut self) -> Result<Vec<String>, ClientError> {
+        let (reply, _) = self.call(Request::Who, None, None).await?;
+        Ok(reply.users.unwrap_or_default())
+    }
+
+    pub async fn rooms(&mut self) -> Result<Vec<RoomInfo>, ClientError> {
+        let (reply, _) = self.call(Request::Rooms, None, None).await?;
+        Ok(reply.rooms.unwrap_or_default())
+    }
+
+    pub async fn status(&mut self) -> Result<ClusterStatus, ClientError> {
+        let (reply, _) = self.call(Request::Status, None, None).await?;
+        reply
+            .status
+            .ok_or_else(|| ClientError::Protocol("status reply without status".into()))
+    }
+
+    /// Acknowledges everything received so far (also done automatically in batches).
+    pub fn ack(&mut self) {
+        if self.highest_useq > self.acked_upto {
+            if let Some(conn) = &self.conn {
+                if conn
+                    .send_only(Request::Ack {
+                        upto: self.highest_useq,
+                    })
+                    .is_ok()
+                {
+                    self.acked_upto = self.highest_useq;
+                }
+            }
+        }
+    }
+
+    /// Logs out and closes the connection; the session can log in again later.
+    pub async fn logout(&mut self) -> Result<(), ClientError> {
+        self.ack();
+        let outcome = match &self.conn {
+            Some(conn) => conn
+                .request(Request::Logout, self.config.request_timeout)
+                .await
+                .map(|_| ()),
+            None => Ok(()),
+        };
+        self.drop_connection("logout");
+        outcome
+    }
+
+    /// The next thing the server pushed: a new message (duplicates are dropped here), a
+    /// presence change, or news of a reconnection. Cancel-safe between messages.
+    pub async fn next_incoming(&mut self) -> Result<Incoming, ClientError> {
+        loop {
+            if let Some(incoming) = self.ready.pop_front() {
+                return Ok(incoming);
+            }
+            if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
+                if self.conn.is_some() {
+                    self.drop_connection("the connection closed");
+                }
+                let deadline = Instant::now() + self.config.retry_deadline;
+                self.ensure_connected(deadline).await?;
+                if let Some(conn) = &self.conn {
+                    return Ok(Incoming::Reconnected {
+                        server: conn.addr().to_string(),
+                        node: conn.welcome().node,
+                    });
+                }
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                continue;
+            };
+            let pushed = match conn.try_next_pushed() {
+                Some(pushed) => Some(pushed),
+                None => {
+                    // Nothing more waiting: a good moment to ack the batch.
+                    self.ack();
+                    let Some(conn) = self.conn.as_mut() else {
+                        continue;
+                    };
+                    conn.next_pushed().await
+                }
+            };
+            match pushed {
+                Some(pushed) => {
+                    if let Some(incoming) = self.accept(pushed) {
+                        if self.highest_useq >= self.acked_upto + self.config.ack_batch {
+                            self.ack();
+                        }
+                        return Ok(incoming);
+                    }
+                }
+                None => self.drop_connection("the connection closed"),
+            }
+        }
+    }
+
+    /// Applies dedup to one pushed line.
+    fn accept(&mut self, pushed: Pushed) -> Option<Incoming> {
+        match pushed {
+            Pushed::Message(message) => {
+                if message.useq <= self.highest_useq {
+                    self.duplicates_dropped += 1;
+                    self.observe(SessionEvent::DuplicateDropped(message));
+                    None
+                } else {
+                    self.highest_useq = message.useq;
+                    self.observe(SessionEvent::Received(message.clone()));
+                    Some(Incoming::Message(message))
+                }
+            }
+            Pushed::Presence { user, online } => Some(Incoming::Presence { user, online }),
+            Pushed::Error(error) => Some(Incoming::Notice(error)),
+        }
+    }
+
+    /// Sends one request, reconnecting and retrying (same request, same id) on retryable
+    /// failures until the deadline. Returns the reply and the number of attempts.
+    async fn call(
+        &mut self,
+        request: Request,
+        id: Option<String>,
+        target: Option<String>,
+    ) -> Result<(OkReply, u32), ClientError> {
+        let op = op_name(&request);
+        let deadline = Instant::now() + self.config.retry_deadline;
+        let mut attempts = 0u32;
+        loop {
+            let outcome = match self.ensure_connected(deadline).await {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    attempts += 1;
+                    let Some(conn) = self.conn.as_ref() else {
+                        continue;
+                    };
+                    let server = conn.addr().to_string();
+                    self.observe(SessionEvent::Attempt {
+                        op: op.clone(),
+                        id: id.clone(),
+                        target: target.clone(),
+                        attempt: attempts,
+                        server,
+                    });
+                    let Some(conn) = self.conn.as_ref() else {
+                        continue;
+                    };
+                    conn.request(request.clone(), self.config.request_timeout)
+                        .await
+                }
+            };
+            match outcome {
+                Ok(reply) => {
+                    self.observe(SessionEvent::Acked {
+                        op,
+                        id,
+                        target,
+                        reply: Box::new(reply.clone()),
+                        attempts,
+                    });
+                    return Ok((reply, attempts));
+                }
+                Err(error) if error.is_retryable() && Instant::now() < deadline => {
+                    self.after_failure(&error).await;
+                }
+                Err(error) => {
+                    self.observe(SessionEvent::Failed {
+                        op,
+                        id,
+                        target,
+                        error: error.to_string(),
+                    });
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Drops the connection after a retryable failure and remembers where the leader is.
+    async fn after_failure(&mut self, error: &ClientError) {
+        if let ClientError::Server(reply) = error {
+            if reply.code == ErrorCode::NotLeader {
+                if let Some(addr) = &reply.leader_addr {
+                    self.leader_hint = Some(addr.clone());
+                }
+            }
+            if reply.code == ErrorCode::Unavailable {
+                // The cluster is electing; give it a moment instead of hammering it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        self.drop_connection(&error.to_string());
+    }
+
+    fn drop_connection(&mut self, reason: &str) {
+        if let Some(mut conn) = self.conn.take() {
+            // Keep what already arrived on the old connection, and count it in `since`
+            // before logging in again.
+            while let Some(pushed) = conn.try_next_pushed() {
+                if let Some(incoming) = self.accept(pushed) {
+                    self.ready.push_back(incoming);
+                }
+            }
+            self.observe(SessionEvent::Disconnected {
+                server: conn.addr().to_string(),
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Servers to try, best first.
+    async fn candidates(&mut self) -> Vec<String> {
+        let mut out: Vec<String> = self.leader_hint.iter().cloned().collect();
+        let found = if self.config.servers.is_empty() {
+            match discovery::discover(
+                &self.config.cluster,
+                self.config.peer_port,
+                self.config.discovery_window,
+            )
+            .await
+            {
+                Ok(servers) => leader_first(&servers),
+                Err(e) => {
+                    tracing::debug!("discovery: {e}");
+                    Vec::new()
+                }
+            }
+        } else {
+            self.config.servers.clone()
+        };
+        for addr in found {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
+        out
+    }
+
+    /// Connected and logged in on the leader, or an error at the deadline.
+    async fn ensure_connected(&mut self, deadline: Instant) -> Result<(), ClientError> {
+        if self.conn.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
+        }
+        if self.conn.is_some() {
+            self.drop_connection("the connection closed");
+        }
+        let mut backoff = Duration::from_millis(50);
+        let mut tried: Vec<String> = Vec::new();
+        loop {
+            let mut queue: VecDeque<String> = self.candidates().await.into();
+            // Bounded so that two servers naming each other cannot loop forever.
+            let mut budget = queue.len() * 2 + 4;
+            while let Some(addr) = queue.pop_front() {
+                if budget == 0 || Instant::now() >= deadline {
+                    break;
+                }
+                budget -= 1;
+                if !tried.contains(&addr) {
+                    tried.push(addr.clone());
+                }
+                match self.try_server(&addr).await {
+                    Ok(()) => return Ok(()),
+                    Err(Redirect::To(leader)) => {
+                        if leader != addr {
+                            self.leader_hint = Some(leader.clone());
+                            queue.retain(|a| *a != leader);
+                            queue.push_front(leader);
+                        }
+                    }
+                    Err(Redirect::Fatal(error)) => return Err(error),
+                    Err(Redirect::Next) => {
+                        if self.leader_hint.as_deref() == Some(addr.as_str()) {
+                            self.leader_hint = None;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::NoServer(if tried.is_empty() {
+                    "no server found by discovery".into()
+                } else {
+                    tried.join(", ")
+                }));
+            }
+            tokio::time::sleep(backoff.min(deadline - Instant::now())).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Connects to `addr` and logs in there if it leads.
+    async fn try_server(&mut self, addr: &str) -> Result<(), Redirect> {
+        let timeout = self.config.request_timeout;
+        let conn = Connection::connect(addr, timeout)
+            .await
+            .map_err(|_| Redirect::Next)?;
+        let welcome = conn.welcome().clone();
+        if welcome.role != Role::Leader {
+            if let Some(leader) = welcome.leader_addr.filter(|l| l != addr) {
+                return Err(Redirect::To(leader));
+            }
+        }
+        let login = Request::Login {
+            user: self.config.user.clone(),
+            session: Some(self.token.clone()),
+            since: (self.highest_useq > 0).then_some(self.highest_useq),
+        };
+        match conn.request(login, timeout).await {
+            Ok(reply) => {
+                self.logins += 1;
+                self.conn = Some(conn);
+                self.observe(SessionEvent::Connected {
+                    server: addr.to_string(),
+                    node: welcome.node,
+                    mailbox: reply.mailbox.unwrap_or(0),
+                });
+                Ok(())
+            }
+            Err(ClientError::Server(reply)) => match reply.code {
+                ErrorCode::NotLeader => match reply.leader_addr {
+                    Some(leader) => Err(Redirect::To(leader)),
+                    None => Err(Redirect::Next),
+                },
+                ErrorCode::Unavailable => Err(Redirect::Next),
+                _ => Err(Redirect::Fatal(ClientError::Server(reply))),
+            },
+            Err(_) => Err(Redirect::Next),
+        }
+    }
+}
+
+/// What to do after trying one server.
+enum Redirect {
+    To(String),
+    Next,
+    Fatal(ClientError),
+}
+
+/// The wire name of a request's op.
+fn op_name(request: &Request) -> String {
+    serde_json::to_value(request)
+        .ok()
+        .and_then(|v| v.get("op").and_then(|op| op.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
