@@ -1,1 +1,712 @@
-//! (placeholder)
+//! What the history shows about the cluster: a fold of records into per-node state (alive,
+//! paused, epoch, role, believed leader, live view), the queries steps resolve their targets
+//! with, and the evaluation of `await`/`expect` conditions against the history. Pure: the
+//! runner polls [`evaluate`] with the history so far and the current time.
+
+use crate::history::{FaultAction, Record};
+use crate::scenario::{Condition, ExpectStep, Group, LeaderCondition, Observers, Target};
+use chat_node::events::Event;
+use chat_node::ids::{NodeId, Role};
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Node events reach the history through log streaming, a little after they happen; a
+/// condition is declared failed only this long after its deadline, so a late line still counts.
+pub const LOG_LAG_MS: u64 = 300;
+
+/// One node as the history shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeState {
+    pub id: NodeId,
+    /// Not killed or stopped.
+    pub alive: bool,
+    pub paused: bool,
+    pub epoch: u64,
+    pub role: Role,
+    /// The leader this node follows (itself when leading), with that leader's epoch.
+    pub leader: Option<(NodeId, u64)>,
+    /// The node's live view (itself included), as its last `view_changed` said.
+    pub view: BTreeSet<NodeId>,
+    /// Peers this node has declared down and not heard since.
+    pub down_peers: BTreeSet<NodeId>,
+    pub last_event_ts: Option<u64>,
+}
+
+impl NodeState {
+    fn new(id: NodeId) -> Self {
+        NodeState {
+            id,
+            alive: true,
+            paused: false,
+            epoch: 0,
+            role: Role::Follower,
+            leader: None,
+            view: BTreeSet::from([id]),
+            down_peers: BTreeSet::new(),
+            last_event_ts: None,
+        }
+    }
+
+    /// Alive and not frozen: able to act.
+    pub fn live(&self) -> bool {
+        self.alive && !self.paused
+    }
+
+    fn reset(&mut self) {
+        let id = self.id;
+        *self = NodeState {
+            alive: self.alive,
+            last_event_ts: self.last_event_ts,
+            ..NodeState::new(id)
+        };
+    }
+}
+
+/// Nodes saved by `as:` during a run.
+pub type Aliases = BTreeMap<String, Vec<NodeId>>;
+
+/// The cluster as the history shows it at some instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    nodes: BTreeMap<NodeId, NodeState>,
+    /// `(from, to)`: packets from `from` do not reach `to`.
+    blocked: BTreeSet<(NodeId, NodeId)>,
+    cluster_size: Option<usize>,
+    last_ts: u64,
+}
+
+impl Observed {
+    pub fn new() -> Self {
+        Observed::default()
+    }
+
+    /// Folds records (in the order given; pass them sorted by time).
+    pub fn from_records(records: &[Record]) -> Self {
+        let mut o = Observed::new();
+        for r in records {
+            o.apply(r);
+        }
+        o
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut NodeState {
+        self.nodes.entry(id).or_insert_with(|| NodeState::new(id))
+    }
+
+    /// Applies one record. Returns whether the cluster state changed (client and step
+    /// records never change it).
+    pub fn apply(&mut self, record: &Record) -> bool {
+        self.last_ts = self.last_ts.max(record.ts_ms());
+        match record {
+            Record::Node(ev) => {
+                let n = self.node_mut(ev.node);
+                n.last_event_ts = Some(ev.ts_ms);
+                n.epoch = ev.epoch;
+                n.role = ev.role;
+                match &ev.event {
+                    Event::Started { cluster_size, .. } => {
+                        n.alive = true;
+                        n.reset();
+                        n.epoch = ev.epoch;
+                        self.cluster_size = Some(*cluster_size);
+                    }
+                    Event::LeaderElected { leader, .. } => n.leader = Some((*leader, ev.epoch)),
+                    Event::RoleChanged { to, .. } => match to {
+                        Role::Leader => n.leader = Some((ev.node, ev.epoch)),
+                        Role::Candidate => n.leader = None,
+                        Role::Follower => {
+                            if n.leader.is_some_and(|(l, _)| l == ev.node) {
+                                n.leader = None;
+                            }
+                        }
+                    },
+                    Event::ViewChanged { members } => {
+                        n.view = members.iter().copied().collect();
+                        n.view.insert(ev.node);
+                    }
+                    Event::PeerDown { peer, .. } | Event::PeerLeft { peer } => {
+                        n.down_peers.insert(*peer);
+                        if n.leader.is_some_and(|(l, _)| l == *peer) {
+                            n.leader = None;
+                        }
+                    }
+                    Event::PeerBack { peer, .. } | Event::PeerDiscovered { peer, .. } => {
+                        n.down_peers.remove(peer);
+                    }
+                    Event::Stopping { .. } => n.alive = false,
+                    _ => {}
+                }
+                true
+            }
+            Record::Fault(f) => {
+                match f.action {
+                    FaultAction::Start => {
+                        for id in &f.nodes {
+                            self.node_mut(*id).alive = true;
+                        }
+                    }
+                    FaultAction::Kill | FaultAction::Stop => {
+                        for id in &f.nodes {
+                            let n = self.node_mut(*id);
+                            n.alive = false;
+                            n.paused = false;
+                        }
+                    }
+                    FaultAction::Pause => {
+                        for id in &f.nodes {
+                            self.node_mut(*id).paused = true;
+                        }
+                    }
+                    FaultAction::Resume => {
+                        for id in &f.nodes {
+                            self.node_mut(*id).paused = false;
+                        }
+                    }
+                    FaultAction::Restart => {
+                        for id in &f.nodes {
+                            let n = self.node_mut(*id);
+                            n.alive = true;
+                            n.paused = false;
+                            n.reset();
+                        }
+                    }
+                    FaultAction::Partition => {
+                        self.blocked.clear();
+                        for (i, a) in f.groups.iter().enumerate() {
+                            for (j, b) in f.groups.iter().enumerate() {
+                                if i != j {
+                                    for x in a {
+                                        for y in b {
+                                            self.blocked.insert((*x, *y));
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    FaultAction::Cut => {
+                        for x in &f.nodes {
+                            for y in &f.to {
+                                self.blocked.insert((*x, *y));
+                            }
+                        }
+                    }
+                    FaultAction::Isolate => {
+                        let all: Vec<NodeId> = self.nodes.keys().copied().collect();
+                        for x in &f.nodes {
+                            for y in &all {
+                                if x != y {
+                                    self.blocked.insert((*x, *y));
+                                    self.blocked.insert((*y, *x));
+                                }
+                            }
+                        }
+                    }
+                    FaultAction::Heal => self.blocked.clear(),
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeState> {
+        self.nodes.get(&id)
+    }
+
+    /// Every node seen so far (started or named in a fault), by id.
+    pub fn all_nodes(&self) -> Vec<NodeId> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Nodes alive and not paused, by id.
+    pub fn live_nodes(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.live())
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// `--cluster-size` as the nodes reported it, else the number of nodes seen.
+    pub fn cluster_size(&self) -> usize {
+        self.cluster_size.unwrap_or(self.nodes.len())
+    }
+
+    /// Whether packets from `from` reach `to` (partitions and cuts only, not crashes).
+    pub fn can_reach(&self, from: NodeId, to: NodeId) -> bool {
+        !self.blocked.contains(&(from, to))
+    }
+
+    /// Live nodes whose role is leader.
+    pub fn leaders(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.live() && n.role == Role::Leader)
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// Leaders that every live node in their view, reachable both ways, follows.
+    pub fn established_leaders(&self) -> Vec<NodeId> {
+        self.leaders()
+            .into_iter()
+            .filter(|&l| {
+                let Some(ln) = self.nodes.get(&l) else {
+                    return false;
+                };
+                ln.view.iter().all(|&m| {
+                    m == l
+                        || match self.nodes.get(&m) {
+                            Some(mn)
+                                if mn.live() && self.can_reach(l, m) && self.can_reach(m, l) =>
+                            {
+                                mn.leader.is_some_and(|(who, _)| who == l)
+                            }
+                            _ => true,
+                        }
+                })
+            })
+            .collect()
+    }
+
+    /// The leader now: the established leader with the highest epoch, else any live leader
+    /// with the highest epoch.
+    pub fn current_leader(&self) -> Option<NodeId> {
+        let pick = |ids: Vec<NodeId>| {
+            ids.into_iter()
+                .max_by_key(|id| (self.nodes.get(id).map(|n| n.epoch).unwrap_or(0), *id))
+        };
+        pick(self.established_leaders()).or_else(|| pick(self.leaders()))
+    }
+
+    /// Live nodes other than the current leader.
+    pub fn followers(&self) -> Vec<NodeId> {
+        let leader = self.current_leader();
+        self.live_nodes()
+            .into_iter()
+            .filter(|n| Some(*n) != leader)
+            .collect()
+    }
+
+    /// The next live node after `node` on the ring ordered by id (wrapping), if any other.
+    pub fn ring_successor(&self, node: NodeId) -> Option<NodeId> {
+        let live = self.live_nodes();
+        live.iter()
+            .copied()
+            .find(|&n| n > node)
+            .or_else(|| live.first().copied())
+            .filter(|&n| n != node)
+    }
+
+    /// A majority of the cluster size, containing the leader (if any), then the lowest ids.
+    pub fn majority(&self) -> Vec<NodeId> {
+        let all = self.all_nodes();
+        let size = (self.cluster_size() / 2 + 1).min(all.len());
+        let mut out: Vec<NodeId> = self.current_leader().into_iter().collect();
+        for n in all {
+            if out.len() >= size {
+                break;
+            }
+            if !out.contains(&n) {
+                out.push(n);
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Every node not in [`Observed::majority`].
+    pub fn minority(&self) -> Vec<NodeId> {
+        let maj = self.majority();
+        self.all_nodes()
+            .into_iter()
+            .filter(|n| !maj.contains(n))
+            .collect()
+    }
+
+    /// Whether every live node follows one leader, at one epoch, with a view of exactly the
+    /// live nodes.
+    pub fn converged(&self) -> Option<NodeId> {
+        let live = self.live_nodes();
+        let leaders = self.leaders();
+        let [leader] = leaders[..] else {
+            return None;
+        };
+        let epoch = self.nodes.get(&leader)?.epoch;
+        let live_set: BTreeSet<NodeId> = live.iter().copied().collect();
+        live.iter()
+            .all(|id| {
+                self.nodes
+                    .get(id)
+                    .is_some_and(|n| n.leader == Some((leader, epoch)) && n.view == live_set)
+            })
+            .then_some(leader)
+    }
+}
+
+/// Resolves a step's target to node ids, from the state observed now.
+pub fn resolve_target<R: Rng + ?Sized>(
+    target: &Target,
+    obs: &Observed,
+    aliases: &Aliases,
+    rng: &mut R,
+) -> Result<Vec<NodeId>, String> {
+    let leader = || {
+        obs.current_leader()
+            .ok_or_else(|| format!("`{target}`: no leader is known now"))
+    };
+    let out = match target {
+        Target::Leader => vec![leader()?],
+        Target::Followers => obs.followers(),
+        Target::RandomFollower => {
+            let f = obs.followers();
+            if f.is_empty() {
+                return Err("`random_follower`: there is no live follower".into());
+            }
+            vec![f[rng.gen_range(0..f.len())]]
+        }
+        Target::Node(n) => vec![NodeId(*n)],
+        Target::Majority => obs.majority(),
+        Target::Minority => obs.minority(),
+        Target::All => obs.all_nodes(),
+        Target::RingSuccessorOfLeader => {
+            let l = leader()?;
+            vec![obs
+                .ring_successor(l)
+                .ok_or("`ring_successor_of_leader`: the leader has no live successor")?]
+        }
+        Target::Alias(a) => aliases
+            .get(a)
+            .cloned()
+            .ok_or_else(|| format!("alias `{a}` was not saved (its step did not run)"))?,
+    };
+    if out.is_empty() {
+        return Err(format!("`{target}` names no node now"));
+    }
+    Ok(out)
+}
+
+/// Resolves partition groups; `rest` gets every node not named elsewhere. Groups must not
+/// overlap.
+pub fn resolve_groups<R: Rng + ?Sized>(
+    groups: &[Group],
+    obs: &Observed,
+    aliases: &Aliases,
+    rng: &mut R,
+) -> Result<Vec<Vec<NodeId>>, String> {
+    let mut out: Vec<Option<Vec<NodeId>>> = Vec::new();
+    let mut named = BTreeSet::new();
+    for g in groups {
+        match g {
+            Group::Rest => out.push(None),
+            Group::Targets(ts) => {
+                let mut ids = BTreeSet::new();
+                for t in ts {
+                    ids.extend(resolve_target(t, obs, aliases, rng)?);
+                }
+                for id in &ids {
+                    if !named.insert(*id) {
+                        return Err(format!("node {id} is in two partition groups"));
+                    }
+                }
+                out.push(Some(ids.into_iter().collect()));
+            }
+        }
+    }
+    let rest: Vec<NodeId> = obs
+        .all_nodes()
+        .into_iter()
+        .filter(|n| !named.contains(n))
+        .collect();
+    let groups: Vec<Vec<NodeId>> = out
+        .into_iter()
+        .map(|g| g.unwrap_or_else(|| rest.clone()))
+        .filter(|g| !g.is_empty())
+        .collect();
+    if groups.len() < 2 {
+        return Err("the partition leaves fewer than 2 non-empty groups".into());
+    }
+    Ok(groups)
+}
+
+/// A condition with its targets resolved to node ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Goal {
+    /// An established leader, in `is` if given, not in `not`.
+    Leader {
+        is: Option<Vec<NodeId>>,
+        not: Vec<NodeId>,
+    },
+    /// Each observer (all live nodes but the peers, when `None`) reports every peer down
+    /// (`peer_down`/`peer_left`, or a view without it) after the reference time.
+    Detected {
+        peers: Vec<NodeId>,
+        by: Option<Vec<NodeId>>,
+    },
+    /// Each node is live and follows a live leader whose view includes it.
+    Rejoined { nodes: Vec<NodeId> },
+    /// Each node is dead or no longer leader (a paused node has not stepped down).
+    SteppedDown { nodes: Vec<NodeId> },
+    /// None of these nodes wins an election during `duration_ms`.
+    NoLeader {
+        among: Vec<NodeId>,
+        duration_ms: u64,
+    },
+    /// One leader, one epoch, one view among all live nodes.
+    Converged,
+}
+
+/// What the runner passes to [`evaluate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expectation {
+    pub goal: Goal,
+    pub within_ms: u64,
+}
+
+/// Resolves a step's condition against the state observed when the step starts.
+pub fn resolve_expectation<R: Rng + ?Sized>(
+    step: &ExpectStep,
+    settings: &crate::scenario::ClusterSettings,
+    obs: &Observed,
+    aliases: &Aliases,
+    rng: &mut R,
+) -> Result<Expectation, String> {
+    let mut r = |t: &Target| resolve_target(t, obs, aliases, rng);
+    let goal = match &step.condition {
+        Condition::Leader(LeaderCondition::Any) => Goal::Leader {
+            is: None,
+            not: vec![],
+        },
+        Condition::Leader(LeaderCondition::Is(t)) => Goal::Leader {
+            is: Some(r(t)?),
+            not: vec![],
+        },
+        Condition::Leader(LeaderCondition::Not(t)) => Goal::Leader {
+            is: None,
+            not: r(t)?,
+        },
+        Condition::Detected { peer, by } => Goal::Detected {
+            peers: r(peer)?,
+            by: match by {
+                Observers::AllLive => None,
+                Observers::Nodes(t) => Some(r(t)?),
+            },
+        },
+        Condition::Rejoined { node } => Goal::Rejoined { nodes: r(node)? },
+        Condition::SteppedDown { node } => Goal::SteppedDown { nodes: r(node)? },
+        Condition::NoLeader { among, duration } => Goal::NoLeader {
+            among: r(among)?,
+            duration_ms: duration.as_millis() as u64,
+        },
+        Condition::Converged => Goal::Converged,
+    };
+    Ok(Expectation {
+        goal,
+        within_ms: step.within.resolve(settings).as_millis() as u64,
+    })
+}
+
+/// The state of a condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Evaluation {
+    /// Not met yet, and the deadline (plus [`LOG_LAG_MS`]) has not passed.
+    Pending,
+    /// Met `figure_ms` after the reference time, within the deadline.
+    Met { figure_ms: u64 },
+    /// Not met in time (`figure_ms` is set when it was met, but late), or violated.
+    Failed {
+        reason: String,
+        figure_ms: Option<u64>,
+    },
+}
+
+/// What happened after the reference time that a condition needs beyond the state.
+#[derive(Default)]
+struct SinceTracker {
+    /// (observer, peer) pairs reported down after the reference time.
+    reported_down: BTreeSet<(NodeId, NodeId)>,
+    /// (node, ts, epoch) of leadership wins after the reference time.
+    wins: Vec<(NodeId, u64, u64)>,
+}
+
+impl SinceTracker {
+    fn note(&mut self, record: &Record) {
+        if let Record::Node(ev) = record {
+            match &ev.event {
+                Event::PeerDown { peer, .. } | Event::PeerLeft { peer } => {
+                    self.reported_down.insert((ev.node, *peer));
+                }
+                Event::ViewChanged { members } => {
+                    // A view without the peer counts as having noticed it is gone.
+                    for p in 1..=64u64 {
+                        let p = NodeId(p);
+                        if p != ev.node && !members.contains(&p) {
+                            self.reported_down.insert((ev.node, p));
+                        }
+                    }
+                }
+                Event::LeaderElected { leader, .. } if *leader == ev.node => {
+                    self.wins.push((ev.node, ev.ts_ms, ev.epoch));
+                }
+                Event::RoleChanged {
+                    to: Role::Leader, ..
+                } => self.wins.push((ev.node, ev.ts_ms, ev.epoch)),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn goal_met(goal: &Goal, obs: &Observed, since: &SinceTracker) -> bool {
+    match goal {
+        Goal::Leader { is, not } => obs
+            .established_leaders()
+            .iter()
+            .any(|l| is.as_ref().map_or(true, |set| set.contains(l)) && !not.contains(l)),
+        Goal::Detected { peers, by } => {
+            let observers: Vec<NodeId> = match by {
+                Some(b) => b.clone(),
+                None => obs
+                    .live_nodes()
+                    .into_iter()
+                    .filter(|n| !peers.contains(n))
+                    .collect(),
+            };
+            observers.iter().all(|o| {
+                peers
+                    .iter()
+                    .all(|p| o == p || since.reported_down.contains(&(*o, *p)))
+            })
+        }
+        Goal::Rejoined { nodes } => nodes.iter().all(|n| {
+            let Some(ns) = obs.node(*n) else {
+                return false;
+            };
+            let Some((l, _)) = ns.leader else {
+                return false;
+            };
+            ns.live()
+                && obs
+                    .node(l)
+                    .is_some_and(|ls| ls.live() && ls.role == Role::Leader && ls.view.contains(n))
+        }),
+        Goal::SteppedDown { nodes } => nodes.iter().all(|n| {
+            obs.node(*n)
+                .map_or(true, |s| !s.alive || (!s.paused && s.role != Role::Leader))
+        }),
+        Goal::NoLeader { .. } => false,
+        Goal::Converged => obs.converged().is_some(),
+    }
+}
+
+/// Evaluates an expectation against the history: the state folded from records before
+/// `since_ts_ms` (the reference time: the runner uses the last fault before the step, or
+/// the step's start), then record by record until the condition holds.
+pub fn evaluate(
+    exp: &Expectation,
+    records: &[Record],
+    since_ts_ms: u64,
+    now_ts_ms: u64,
+) -> Evaluation {
+    let mut sorted: Vec<&Record> = records.iter().collect();
+    sorted.sort_by_key(|r| r.ts_ms());
+    let mut obs = Observed::new();
+    let mut since = SinceTracker::default();
+    let split = sorted.partition_point(|r| r.ts_ms() < since_ts_ms);
+    for r in &sorted[..split] {
+        obs.apply(r);
+    }
+    if let Goal::NoLeader { among, duration_ms } = &exp.goal {
+        let end = since_ts_ms + duration_ms;
+        for r in &sorted[split..] {
+            if r.ts_ms() > end {
+                break;
+            }
+            since.note(r);
+        }
+        if let Some((n, ts, epoch)) = since.wins.iter().find(|(n, _, _)| among.contains(n)) {
+            return Evaluation::Failed {
+                reason: format!(
+                    "node {n} became leader (epoch {epoch}) {} ms into the {} ms window",
+                    ts.saturating_sub(since_ts_ms),
+                    duration_ms
+                ),
+                figure_ms: Some(ts.saturating_sub(since_ts_ms)),
+            };
+        }
+        return if now_ts_ms >= end + LOG_LAG_MS {
+            Evaluation::Met {
+                figure_ms: *duration_ms,
+            }
+        } else {
+            Evaluation::Pending
+        };
+    }
+    let mut met_at = if goal_met(&exp.goal, &obs, &since) {
+        Some(since_ts_ms)
+    } else {
+        None
+    };
+    if met_at.is_none() {
+        for r in &sorted[split..] {
+            since.note(r);
+            if obs.apply(r) && goal_met(&exp.goal, &obs, &since) {
+                met_at = Some(r.ts_ms());
+                break;
+            }
+        }
+    }
+    match met_at {
+        Some(ts) => {
+            let figure_ms = ts.saturating_sub(since_ts_ms);
+            if figure_ms <= exp.within_ms {
+                Evaluation::Met { figure_ms }
+            } else {
+                Evaluation::Failed {
+                    reason: format!("met after {figure_ms} ms, deadline {} ms", exp.within_ms),
+                    figure_ms: Some(figure_ms),
+                }
+            }
+        }
+        None if now_ts_ms > since_ts_ms + exp.within_ms + LOG_LAG_MS => Evaluation::Failed {
+            reason: format!(
+                "not met within {} ms: {}",
+                exp.within_ms,
+                describe_state(&exp.goal, &obs)
+            ),
+            figure_ms: None,
+        },
+        None => Evaluation::Pending,
+    }
+}
+
+/// A short account of the state, for failure messages.
+pub fn describe_state(goal: &Goal, obs: &Observed) -> String {
+    let leaders = obs.leaders();
+    let mut s = format!(
+        "live nodes {:?}, leaders {:?}",
+        obs.live_nodes().iter().map(|n| n.0).collect::<Vec<_>>(),
+        leaders.iter().map(|n| n.0).collect::<Vec<_>>()
+    );
+    if let Goal::Detected { peers, .. } = goal {
+        s.push_str(&format!(
+            ", down peers reported: {}",
+            obs.live_nodes()
+                .iter()
+                .filter_map(|n| obs.node(*n))
+                .map(|n| format!(
+                    "{}:{:?}",
+                    n.id,
+                    n.down_peers
+                        .iter()
+                        .filter(|p| peers.contains(p))
+                        .map(|p| p.0)
+                        .collect::<Vec<_>>()
+                ))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    s
+}

@@ -1,1 +1,443 @@
-//! (placeholder)
+//! Scenarios: a YAML fault story parsed into a validated plan. Everything that can be wrong in
+//! a file (unknown keys, typos, bad durations, unknown targets, aliases used before `as:`
+//! defines them) is rejected here, before any container starts, with file:line:column.
+
+mod deadline;
+mod error;
+mod locate;
+mod raw;
+mod validate;
+
+pub use deadline::{Deadline, Quantity, Setting, Term};
+pub use error::ScenarioError;
+
+use crate::history::FaultAction;
+use std::path::Path;
+use std::time::Duration;
+
+/// A validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    /// The fault story in one line.
+    pub about: String,
+    /// Where it was read from (for messages).
+    pub file: String,
+    pub cluster: ClusterSettings,
+    pub workload: Workload,
+    pub steps: Vec<Step>,
+    /// The checkers to run after the steps, with any deadline overrides.
+    pub checks: Vec<CheckSpec>,
+    /// Self-tests: these checkers must FAIL (and all others pass) for the run to pass.
+    pub expect_failures: Vec<CheckName>,
+}
+
+/// How the cluster is started and configured.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterSettings {
+    /// Containers to start (node ids 1..=nodes).
+    pub nodes: usize,
+    /// Election algorithm passed to `--election` (`lcr`).
+    pub election: String,
+    pub heartbeat: Duration,
+    pub failure_timeout: Duration,
+    pub quorum: Quorum,
+    /// `--cluster-size` (defaults to `nodes`).
+    pub cluster_size: usize,
+    /// Extra flags appended to `chat-node serve`.
+    pub flags: Vec<String>,
+    pub start: StartMode,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            nodes: 5,
+            election: "lcr".to_string(),
+            heartbeat: Duration::from_millis(100),
+            failure_timeout: Duration::from_millis(500),
+            quorum: Quorum::Majority,
+            cluster_size: 5,
+            flags: Vec::new(),
+            start: StartMode::Staggered,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quorum {
+    Majority,
+    /// Split-brain reproduction only.
+    None,
+}
+
+impl Quorum {
+    /// The value for `--quorum`.
+    pub fn as_flag(self) -> &'static str {
+        match self {
+            Quorum::Majority => "majority",
+            Quorum::None => "none",
+        }
+    }
+}
+
+/// How the containers are started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartMode {
+    /// One after another, each after the previous one is running (the usual case).
+    Staggered,
+    /// All at once, so several nodes may form clusters and lead at the same moment.
+    Simultaneous,
+}
+
+/// The simulated chat users that run through the whole scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workload {
+    /// Number of users; they are named `u1` … `uN` (see [`Workload::user_names`]).
+    pub users: usize,
+    /// Rooms every user joins at the start.
+    pub rooms: Vec<String>,
+    /// Messages per second across all users (0 = only explicit `send` steps).
+    pub rate_per_s: f64,
+    /// Relative weights of private messages and room posts.
+    pub private_weight: f64,
+    pub room_weight: f64,
+    /// At the end: how long to wait, all users online again, for deliveries to arrive.
+    pub drain: Duration,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            users: 0,
+            rooms: Vec::new(),
+            rate_per_s: 0.0,
+            private_weight: 1.0,
+            room_weight: 1.0,
+            drain: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Workload {
+    /// The user names the workload uses, in order.
+    pub fn user_names(&self) -> Vec<String> {
+        (1..=self.users).map(|i| format!("u{i}")).collect()
+    }
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// 0-based position in `steps`.
+    pub index: usize,
+    /// 1-based line of the step in the file (for messages).
+    pub line: usize,
+    pub kind: StepKind,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepKind {
+    /// Wait for a condition; if it is not met within the deadline the run stops here.
+    Await(ExpectStep),
+    /// Check a condition; if it is not met within the deadline the step fails and the run goes on.
+    Expect(ExpectStep),
+    /// kill, stop, pause, resume, restart or isolate the target's nodes.
+    Fault {
+        action: FaultAction,
+        target: Target,
+        /// Save the resolved nodes under this name for later steps.
+        alias: Option<String>,
+    },
+    /// Cut the network into groups that cannot reach each other.
+    Partition {
+        groups: Vec<Group>,
+    },
+    /// One-way: packets from `from` do not reach `to`.
+    Cut {
+        from: Target,
+        to: Target,
+    },
+    /// Remove every partition, cut and isolation.
+    Heal,
+    Sleep(Duration),
+    /// A workload user disconnects (messages to it go to its mailbox).
+    Offline {
+        user: String,
+    },
+    /// The user logs in again (and receives its mailbox).
+    Online {
+        user: String,
+    },
+    /// `count` explicit messages from a user to a user or a room.
+    Send {
+        from: String,
+        to: SendTarget,
+        count: usize,
+    },
+}
+
+impl StepKind {
+    /// The step's key as written in YAML.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            StepKind::Await(_) => "await",
+            StepKind::Expect(_) => "expect",
+            StepKind::Fault { action, .. } => action.keyword(),
+            StepKind::Partition { .. } => "partition",
+            StepKind::Cut { .. } => "cut",
+            StepKind::Heal => "heal",
+            StepKind::Sleep(_) => "sleep",
+            StepKind::Offline { .. } => "offline",
+            StepKind::Online { .. } => "online",
+            StepKind::Send { .. } => "send",
+        }
+    }
+}
+
+/// Where a `send` step's messages go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendTarget {
+    User(String),
+    Room(String),
+}
+
+/// A set of nodes named in a step, resolved from the observed state when the step runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Leader,
+    Followers,
+    RandomFollower,
+    /// `{node: n}`: node id n (1-based index).
+    Node(u64),
+    /// A majority of `cluster_size` that contains the leader.
+    Majority,
+    /// The complement of `Majority`.
+    Minority,
+    All,
+    RingSuccessorOfLeader,
+    /// Nodes saved by an earlier step's `as:`.
+    Alias(String),
+}
+
+impl Target {
+    /// Keywords a target word may be (anything else must be a defined alias).
+    pub const KEYWORDS: &'static [&'static str] = &[
+        "leader",
+        "followers",
+        "random_follower",
+        "majority",
+        "minority",
+        "all",
+        "ring_successor_of_leader",
+    ];
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Leader => f.write_str("leader"),
+            Target::Followers => f.write_str("followers"),
+            Target::RandomFollower => f.write_str("random_follower"),
+            Target::Node(n) => write!(f, "node {n}"),
+            Target::Majority => f.write_str("majority"),
+            Target::Minority => f.write_str("minority"),
+            Target::All => f.write_str("all"),
+            Target::RingSuccessorOfLeader => f.write_str("ring_successor_of_leader"),
+            Target::Alias(a) => f.write_str(a),
+        }
+    }
+}
+
+/// A partition group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Group {
+    /// Every node not named in another group.
+    Rest,
+    Targets(Vec<Target>),
+}
+
+/// The body of `await` / `expect`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectStep {
+    pub condition: Condition,
+    /// From the file, or the checker default for this condition (see `defaults`).
+    pub within: Deadline,
+}
+
+/// A condition on the observed cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Condition {
+    Leader(LeaderCondition),
+    /// Every observer reports the peer(s) down.
+    Detected {
+        peer: Target,
+        by: Observers,
+    },
+    /// The node is back: alive, following a leader that counts it in its view.
+    Rejoined {
+        node: Target,
+    },
+    /// The node(s) no longer act as leader.
+    SteppedDown {
+        node: Target,
+    },
+    /// None of these nodes becomes leader for the whole duration.
+    NoLeader {
+        among: Target,
+        duration: Duration,
+    },
+    /// One leader and one view among all live nodes.
+    Converged,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaderCondition {
+    Any,
+    Is(Target),
+    Not(Target),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observers {
+    AllLive,
+    Nodes(Target),
+}
+
+/// A post-run checker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CheckName {
+    Election,
+    Detection,
+    Delivery,
+    Convergence,
+}
+
+impl CheckName {
+    pub const ALL: [CheckName; 4] = [
+        CheckName::Election,
+        CheckName::Detection,
+        CheckName::Delivery,
+        CheckName::Convergence,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckName::Election => "election",
+            CheckName::Detection => "detection",
+            CheckName::Delivery => "delivery",
+            CheckName::Convergence => "convergence",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<CheckName> {
+        CheckName::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+}
+
+/// A checker to run, with an optional deadline override.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckSpec {
+    pub name: CheckName,
+    pub within: Option<Deadline>,
+}
+
+/// Default deadlines, derived from the cluster's own settings.
+pub mod defaults {
+    use super::ClusterSettings;
+    use std::time::Duration;
+
+    /// One ring hop of the LCR token: a datagram plus the node's processing tick, generously.
+    pub const HOP_MS: u64 = 20;
+    /// A restarted container needs time to start its process before it can say anything.
+    pub const STARTUP_MS: u64 = 1000;
+
+    /// Failure detection: the failure timeout, plus up to one heartbeat before the last one
+    /// was missed and one more for the detector's tick to notice.
+    pub fn detection(c: &ClusterSettings) -> Duration {
+        c.failure_timeout + 2 * c.heartbeat
+    }
+
+    /// Election allowance: an LCR token goes round a ring of n nodes (n hops), the elected
+    /// announcement goes round again (n hops), a promise round trip (2 hops), plus two
+    /// heartbeats for a candidate that starts its round a little late.
+    pub fn election_allowance(c: &ClusterSettings) -> Duration {
+        let hops = 2 * c.cluster_size as u64 + 2;
+        Duration::from_millis(hops * HOP_MS) + 2 * c.heartbeat
+    }
+
+    /// Failover: detection, then an election.
+    pub fn failover(c: &ClusterSettings) -> Duration {
+        detection(c) + election_allowance(c)
+    }
+
+    /// Convergence after a heal or restart: nodes must hear each other again (a heartbeat),
+    /// a stale leader must notice and step down (up to a failure timeout), then one election,
+    /// plus container start-up time after a restart.
+    pub fn convergence(c: &ClusterSettings) -> Duration {
+        failover(c) + c.failure_timeout + Duration::from_millis(STARTUP_MS)
+    }
+}
+
+impl Scenario {
+    /// Parses and validates a scenario held in memory; `file_name` is used in messages.
+    pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
+        validate::parse(text, file_name)
+    }
+
+    /// The deadline a checker uses: the scenario's override, or the default from the settings.
+    pub fn check_deadline(&self, name: CheckName) -> Deadline {
+        if let Some(d) = self
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.within.clone())
+        {
+            return d;
+        }
+        let c = &self.cluster;
+        Deadline::fixed(match name {
+            CheckName::Election => defaults::failover(c),
+            CheckName::Detection => defaults::detection(c),
+            CheckName::Delivery => c.failure_timeout,
+            CheckName::Convergence => defaults::convergence(c),
+        })
+    }
+
+    /// Whether the scenario asked for this checker.
+    pub fn runs_check(&self, name: CheckName) -> bool {
+        self.checks.iter().any(|c| c.name == name)
+    }
+}
+
+/// Parses a scenario held in memory.
+pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
+    Scenario::parse(text, file_name)
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: file.clone(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, &file)
+}
+
+/// The `.yaml`/`.yml` files of a directory, sorted by name (for `harness run scenarios/`).
+pub fn files_in(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("yaml") | Some("yml")
+            )
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
