@@ -32,6 +32,8 @@ pub struct Peer {
     pub client_addr: String,
     pub last_heard: Millis,
     pub state: PeerState,
+    /// The leader the peer last said it follows, with the peer's epoch then.
+    pub leader_claim: Option<(NodeId, u64)>,
 }
 
 /// What hearing from a peer changed.
@@ -65,6 +67,7 @@ impl Membership {
                         client_addr: String::new(),
                         last_heard: now,
                         state: PeerState::Alive,
+                        leader_claim: None,
                     },
                 );
                 Heard::Discovered
@@ -95,6 +98,17 @@ impl Membership {
                 p.client_addr = client_addr.to_string();
             }
         }
+    }
+
+    /// Whether a live peer says it follows a leader of at least `epoch` that is itself live
+    /// in our view: then that leader is fine and we only have not heard it yet.
+    pub fn live_leader_claimed(&self, me: NodeId, epoch: u64) -> bool {
+        self.peers.values().any(|p| {
+            p.state.in_view()
+                && p.leader_claim.is_some_and(|(l, e)| {
+                    e >= epoch && l != me && self.get(l).is_some_and(|lp| lp.state.in_view())
+                })
+        })
     }
 
     /// Marks a peer as gone after its graceful leave; returns whether it was in the view.

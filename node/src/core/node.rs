@@ -408,6 +408,11 @@ impl Node {
         if self.members.view(self.cfg.id).len() < self.quorum {
             return;
         }
+        // A live member follows a live leader we have not heard yet (a healed partition, a
+        // one-off loss): wait for it rather than disrupt a working cluster.
+        if self.members.live_leader_claimed(self.cfg.id, self.epoch) {
+            return;
+        }
         self.start_election(trigger);
     }
 
@@ -635,6 +640,9 @@ impl Node {
 
     fn on_beacon(&mut self, from: NodeId, b: Beacon) {
         self.members.set_client_addr(from, &b.client_addr);
+        if let Some(p) = self.members.get_mut(from) {
+            p.leader_claim = b.leader.map(|l| (l, b.epoch));
+        }
         if b.epoch > self.epoch {
             self.adopt_epoch(b.epoch);
         }

@@ -1,1 +1,571 @@
-//! Deterministic, seeded simulator of a cluster of [`crate::core::Node`]s (placeholder).
+//! A deterministic, seeded simulator of a cluster of [`crate::core::Node`]s: virtual time,
+//! one PRNG, a network that delays, drops, duplicates and reorders datagrams, symmetric and
+//! one-way partitions, crashes (volatile state lost, persisted records kept), restarts and
+//! pauses; simulated chat clients; and a checker that tests the safety properties after every
+//! step. The same seed always replays the same run.
+
+pub mod checker;
+pub mod client;
+pub mod workload;
+
+use crate::core::rng::SplitMix64;
+use crate::core::{Config, Input, Millis, Node, Output, Persist, Restored, TICK_MS};
+use crate::events::EventRecord;
+use crate::ids::{ConnId, NodeId, Role};
+use crate::settings::{ElectionKind, QuorumMode};
+use checker::Checker;
+use client::SimClient;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// Settings of one simulated cluster.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub nodes: usize,
+    pub clients: usize,
+    pub heartbeat_ms: Millis,
+    pub failure_timeout_ms: Millis,
+    pub quorum: QuorumMode,
+    /// Probability that a datagram is lost.
+    pub drop: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Per-datagram delay range in ms (different delays reorder datagrams).
+    pub delay: (Millis, Millis),
+    /// Messages each client sends in total.
+    pub messages_per_client: u64,
+    /// Keep every event (for debugging a seed).
+    pub record_events: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            nodes: 3,
+            clients: 0,
+            heartbeat_ms: 100,
+            failure_timeout_ms: 500,
+            quorum: QuorumMode::Majority,
+            drop: 0.0,
+            duplicate: 0.0,
+            delay: (1, 5),
+            messages_per_client: 0,
+            record_events: false,
+        }
+    }
+}
+
+/// Something in flight.
+#[derive(Clone, Debug)]
+enum Packet {
+    Datagram {
+        from: usize,
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    /// Client traffic rides a reliable, ordered channel (TCP); partitions between servers do
+    /// not cut it (the clients sit beside the cluster, as the harness's do).
+    ToNode { to: usize, input: Input },
+    ToClient {
+        client: usize,
+        conn: ConnId,
+        line: Option<String>,
+    },
+}
+
+struct SimNode {
+    addr: String,
+    client_addr: String,
+    node: Option<Node>,
+    disk: Vec<Persist>,
+    paused: bool,
+    buffered: Vec<Packet>,
+    boots: u64,
+}
+
+/// The simulated world.
+pub struct Sim {
+    pub cfg: SimConfig,
+    pub seed: u64,
+    pub now: Millis,
+    rng: SplitMix64,
+    nodes: Vec<SimNode>,
+    queue: BinaryHeap<Reverse<(Millis, u64, usize)>>,
+    packets: BTreeMap<usize, Packet>,
+    next_packet: usize,
+    seq: u64,
+    /// (from, to) pairs whose datagrams are cut.
+    blocked: BTreeSet<(usize, usize)>,
+    pub clients: Vec<SimClient>,
+    /// conn -> (client, node)
+    conns: BTreeMap<ConnId, (usize, usize)>,
+    next_conn: u64,
+    pub checker: Checker,
+    pub events: Vec<(usize, EventRecord)>,
+}
+
+/// The id of simulated node `i` (ids are not dense, to keep the ring honest).
+pub fn node_id(i: usize) -> NodeId {
+    NodeId(10 + 7 * i as u64)
+}
+
+impl Sim {
+    pub fn new(cfg: SimConfig, seed: u64) -> Sim {
+        let mut sim = Sim {
+            seed,
+            now: 0,
+            rng: SplitMix64::new(seed),
+            nodes: Vec::new(),
+            queue: BinaryHeap::new(),
+            packets: BTreeMap::new(),
+            next_packet: 0,
+            seq: 0,
+            blocked: BTreeSet::new(),
+            clients: Vec::new(),
+            conns: BTreeMap::new(),
+            next_conn: 1,
+            checker: Checker::new(cfg.nodes),
+            events: Vec::new(),
+            cfg,
+        };
+        for i in 0..sim.cfg.nodes {
+            sim.nodes.push(SimNode {
+                addr: format!("10.0.0.{}:7400", i + 1),
+                client_addr: format!("10.0.0.{}:7070", i + 1),
+                node: None,
+                disk: Vec::new(),
+                paused: false,
+                buffered: Vec::new(),
+                boots: 0,
+            });
+            sim.boot(i);
+        }
+        for c in 0..sim.cfg.clients {
+            let client_seed = sim.rng.next_u64();
+            sim.clients.push(SimClient::new(
+                c,
+                sim.cfg.clients,
+                sim.cfg.messages_per_client,
+                client_seed,
+            ));
+        }
+        sim
+    }
+
+    fn node_config(&mut self, i: usize) -> Config {
+        Config {
+            id: node_id(i),
+            cluster: "sim".to_string(),
+            cluster_size: self.cfg.nodes,
+            heartbeat_ms: self.cfg.heartbeat_ms,
+            failure_timeout_ms: self.cfg.failure_timeout_ms,
+            election: ElectionKind::Lcr,
+            quorum: self.cfg.quorum,
+            client_addr: self.nodes[i].client_addr.clone(),
+            seed: self.seed ^ (self.nodes[i].boots << 32) ^ i as u64,
+        }
+    }
+
+    fn boot(&mut self, i: usize) {
+        let cfg = self.node_config(i);
+        let restored = Restored::replay(&self.nodes[i].disk);
+        self.nodes[i].node = Some(Node::new(cfg, restored, self.now));
+        self.nodes[i].boots += 1;
+        self.checker.node_restarted(i);
+    }
+
+    // ----- faults --------------------------------------------------------------------
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn node(&self, i: usize) -> Option<&Node> {
+        self.nodes[i].node.as_ref()
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].node.is_some()
+    }
+
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.nodes[i].paused
+    }
+
+    /// SIGKILL: volatile state is gone, persisted records stay.
+    pub fn crash(&mut self, i: usize) {
+        if self.nodes[i].node.take().is_none() {
+            return;
+        }
+        self.nodes[i].paused = false;
+        self.nodes[i].buffered.clear();
+        let dropped: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, (_, n))| *n == i)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in dropped {
+            if let Some((client, _)) = self.conns.remove(&conn) {
+                self.enqueue(
+                    1,
+                    Packet::ToClient {
+                        client,
+                        conn,
+                        line: None,
+                    },
+                );
+            }
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].node.is_none() {
+            self.boot(i);
+        }
+    }
+
+    /// SIGTERM: the node announces its leave and stops.
+    pub fn shutdown(&mut self, i: usize) {
+        self.input(i, Input::Shutdown);
+    }
+
+    /// The zombie: no ticks, datagrams buffered until [`Sim::resume`].
+    pub fn pause(&mut self, i: usize) {
+        if self.nodes[i].node.is_some() {
+            self.nodes[i].paused = true;
+        }
+    }
+
+    pub fn resume(&mut self, i: usize) {
+        if !self.nodes[i].paused {
+            return;
+        }
+        self.nodes[i].paused = false;
+        for p in std::mem::take(&mut self.nodes[i].buffered) {
+            self.deliver(p);
+        }
+    }
+
+    /// Cuts every link between different groups (nodes in no group are cut from all).
+    pub fn partition(&mut self, groups: &[Vec<usize>]) {
+        let group_of = |n: usize| groups.iter().position(|g| g.contains(&n));
+        for a in 0..self.nodes.len() {
+            for b in 0..self.nodes.len() {
+                if a != b && (group_of(a).is_none() || group_of(a) != group_of(b)) {
+                    self.blocked.insert((a, b));
+                }
+            }
+        }
+    }
+
+    /// One-way cut: datagrams from `from` no longer reach `to`.
+    pub fn cut(&mut self, from: usize, to: usize) {
+        self.blocked.insert((from, to));
+    }
+
+    pub fn heal(&mut self) {
+        self.blocked.clear();
+    }
+
+    pub fn set_loss(&mut self, drop: f64, duplicate: f64) {
+        self.cfg.drop = drop;
+        self.cfg.duplicate = duplicate;
+    }
+
+    // ----- observation ---------------------------------------------------------------
+
+    /// Nodes that are up, not paused, and think they lead.
+    pub fn leaders(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|i| {
+                !self.nodes[*i].paused
+                    && self.nodes[*i]
+                        .node
+                        .as_ref()
+                        .is_some_and(|n| n.role() == Role::Leader)
+            })
+            .collect()
+    }
+
+    /// The one leader every running node agrees on, if there is one.
+    pub fn agreed_leader(&self) -> Option<usize> {
+        let leaders = self.leaders();
+        let [l] = leaders[..] else {
+            return None;
+        };
+        let lead = self.nodes[l].node.as_ref()?;
+        let all_agree = self
+            .nodes
+            .iter()
+            .filter(|n| !n.paused)
+            .filter_map(|n| n.node.as_ref())
+            .all(|n| n.leader() == Some(lead.id()) && n.epoch() == lead.epoch());
+        all_agree.then_some(l)
+    }
+
+    pub fn index_of(&self, id: NodeId) -> Option<usize> {
+        (0..self.nodes.len()).find(|i| node_id(*i) == id)
+    }
+
+    fn index_of_client_addr(&self, addr: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| n.client_addr == addr)
+    }
+
+    // ----- the clock -----------------------------------------------------------------
+
+    /// Runs until `until` (virtual ms).
+    pub fn run_until(&mut self, until: Millis) {
+        while self.now < until {
+            let next_tick = (self.now / TICK_MS + 1) * TICK_MS;
+            while let Some(Reverse((at, _, _))) = self.queue.peek() {
+                if *at > next_tick {
+                    break;
+                }
+                let Some(Reverse((at, _, id))) = self.queue.pop() else {
+                    break;
+                };
+                self.now = self.now.max(at);
+                if let Some(p) = self.packets.remove(&id) {
+                    self.deliver(p);
+                }
+            }
+            self.now = next_tick;
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].paused && self.nodes[i].node.is_some() {
+                    self.input(i, Input::Tick);
+                }
+            }
+            self.step_clients();
+            self.check_nodes();
+        }
+    }
+
+    pub fn run_for(&mut self, ms: Millis) {
+        let until = self.now + ms;
+        self.run_until(until);
+    }
+
+    /// Runs until `cond` holds (checked every tick) or `timeout` passes; returns when it held.
+    pub fn run_until_cond(
+        &mut self,
+        timeout: Millis,
+        mut cond: impl FnMut(&Sim) -> bool,
+    ) -> Option<Millis> {
+        let until = self.now + timeout;
+        while self.now < until {
+            if cond(self) {
+                return Some(self.now);
+            }
+            let next = self.now + TICK_MS;
+            self.run_until(next);
+        }
+        cond(self).then_some(self.now)
+    }
+
+    fn check_nodes(&mut self) {
+        let view: Vec<Option<&Node>> = self.nodes.iter().map(|n| n.node.as_ref()).collect();
+        self.checker.check_nodes(self.now, &view);
+    }
+
+    // ----- plumbing ------------------------------------------------------------------
+
+    fn enqueue(&mut self, delay: Millis, p: Packet) {
+        let id = self.next_packet;
+        self.next_packet += 1;
+        self.seq += 1;
+        self.packets.insert(id, p);
+        self.queue.push(Reverse((self.now + delay, self.seq, id)));
+    }
+
+    fn send_datagram(&mut self, from: usize, to: usize, bytes: &[u8]) {
+        if self.blocked.contains(&(from, to)) || self.rng.chance(self.cfg.drop) {
+            return;
+        }
+        let copies = if self.rng.chance(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.rng.range(self.cfg.delay.0, self.cfg.delay.1);
+            self.enqueue(
+                delay,
+                Packet::Datagram {
+                    from,
+                    to,
+                    bytes: bytes.to_vec(),
+                },
+            );
+        }
+    }
+
+    fn deliver(&mut self, p: Packet) {
+        match p {
+            Packet::Datagram { from, to, bytes } => {
+                if self.blocked.contains(&(from, to)) || self.nodes[to].node.is_none() {
+                    return;
+                }
+                if self.nodes[to].paused {
+                    self.nodes[to]
+                        .buffered
+                        .push(Packet::Datagram { from, to, bytes });
+                    return;
+                }
+                let from_addr = self.nodes[from].addr.clone();
+                self.input(
+                    to,
+                    Input::Datagram {
+                        from: from_addr,
+                        bytes,
+                    },
+                );
+            }
+            Packet::ToNode { to, input } => {
+                if self.nodes[to].node.is_none() {
+                    return;
+                }
+                if self.nodes[to].paused {
+                    self.nodes[to].buffered.push(Packet::ToNode { to, input });
+                    return;
+                }
+                self.input(to, input);
+            }
+            Packet::ToClient { client, conn, line } => self.client_receive(client, conn, line),
+        }
+    }
+
+    /// Feeds an input to node `i` and carries out its outputs.
+    pub fn input(&mut self, i: usize, input: Input) {
+        let now = self.now;
+        let Some(node) = self.nodes[i].node.as_mut() else {
+            return;
+        };
+        let outputs = node.handle(now, input);
+        for o in outputs {
+            match o {
+                Output::Broadcast { bytes } | Output::Multicast { bytes } => {
+                    // Every reachable node gets it, the sender included (loopback).
+                    for to in 0..self.nodes.len() {
+                        self.send_datagram(i, to, &bytes);
+                    }
+                }
+                Output::Send { addr, bytes, .. } => {
+                    if let Some(to) = self.nodes.iter().position(|n| n.addr == addr) {
+                        self.send_datagram(i, to, &bytes);
+                    }
+                }
+                Output::ToClient { conn, line } => {
+                    if let Some((client, _)) = self.conns.get(&conn).copied() {
+                        self.enqueue(
+                            1,
+                            Packet::ToClient {
+                                client,
+                                conn,
+                                line: Some(line),
+                            },
+                        );
+                    }
+                }
+                Output::CloseClient { conn } => {
+                    if let Some((client, _)) = self.conns.remove(&conn) {
+                        self.enqueue(
+                            1,
+                            Packet::ToClient {
+                                client,
+                                conn,
+                                line: None,
+                            },
+                        );
+                    }
+                }
+                Output::Event(rec) => {
+                    self.checker.on_event(now, i, &rec);
+                    if self.cfg.record_events {
+                        self.events.push((i, rec));
+                    }
+                }
+                Output::Persist(p) => self.nodes[i].disk.push(p),
+            }
+        }
+    }
+
+    // ----- clients -------------------------------------------------------------------
+
+    fn step_clients(&mut self) {
+        for c in 0..self.clients.len() {
+            let live: Vec<usize> = (0..self.nodes.len())
+                .filter(|i| self.nodes[*i].node.is_some())
+                .collect();
+            let actions = self.clients[c].tick(self.now, &live, &self.checker);
+            self.client_actions(c, actions);
+        }
+    }
+
+    fn client_receive(&mut self, c: usize, conn: ConnId, line: Option<String>) {
+        // Record what the leader applied before its reply is checked against the record.
+        self.check_nodes();
+        let actions = self.clients[c].receive(self.now, conn, line, &mut self.checker);
+        self.client_actions(c, actions);
+    }
+
+    fn client_actions(&mut self, c: usize, actions: Vec<client::ClientAction>) {
+        for a in actions {
+            match a {
+                client::ClientAction::Connect { node } => {
+                    let conn = ConnId(self.next_conn);
+                    self.next_conn += 1;
+                    self.clients[c].connected(conn, node);
+                    if self.nodes[node].node.is_none() {
+                        // Connection refused.
+                        self.enqueue(
+                            1,
+                            Packet::ToClient {
+                                client: c,
+                                conn,
+                                line: None,
+                            },
+                        );
+                        continue;
+                    }
+                    self.conns.insert(conn, (c, node));
+                    let peer = format!("client-{c}");
+                    self.enqueue(
+                        1,
+                        Packet::ToNode {
+                            to: node,
+                            input: Input::ClientConnected { conn, peer },
+                        },
+                    );
+                }
+                client::ClientAction::ConnectAddr { addr } => {
+                    if let Some(node) = self.index_of_client_addr(&addr) {
+                        self.client_actions(c, vec![client::ClientAction::Connect { node }]);
+                    }
+                }
+                client::ClientAction::Line { conn, line } => {
+                    if let Some((_, node)) = self.conns.get(&conn).copied() {
+                        self.enqueue(
+                            1,
+                            Packet::ToNode {
+                                to: node,
+                                input: Input::ClientLine { conn, line },
+                            },
+                        );
+                    }
+                }
+                client::ClientAction::Disconnect { conn } => {
+                    if let Some((_, node)) = self.conns.remove(&conn) {
+                        self.enqueue(
+                            1,
+                            Packet::ToNode {
+                                to: node,
+                                input: Input::ClientDisconnected { conn },
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
