@@ -1,0 +1,260 @@
+//! Every file in scenarios/ parses and validates, so a broken scenario fails `cargo test`;
+//! and every kind of scenario error is rejected with file, line, column and the key.
+
+use harness::scenario::{self, CheckName, Condition, Quorum, StartMode, StepKind};
+use std::path::Path;
+use std::time::Duration;
+
+fn scenarios_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+}
+
+#[test]
+fn every_scenario_in_the_suite_is_valid() {
+    let files = scenario::files_in(&scenarios_dir()).expect("scenarios/ is readable");
+    assert!(files.len() >= 11, "the suite has {} files", files.len());
+    let mut names = std::collections::BTreeSet::new();
+    for f in &files {
+        let s = scenario::load(f).unwrap_or_else(|e| panic!("{e}"));
+        let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        assert_eq!(
+            s.name,
+            stem,
+            "{}: name must match the file name",
+            f.display()
+        );
+        assert!(
+            s.about.len() > 40,
+            "{}: `about` should tell the fault story",
+            f.display()
+        );
+        assert!(names.insert(s.name.clone()), "duplicate name {}", s.name);
+        assert_eq!(
+            s.cluster.heartbeat,
+            Duration::from_millis(100),
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            s.cluster.failure_timeout,
+            Duration::from_millis(500),
+            "{}",
+            s.name
+        );
+    }
+    for required in [
+        "leader-crash",
+        "follower-crash",
+        "leader-pause",
+        "partition-leader-minority",
+        "partition-majority-minority",
+        "one-way-cut",
+        "restart-rejoin",
+        "rolling-restart",
+        "offline-delivery",
+        "concurrent-start",
+        "split-brain-selftest",
+    ] {
+        assert!(
+            names.contains(required),
+            "scenarios/{required}.yaml is missing"
+        );
+    }
+}
+
+#[test]
+fn the_self_test_expects_the_election_checker_to_fail() {
+    let s = scenario::load(&scenarios_dir().join("split-brain-selftest.yaml")).unwrap();
+    assert_eq!(s.cluster.quorum, Quorum::None);
+    assert_eq!(s.expect_failures, vec![CheckName::Election]);
+    let c = scenario::load(&scenarios_dir().join("concurrent-start.yaml")).unwrap();
+    assert_eq!(c.cluster.start, StartMode::Simultaneous);
+}
+
+#[test]
+fn the_design_sketch_parses_with_deadlines_in_cluster_terms() {
+    let text = r#"
+name: leader-crash
+about: The leader dies; the followers notice, elect a new one, and no acknowledged message is lost.
+cluster: {nodes: 5, election: lcr, heartbeat: 100ms, failure_timeout: 500ms}
+workload: {users: 6, rooms: [general], rate: 50/s}
+steps:
+  - await: {leader: any, within: 5s}
+  - kill: {target: leader, as: old_leader}
+  - expect: {detected: {peer: old_leader, by: all_live, within: failure_timeout + 2 * heartbeat}}
+  - expect: {leader: {not: old_leader, within: 2s}}
+  - restart: {target: old_leader}
+  - expect: {rejoined: {node: old_leader, within: 5s}}
+checks: [single_leader_per_epoch, delivery]
+"#;
+    let s = scenario::parse(text, "sketch.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.steps.len(), 6);
+    assert_eq!(s.workload.rate_per_s, 50.0);
+    let StepKind::Expect(e) = &s.steps[2].kind else {
+        panic!("step 3 is an expect")
+    };
+    assert!(matches!(e.condition, Condition::Detected { .. }));
+    assert_eq!(e.within.resolve(&s.cluster), Duration::from_millis(700));
+    assert_eq!(e.within.to_string(), "failure_timeout + 2 * heartbeat");
+    assert_eq!(s.steps[2].line, 9);
+    assert_eq!(
+        s.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
+        vec![CheckName::Election, CheckName::Delivery]
+    );
+    // An expectation without `within` gets the checker default, from the settings.
+    let t = text.replace(
+        "{leader: {not: old_leader, within: 2s}}",
+        "{leader: {not: old_leader}}",
+    );
+    let s = scenario::parse(&t, "sketch.yaml").unwrap();
+    let StepKind::Expect(e) = &s.steps[3].kind else {
+        panic!()
+    };
+    assert_eq!(
+        e.within.resolve(&s.cluster),
+        scenario::defaults::failover(&s.cluster)
+    );
+}
+
+const BASE: &str = "name: x
+about: a test scenario that is long enough to tell a story
+cluster:
+  nodes: 5
+  heartbeat: 100ms
+workload: {users: 3, rooms: [general], rate: 5/s}
+steps:
+  - await: {leader: any}
+  - kill:
+      target: leader
+      as: old
+  - expect:
+      leader:
+        not: old
+";
+
+fn err(text: &str) -> String {
+    match scenario::parse(text, "scenarios/x.yaml") {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_base_text_is_valid() {
+    scenario::parse(BASE, "scenarios/x.yaml").unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn unknown_key_in_a_step_names_file_line_column_key_and_choices() {
+    let e = err(&BASE.replace("        not: old", "        not: old\n      whithin: 2s"));
+    assert_eq!(
+        e,
+        "scenarios/x.yaml:15:7: unknown key `whithin` in step 3 (expect); expected one of: \
+         leader, detected, rejoined, stepped_down, no_leader, converged, within"
+    );
+}
+
+#[test]
+fn unknown_top_level_and_cluster_keys_are_rejected() {
+    let e = err(&BASE.replace("name: x", "name: x\nchecks_: []"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:2:1: unknown key `checks_`"),
+        "{e}"
+    );
+    let e = err(&BASE.replace("  nodes: 5", "  node: 5"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:4:3: unknown key `node` in `cluster`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_misspelt_step_action_is_rejected() {
+    let e = err(&BASE.replace("  - kill:", "  - kil:"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:9:5: unknown key `kil` in step 2;"),
+        "{e}"
+    );
+    assert!(e.contains("kill"), "{e}");
+}
+
+#[test]
+fn bad_durations_are_rejected_where_they_are() {
+    let e = err(&BASE.replace("heartbeat: 100ms", "heartbeat: 100"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:5:3: bad duration for `heartbeat`"),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}  - sleep: 2 seconds\n"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:15:5: bad duration for `sleep`"),
+        "{e}"
+    );
+    let e = err(&BASE.replace("{leader: any}", "{leader: any, within: soon}"));
+    assert!(e.starts_with("scenarios/x.yaml:8:"), "{e}");
+    assert!(e.contains("`soon`"), "{e}");
+}
+
+#[test]
+fn unknown_targets_are_rejected() {
+    let e = err(&BASE.replace("target: leader", "target: leadr"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:10:15: unknown target `leadr` in step 2 (kill)"),
+        "{e}"
+    );
+    assert!(e.contains("ring_successor_of_leader"), "{e}");
+    let e = err(&BASE.replace("target: leader", "target: {node: 9}"));
+    assert!(e.contains("node 9 does not exist"), "{e}");
+}
+
+#[test]
+fn an_alias_used_before_it_is_defined_is_rejected() {
+    let text = BASE.replace("        not: old", "        not: old_leader");
+    let e = err(&text);
+    assert!(
+        e.starts_with("scenarios/x.yaml:14:14: unknown target `old_leader` in step 3"),
+        "{e}"
+    );
+    assert!(e.contains("defined so far: old"), "{e}");
+    // Defining and using in the same step is also too early.
+    let e = err(&BASE.replace("target: leader", "target: old"));
+    assert!(e.contains("unknown target `old`"), "{e}");
+}
+
+#[test]
+fn bad_values_are_rejected() {
+    let e = err(&BASE.replace("nodes: 5", "nodes: 0"));
+    assert!(e.starts_with("scenarios/x.yaml:4:3: `nodes: 0`"), "{e}");
+    let e = err(&BASE.replace("heartbeat: 100ms", "heartbeat: 100ms\n  quorum: most"));
+    assert!(e.contains("unknown quorum `most`"), "{e}");
+    let e = err(&format!("{BASE}checks: [delivery, electoin]\n"));
+    assert!(e.contains("unknown check `electoin`"), "{e}");
+    let e = err(&format!(
+        "{BASE}checks: [delivery]\nexpect_failures: [election]\n"
+    ));
+    assert!(e.contains("not in `checks`"), "{e}");
+    let e = err(&format!("{BASE}  - offline: {{user: bob}}\n"));
+    assert!(e.contains("unknown user `bob`"), "{e}");
+    let e = err(&format!(
+        "{BASE}  - partition: {{groups: [[leader], rest, rest]}}\n"
+    ));
+    assert!(e.contains("`rest` may appear in one group only"), "{e}");
+}
+
+#[test]
+fn a_step_must_have_exactly_one_action() {
+    let e = err(&BASE.replace(
+        "  - await: {leader: any}",
+        "  - await: {leader: any}\n    sleep: 1s",
+    ));
+    assert!(e.contains("several actions (await, sleep)"), "{e}");
+    let e = err(&BASE.replace("{leader: any}", "{leader: any, converged: {}}"));
+    assert!(e.contains("exactly one condition"), "{e}");
+}
+
+#[test]
+fn not_yaml_at_all_is_an_error_with_a_position() {
+    let e = err("name: [unclosed\n");
+    assert!(e.starts_with("scenarios/x.yaml:"), "{e}");
+    assert!(!e.starts_with("scenarios/x.yaml:0"), "{e}");
+}
