@@ -11,8 +11,9 @@ pub struct Interface {
     pub name: String,
     pub ip: Ipv4Addr,
     pub netmask: Ipv4Addr,
-    /// The subnet's directed broadcast address (computed from address and netmask when the
-    /// kernel does not report one).
+    /// The subnet's directed broadcast address, computed from address and netmask: the
+    /// kernel's own field is unreliable (`ip addr add 10.0.0.2/24` without `brd +` leaves it
+    /// unset, and getifaddrs then reports the interface's own address).
     pub broadcast: Ipv4Addr,
 }
 
@@ -32,9 +33,7 @@ fn ipv4_interfaces() -> anyhow::Result<Vec<(Interface, bool)>> {
                     name: i.name.clone(),
                     ip: v4.ip,
                     netmask: v4.netmask,
-                    broadcast: v4
-                        .broadcast
-                        .unwrap_or_else(|| subnet_broadcast(v4.ip, v4.netmask)),
+                    broadcast: subnet_broadcast(v4.ip, v4.netmask),
                 },
                 i.is_oper_up(),
             )),
