@@ -103,7 +103,9 @@ pub async fn run(config: SessionConfig) -> anyhow::Result<()> {
     let user = config.user.clone();
     let mut session = Session::new(config);
     session.set_observer(Arc::new(|_, event: &SessionEvent| match event {
-        SessionEvent::Disconnected { .. } => say("reconnecting to the new leader…"),
+        SessionEvent::Disconnected { reason, .. } if reason != "logout" => {
+            say("reconnecting to the new leader…")
+        }
         SessionEvent::Connected {
             server,
             node,
