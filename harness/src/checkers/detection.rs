@@ -1,15 +1,288 @@
-//! (in progress)
-use super::CheckResult;
-use crate::history::Record;
-use crate::scenario::Scenario;
+//! Detection: after each fault that silences a node or a link, every live node that could no
+//! longer hear the peer reports it down (`peer_down`, `peer_left`, or a view without it)
+//! within the deadline; and no node reports a peer down while nothing was wrong with it
+//! (false suspicions, counted and failing).
 
-pub fn check(_s: &Scenario, _r: &[Record], _deadline_ms: u64, _label: String) -> CheckResult {
+use super::timeline::Timeline;
+use super::CheckResult;
+use crate::history::{FaultAction, Record};
+use crate::scenario::Scenario;
+use chat_node::events::Event;
+use chat_node::ids::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One (observer, peer) pair a fault should make the observer notice.
+struct Expected {
+    observer: NodeId,
+    peer: NodeId,
+    since: u64,
+    what: String,
+}
+
+/// Reports of a peer being gone, per (observer, peer), in time order.
+fn reports(records: &[Record]) -> BTreeMap<(NodeId, NodeId), Vec<u64>> {
+    let mut out: BTreeMap<(NodeId, NodeId), Vec<u64>> = BTreeMap::new();
+    let mut views: BTreeMap<NodeId, BTreeSet<NodeId>> = BTreeMap::new();
+    for r in records {
+        let Record::Node(ev) = r else { continue };
+        match &ev.event {
+            Event::PeerDown { peer, .. } | Event::PeerLeft { peer } => {
+                out.entry((ev.node, *peer)).or_default().push(ev.ts_ms);
+            }
+            Event::ViewChanged { members } => {
+                let now: BTreeSet<NodeId> = members.iter().copied().collect();
+                if let Some(before) = views.get(&ev.node) {
+                    for gone in before.difference(&now) {
+                        out.entry((ev.node, *gone)).or_default().push(ev.ts_ms);
+                    }
+                }
+                views.insert(ev.node, now);
+            }
+            Event::Started { .. } => {
+                views.remove(&ev.node);
+            }
+            _ => {}
+        }
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// Only `peer_down` counts as a suspicion (a view change follows from it).
+fn peer_downs(records: &[Record]) -> Vec<(u64, NodeId, NodeId)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev) => match &ev.event {
+                Event::PeerDown { peer, .. } => Some((ev.ts_ms, ev.node, *peer)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) -> CheckResult {
+    let t = Timeline::build(records);
+    let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
+    let slack = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
+    let end = records.last().map(Record::ts_ms).unwrap_or(0);
+    let mut expected: Vec<Expected> = Vec::new();
+    let others = |n: &NodeId| -> Vec<NodeId> { t.nodes.iter().copied().filter(|o| o != n).collect() };
+    for f in &t.faults {
+        let what = format!(
+            "{} at step {}",
+            f.action.keyword(),
+            f.step.map(|i| (i + 1).to_string()).unwrap_or("-".into())
+        );
+        let mut push = |observer: NodeId, peer: NodeId| {
+            expected.push(Expected {
+                observer,
+                peer,
+                since: f.ts_ms,
+                what: what.clone(),
+            })
+        };
+        match f.action {
+            FaultAction::Kill | FaultAction::Stop | FaultAction::Pause => {
+                for p in &f.nodes {
+                    for o in others(p) {
+                        push(o, *p);
+                    }
+                }
+            }
+            FaultAction::Isolate => {
+                for p in &f.nodes {
+                    for o in others(p) {
+                        push(o, *p);
+                        push(*p, o);
+                    }
+                }
+            }
+            FaultAction::Cut => {
+                for p in &f.nodes {
+                    for o in &f.to {
+                        push(*o, *p);
+                    }
+                }
+            }
+            FaultAction::Partition => {
+                for (i, a) in f.groups.iter().enumerate() {
+                    for (j, b) in f.groups.iter().enumerate() {
+                        if i != j {
+                            for p in a {
+                                for o in b {
+                                    push(*o, *p);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let reported = reports(records);
+    let mut delays: Vec<u64> = Vec::new();
+    let mut violations: Vec<String> = Vec::new();
+    let mut skipped = 0usize;
+    for e in &expected {
+        // Only required when the silence lasts long enough to be noticed, the observer is
+        // live meanwhile, and the run went on long enough to see it.
+        let silence_lasts = t
+            .silences(e.observer, e.peer)
+            .iter()
+            .any(|(a, b)| *a <= e.since && *b >= e.since + failure_timeout + slack);
+        let window_end = e.since + deadline_ms;
+        if !silence_lasts
+            || !t.live_throughout(e.observer, e.since, window_end)
+            || t.is_down(e.peer, e.since.saturating_sub(1))
+            || window_end > end
+        {
+            skipped += 1;
+            continue;
+        }
+        let first = reported
+            .get(&(e.observer, e.peer))
+            .and_then(|v| v.iter().find(|ts| **ts >= e.since).copied());
+        match first {
+            Some(ts) => {
+                let d = ts - e.since;
+                delays.push(d);
+                if d > deadline_ms {
+                    violations.push(format!(
+                        "node {} reported {} down {d} ms after the {} (deadline {deadline_ms} ms)",
+                        e.observer, e.peer, e.what
+                    ));
+                }
+            }
+            None => violations.push(format!(
+                "node {} never reported {} down after the {}",
+                e.observer, e.peer, e.what
+            )),
+        }
+    }
+
+    let mut false_suspicions = 0usize;
+    let mut first_false = None;
+    for (ts, o, p) in peer_downs(records) {
+        let lookback = failure_timeout + slack;
+        let restarted_recently = records.iter().any(|r| match r {
+            Record::Node(ev) => {
+                ev.node == o
+                    && matches!(ev.event, Event::Started { .. })
+                    && ev.ts_ms <= ts
+                    && ts - ev.ts_ms <= lookback
+            }
+            _ => false,
+        });
+        if !t.silence_near(o, p, ts, lookback) && !restarted_recently {
+            false_suspicions += 1;
+            first_false.get_or_insert(format!(
+                "node {o} reported {p} down at +{} ms while nothing was wrong with {p} or the link",
+                ts.saturating_sub(records.first().map(Record::ts_ms).unwrap_or(ts))
+            ));
+        }
+    }
+    if let Some(f) = first_false {
+        violations.push(format!("{false_suspicions} false suspicions; first: {f}"));
+    }
+
+    let worst = delays.iter().copied().max();
+    let figure = match worst {
+        Some(w) => format!(
+            "detection {w} ms (max of {}); {false_suspicions} false suspicions",
+            delays.len()
+        ),
+        None => format!("nothing to detect; {false_suspicions} false suspicions"),
+    };
+    let passed = violations.is_empty();
+    if skipped > 0 {
+        violations.push(format!(
+            "{skipped} observer/peer pairs not required (silence too short, observer not live, or run ended)"
+        ));
+    }
     CheckResult {
         name: "detection".into(),
-        passed: false,
-        figure: "not implemented".into(),
-        deadline: None,
-        headroom_ms: None,
-        details: vec![],
+        passed,
+        figure,
+        deadline: Some(label),
+        headroom_ms: worst.map(|w| deadline_ms as i64 - w as i64),
+        details: violations,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn run(mut r: Vec<Record>) -> CheckResult {
+        r.sort_by_key(Record::ts_ms);
+        check(&scenario("detection"), &r, 700, "700ms".into())
+    }
+
+    fn base() -> Vec<Record> {
+        vec![
+            fault(0, FaultAction::Start, &[1, 2, 3]),
+            fault(1000, FaultAction::Kill, &[3]),
+            peer_down(1550, 1, 3),
+            peer_down(1620, 2, 3),
+            fault(3000, FaultAction::Restart, &[3]),
+            fault(5000, FaultAction::Heal, &[]),
+        ]
+    }
+
+    #[test]
+    fn every_live_node_reporting_in_time_passes() {
+        let c = run(base());
+        assert!(c.passed, "{c:?}");
+        assert_eq!(c.headroom_ms, Some(80));
+        assert!(c.figure.starts_with("detection 620 ms (max of 2)"), "{}", c.figure);
+    }
+
+    #[test]
+    fn a_late_or_missing_report_fails() {
+        let mut r = base();
+        r.retain(|x| x.ts_ms() != 1620);
+        let c = run(r.clone());
+        assert!(!c.passed);
+        assert!(c.details[0].contains("node 2 never reported 3 down"), "{:?}", c.details);
+        r.push(peer_down(1800, 2, 3));
+        let c = run(r);
+        assert!(!c.passed);
+        assert_eq!(c.headroom_ms, Some(-100));
+    }
+
+    #[test]
+    fn a_suspicion_while_nothing_was_wrong_is_counted_and_fails() {
+        let mut r = base();
+        r.push(peer_down(4000, 1, 2));
+        let c = run(r);
+        assert!(!c.passed);
+        assert!(c.figure.ends_with("1 false suspicions"), "{}", c.figure);
+        // Shortly after the peer came back, a report is still justified.
+        let mut r = base();
+        r.push(peer_down(3300, 1, 3));
+        assert!(run(r).passed);
+    }
+
+    #[test]
+    fn partitions_require_detection_across_groups_only() {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.push(partition(1000, &[&[1, 2], &[3]]));
+        r.push(fault(4000, FaultAction::Heal, &[]));
+        r.push(fault(6000, FaultAction::Heal, &[]));
+        for (o, p) in [(1, 3), (2, 3), (3, 1)] {
+            r.push(peer_down(1600, o, p));
+        }
+        let c = run(r.clone());
+        assert!(!c.passed);
+        assert!(c.details[0].contains("node 3 never reported 2 down"), "{:?}", c.details);
+        r.push(peer_down(1650, 3, 2));
+        assert!(run(r).passed);
     }
 }

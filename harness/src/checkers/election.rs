@@ -1,15 +1,432 @@
-//! (in progress)
-use super::CheckResult;
-use crate::history::Record;
-use crate::scenario::Scenario;
+//! Election: at most one leader per epoch; after each fault that takes the leader away, a
+//! new leader within the deadline; a stale leader does not keep acting (committing) once a
+//! newer epoch has a leader; every node agrees on what each log index committed; and with
+//! `lcr`, the winner holds every committed entry and has the greatest credentials among
+//! the live candidates of its round.
 
-pub fn check(_s: &Scenario, _r: &[Record], _deadline_ms: u64, _label: String) -> CheckResult {
+use super::timeline::Timeline;
+use super::CheckResult;
+use crate::history::{FaultAction, Record};
+use crate::observed::Observed;
+use crate::scenario::{Quorum, Scenario};
+use chat_node::events::{Credentials, Event};
+use chat_node::ids::{NodeId, Role};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A node winning an epoch.
+struct Win {
+    ts: u64,
+    node: NodeId,
+    epoch: u64,
+    credentials: Option<Credentials>,
+}
+
+fn wins(records: &[Record]) -> Vec<Win> {
+    let mut out: Vec<Win> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for r in records {
+        let Record::Node(ev) = r else { continue };
+        let (is_win, creds) = match &ev.event {
+            Event::LeaderElected {
+                leader,
+                credentials,
+                ..
+            } if *leader == ev.node => (true, Some(*credentials)),
+            Event::RoleChanged {
+                to: Role::Leader, ..
+            } => (true, None),
+            _ => (false, None),
+        };
+        if !is_win {
+            continue;
+        }
+        if seen.insert((ev.node, ev.epoch)) {
+            out.push(Win {
+                ts: ev.ts_ms,
+                node: ev.node,
+                epoch: ev.epoch,
+                credentials: creds,
+            });
+        } else if let Some(w) = out
+            .iter_mut()
+            .find(|w| w.node == ev.node && w.epoch == ev.epoch)
+        {
+            w.credentials = w.credentials.or(creds);
+        }
+    }
+    out
+}
+
+pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) -> CheckResult {
+    let mut violations: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let timeline = Timeline::build(records);
+    let grace = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
+
+    // 1. At most one leader per epoch, by anyone's account.
+    let mut leaders_by_epoch: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
+    for r in records {
+        if let Record::Node(ev) = r {
+            match &ev.event {
+                Event::LeaderElected { leader, .. } => {
+                    leaders_by_epoch.entry(ev.epoch).or_default().insert(*leader);
+                }
+                Event::RoleChanged {
+                    to: Role::Leader, ..
+                } => {
+                    leaders_by_epoch.entry(ev.epoch).or_default().insert(ev.node);
+                }
+                _ => {}
+            }
+        }
+    }
+    for (epoch, set) in &leaders_by_epoch {
+        if set.len() > 1 {
+            violations.push(format!(
+                "epoch {epoch} has {} leaders: {}",
+                set.len(),
+                join(set)
+            ));
+        }
+    }
+
+    // 2. Every index commits the same entry everywhere.
+    let mut entries: BTreeMap<u64, BTreeMap<(u64, String, Option<String>, Option<String>), BTreeSet<NodeId>>> =
+        BTreeMap::new();
+    for r in records {
+        if let Record::Node(ev) = r {
+            if let Event::Committed {
+                index,
+                entry_epoch,
+                op,
+                from,
+                id,
+                ..
+            } = &ev.event
+            {
+                entries
+                    .entry(*index)
+                    .or_default()
+                    .entry((*entry_epoch, op.clone(), from.clone(), id.clone()))
+                    .or_default()
+                    .insert(ev.node);
+            }
+        }
+    }
+    let diverged: Vec<u64> = entries
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(i, _)| *i)
+        .collect();
+    if let Some(first) = diverged.first() {
+        let desc: Vec<String> = entries[first]
+            .iter()
+            .map(|((ep, op, from, id), nodes)| {
+                format!(
+                    "{op} {}/{} (epoch {ep}) on {}",
+                    from.as_deref().unwrap_or("-"),
+                    id.as_deref().unwrap_or("-"),
+                    join(nodes)
+                )
+            })
+            .collect();
+        violations.push(format!(
+            "split brain: {} log indexes committed differently on different nodes; first, index {first}: {}",
+            diverged.len(),
+            desc.join(" vs ")
+        ));
+    }
+
+    // 3. A stale leader keeps committing after a newer epoch has a leader.
+    let all_wins = wins(records);
+    let mut stale = 0usize;
+    let mut first_stale = None;
+    let mut last_wake: BTreeMap<NodeId, u64> = BTreeMap::new();
+    for r in records {
+        match r {
+            Record::Fault(f) if f.action.is_repair() => {
+                let ids: Vec<NodeId> = if f.action == FaultAction::Heal {
+                    timeline.nodes.iter().copied().collect()
+                } else {
+                    f.nodes.clone()
+                };
+                for n in ids {
+                    last_wake.insert(n, f.ts_ms);
+                }
+            }
+            Record::Node(ev) if ev.role == Role::Leader => {
+                if !matches!(ev.event, Event::Committed { .. }) {
+                    continue;
+                }
+                let newer = all_wins
+                    .iter()
+                    .filter(|w| w.epoch > ev.epoch && w.node != ev.node && w.ts < ev.ts_ms)
+                    .map(|w| w.ts)
+                    .max();
+                if let Some(newer_ts) = newer {
+                    let woke = last_wake.get(&ev.node).copied().unwrap_or(0);
+                    if ev.ts_ms > newer_ts.max(woke) + grace {
+                        stale += 1;
+                        first_stale.get_or_insert(format!(
+                            "node {} still committed as leader of epoch {} at +{} ms after a newer leader was elected",
+                            ev.node,
+                            ev.epoch,
+                            ev.ts_ms - newer_ts
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = first_stale {
+        violations.push(format!("{stale} commits by a stale leader; first: {f}"));
+    }
+
+    // 4. After each fault that takes the leader away, a new leader within the deadline.
+    let mut obs = Observed::new();
+    let mut failovers: Vec<u64> = Vec::new();
+    let mut initial: Option<u64> = None;
+    let first_start = records.iter().find_map(|r| match r {
+        Record::Fault(f) if f.action == FaultAction::Start => Some(f.ts_ms),
+        _ => None,
+    });
+    if let Some(start) = first_start {
+        initial = all_wins.iter().find(|w| w.ts >= start).map(|w| w.ts - start);
+    }
+    for r in records {
+        if let Record::Fault(f) = r {
+            if let Some(old) = obs.current_leader() {
+                let takes_leader = match f.action {
+                    FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Isolate => {
+                        f.nodes.contains(&old)
+                    }
+                    FaultAction::Partition => {
+                        let maj = s.cluster.cluster_size / 2 + 1;
+                        s.cluster.quorum == Quorum::Majority
+                            && f.groups.iter().any(|g| g.contains(&old) && g.len() < maj)
+                    }
+                    _ => false,
+                };
+                if takes_leader {
+                    let mut probe = obs.clone();
+                    probe.apply(r);
+                    let remaining = probe.live_nodes().len();
+                    let quorum_left = s.cluster.quorum == Quorum::None
+                        || remaining > s.cluster.cluster_size / 2;
+                    let next = all_wins
+                        .iter()
+                        .find(|w| w.ts >= f.ts_ms && w.node != old)
+                        .map(|w| w.ts - f.ts_ms);
+                    match next {
+                        Some(ms) => failovers.push(ms),
+                        None if quorum_left => violations.push(format!(
+                            "no new leader after the {} of leader {old} at step {}",
+                            f.action.keyword(),
+                            f.step.map(|i| (i + 1).to_string()).unwrap_or("-".into())
+                        )),
+                        None => notes.push(format!(
+                            "{} of leader {old}: no quorum left, no new leader expected",
+                            f.action.keyword()
+                        )),
+                    }
+                }
+            }
+        }
+        obs.apply(r);
+    }
+    let worst = failovers.iter().copied().max();
+    if let Some(w) = worst {
+        if w > deadline_ms {
+            violations.push(format!("a failover took {w} ms, deadline {deadline_ms} ms"));
+        }
+    }
+
+    // 5. LCR: the winner holds every committed entry and beats every live candidate.
+    if s.cluster.election == "lcr" {
+        lcr_rule(records, &all_wins, &timeline, &mut violations);
+    }
+
+    let figure = match worst {
+        Some(w) => format!(
+            "failover {w} ms (max of {}){}",
+            failovers.len(),
+            initial.map(|i| format!("; first leader {i} ms after start")).unwrap_or_default()
+        ),
+        None => format!(
+            "no failover{}",
+            initial.map(|i| format!("; first leader {i} ms after start")).unwrap_or_default()
+        ),
+    };
+    notes.push(format!(
+        "{} elections won across {} epochs",
+        all_wins.len(),
+        leaders_by_epoch.len()
+    ));
+    let passed = violations.is_empty();
+    violations.extend(notes);
     CheckResult {
         name: "election".into(),
-        passed: false,
-        figure: "not implemented".into(),
-        deadline: None,
-        headroom_ms: None,
-        details: vec![],
+        passed,
+        figure,
+        deadline: Some(label),
+        headroom_ms: worst.map(|w| deadline_ms as i64 - w as i64),
+        details: violations,
+    }
+}
+
+fn lcr_rule(records: &[Record], wins: &[Win], timeline: &Timeline, violations: &mut Vec<String>) {
+    for w in wins {
+        let Some(cw) = w.credentials else { continue };
+        // The round began at the first election_started of this epoch (or at the win).
+        let round_start = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::Node(ev)
+                    if ev.epoch == w.epoch && matches!(ev.event, Event::ElectionStarted { .. }) =>
+                {
+                    Some(ev.ts_ms)
+                }
+                _ => None,
+            })
+            .min()
+            .unwrap_or(w.ts);
+        let max_committed = records
+            .iter()
+            .take_while(|r| r.ts_ms() < round_start)
+            .filter_map(|r| match r {
+                Record::Node(ev) => match &ev.event {
+                    Event::Committed {
+                        index, entry_epoch, ..
+                    } => Some((*entry_epoch, *index)),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .max();
+        if let Some(mc) = max_committed {
+            if (cw.last_log_epoch, cw.last_log_index) < mc {
+                violations.push(format!(
+                    "node {} won epoch {} with log ({}, {}) but entry ({}, {}) was already committed: \
+                     a committed entry can be lost",
+                    w.node, w.epoch, cw.last_log_epoch, cw.last_log_index, mc.0, mc.1
+                ));
+            }
+        }
+        for r in records {
+            let Record::Node(ev) = r else { continue };
+            let Event::ElectionStarted { credentials, .. } = &ev.event else {
+                continue;
+            };
+            if ev.epoch != w.epoch || ev.node == w.node || *credentials <= cw || ev.ts_ms > w.ts {
+                continue;
+            }
+            let reachable = !timeline.silence_near(w.node, ev.node, w.ts, w.ts - ev.ts_ms)
+                && !timeline.silence_near(ev.node, w.node, w.ts, w.ts - ev.ts_ms);
+            if timeline.live_throughout(ev.node, ev.ts_ms, w.ts) && reachable {
+                violations.push(format!(
+                    "lcr: node {} won epoch {} with {:?} although live candidate {} had greater credentials {:?}",
+                    w.node, w.epoch, cw, ev.node, credentials
+                ));
+            }
+        }
+    }
+}
+
+fn join(set: &BTreeSet<NodeId>) -> String {
+    set.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+
+    fn run(records: Vec<Record>) -> CheckResult {
+        let s = scenario("election");
+        let mut r = records;
+        r.sort_by_key(Record::ts_ms);
+        check(&s, &r, 1500, "1500ms".into())
+    }
+
+    fn healthy() -> Vec<Record> {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.extend(elect(800, 3, 1, &[1, 2], (0, 0)));
+        r.push(committed(900, 3, 1, Role::Leader, 1, "a"));
+        r.push(committed(901, 1, 1, Role::Follower, 1, "a"));
+        r.push(fault(2000, FaultAction::Kill, &[3]));
+        r.extend(elect(2700, 2, 2, &[1], (1, 1)));
+        r.push(committed(2800, 2, 2, Role::Leader, 2, "b"));
+        r
+    }
+
+    #[test]
+    fn a_clean_failover_passes_with_its_figure() {
+        let c = run(healthy());
+        assert!(c.passed, "{c:?}");
+        assert_eq!(c.headroom_ms, Some(800));
+        assert!(c.figure.starts_with("failover 700 ms"), "{}", c.figure);
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_fail() {
+        let mut r = healthy();
+        r.extend(elect(3000, 1, 2, &[], (1, 1)));
+        let c = run(r);
+        assert!(!c.passed);
+        assert!(c.details[0].contains("epoch 2 has 2 leaders: 1, 2"), "{:?}", c.details);
+    }
+
+    #[test]
+    fn a_late_or_missing_failover_fails() {
+        let mut r = healthy();
+        for rec in r.iter_mut() {
+            if let Record::Node(ev) = rec {
+                if ev.epoch == 2 {
+                    ev.ts_ms += 2000;
+                }
+            }
+        }
+        let c = run(r);
+        assert!(!c.passed);
+        assert_eq!(c.headroom_ms, Some(-1200));
+        let r: Vec<Record> = healthy().into_iter().filter(|r| r.ts_ms() < 2500).collect();
+        let c = run(r);
+        assert!(!c.passed);
+        assert!(c.details[0].contains("no new leader after the kill of leader 3"), "{:?}", c.details);
+    }
+
+    #[test]
+    fn a_stale_leader_that_keeps_committing_fails() {
+        // Split brain: the old leader is partitioned away but keeps committing in epoch 1.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.extend(elect(800, 3, 1, &[1, 2], (0, 0)));
+        r.push(partition(2000, &[&[3], &[1, 2]]));
+        r.extend(elect(2700, 2, 2, &[1], (0, 0)));
+        r.push(committed(4000, 3, 1, Role::Leader, 1, "x"));
+        r.push(committed(4001, 2, 2, Role::Leader, 1, "y"));
+        let c = run(r);
+        assert!(!c.passed);
+        let all = c.details.join("\n");
+        assert!(all.contains("split brain: 1 log indexes"), "{all}");
+        assert!(all.contains("stale leader"), "{all}");
+    }
+
+    #[test]
+    fn a_winner_missing_a_committed_entry_fails_under_lcr() {
+        let mut r = healthy();
+        // Replace the second win's credentials by an empty log.
+        for rec in r.iter_mut() {
+            if let Record::Node(ev) = rec {
+                if let Event::LeaderElected { credentials, .. } = &mut ev.event {
+                    if ev.epoch == 2 {
+                        *credentials = creds(0, 0, 2);
+                    }
+                }
+            }
+        }
+        let c = run(r);
+        assert!(!c.passed);
+        assert!(c.details[0].contains("already committed"), "{:?}", c.details);
     }
 }

@@ -5,6 +5,8 @@ mod convergence;
 mod delivery;
 mod detection;
 mod election;
+#[cfg(test)]
+mod testkit;
 mod timeline;
 
 use crate::history::Record;

@@ -1,0 +1,209 @@
+//! Hand-made histories for the checkers' tests.
+
+use crate::history::{ClientAction, ClientRecord, FaultAction, FaultRecord, Record};
+use crate::scenario::Scenario;
+use chat_node::events::{Credentials, Event, EventRecord, EVENTS_VERSION};
+use chat_node::ids::{NodeId, Role};
+use chat_node::protocol::InboxMessage;
+
+pub fn scenario(checks: &str) -> Scenario {
+    let text = format!(
+        "name: t\nabout: a hand-made history for a checker test\n\
+         cluster: {{nodes: 3, heartbeat: 100ms, failure_timeout: 500ms}}\n\
+         workload: {{users: 3, rooms: [general], rate: 5/s}}\n\
+         steps:\n  - sleep: 1s\nchecks: [{checks}]\n"
+    );
+    Scenario::parse(&text, "t.yaml").expect("test scenario parses")
+}
+
+pub fn ev(ts: u64, node: u64, epoch: u64, role: Role, event: Event) -> Record {
+    Record::Node(EventRecord {
+        v: EVENTS_VERSION,
+        ts_ms: ts,
+        node: NodeId(node),
+        epoch,
+        role,
+        event,
+    })
+}
+
+pub fn creds(epoch: u64, index: u64, id: u64) -> Credentials {
+    Credentials {
+        last_log_epoch: epoch,
+        last_log_index: index,
+        id: NodeId(id),
+    }
+}
+
+/// `node` wins `epoch` (role change + its own leader_elected), and every follower accepts.
+pub fn elect(ts: u64, leader: u64, epoch: u64, followers: &[u64], c: (u64, u64)) -> Vec<Record> {
+    let mut v = vec![
+        ev(
+            ts,
+            leader,
+            epoch,
+            Role::Leader,
+            Event::RoleChanged {
+                from: Role::Candidate,
+                to: Role::Leader,
+                reason: "won".into(),
+            },
+        ),
+        ev(
+            ts,
+            leader,
+            epoch,
+            Role::Leader,
+            Event::LeaderElected {
+                leader: NodeId(leader),
+                votes: followers.len() + 1,
+                credentials: creds(c.0, c.1, leader),
+            },
+        ),
+    ];
+    for f in followers {
+        v.push(ev(
+            ts + 2,
+            *f,
+            epoch,
+            Role::Follower,
+            Event::LeaderElected {
+                leader: NodeId(leader),
+                votes: 0,
+                credentials: creds(c.0, c.1, leader),
+            },
+        ));
+    }
+    v
+}
+
+pub fn view(ts: u64, node: u64, epoch: u64, role: Role, members: &[u64]) -> Record {
+    ev(
+        ts,
+        node,
+        epoch,
+        role,
+        Event::ViewChanged {
+            members: members.iter().map(|m| NodeId(*m)).collect(),
+        },
+    )
+}
+
+pub fn peer_down(ts: u64, node: u64, peer: u64) -> Record {
+    ev(
+        ts,
+        node,
+        1,
+        Role::Follower,
+        Event::PeerDown {
+            peer: NodeId(peer),
+            silence_ms: 500,
+        },
+    )
+}
+
+pub fn committed(ts: u64, node: u64, epoch: u64, role: Role, index: u64, id: &str) -> Record {
+    ev(
+        ts,
+        node,
+        epoch,
+        role,
+        Event::Committed {
+            index,
+            entry_epoch: epoch,
+            op: "send".into(),
+            from: Some("u1".into()),
+            id: Some(id.into()),
+            target: None,
+            room_seq: None,
+            duplicate: false,
+        },
+    )
+}
+
+pub fn fault(ts: u64, action: FaultAction, nodes: &[u64]) -> Record {
+    Record::Fault(FaultRecord {
+        ts_ms: ts,
+        action,
+        nodes: nodes.iter().map(|n| NodeId(*n)).collect(),
+        step: Some(0),
+        groups: vec![],
+        to: vec![],
+    })
+}
+
+pub fn partition(ts: u64, groups: &[&[u64]]) -> Record {
+    Record::Fault(FaultRecord {
+        ts_ms: ts,
+        action: FaultAction::Partition,
+        nodes: vec![],
+        step: Some(0),
+        groups: groups
+            .iter()
+            .map(|g| g.iter().map(|n| NodeId(*n)).collect())
+            .collect(),
+        to: vec![],
+    })
+}
+
+pub fn client(ts: u64, user: &str, action: ClientAction) -> Record {
+    Record::Client(ClientRecord {
+        ts_ms: ts,
+        user: user.into(),
+        action,
+    })
+}
+
+pub fn send(ts: u64, user: &str, id: &str, to: Option<&str>, room: Option<&str>) -> Record {
+    client(
+        ts,
+        user,
+        ClientAction::Send {
+            id: id.into(),
+            to: to.map(Into::into),
+            room: room.map(Into::into),
+            text_len: 5,
+            attempt: 1,
+        },
+    )
+}
+
+pub fn acked(ts: u64, user: &str, id: &str, index: u64) -> Record {
+    client(
+        ts,
+        user,
+        ClientAction::Acked {
+            id: id.into(),
+            index,
+            room_seq: None,
+            duplicate: false,
+        },
+    )
+}
+
+pub fn received(
+    ts: u64,
+    user: &str,
+    from: &str,
+    id: &str,
+    room: Option<&str>,
+    useq: u64,
+    index: u64,
+) -> Record {
+    client(
+        ts,
+        user,
+        ClientAction::Received {
+            message: InboxMessage {
+                useq,
+                from: from.into(),
+                room: room.map(Into::into),
+                room_seq: room.map(|_| index),
+                id: id.into(),
+                text: "hello".into(),
+                index,
+            },
+            replay: false,
+        },
+    )
+}
