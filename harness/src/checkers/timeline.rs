@@ -146,11 +146,6 @@ impl Timeline {
         Self::within(self.paused.get(&n), ts)
     }
 
-    /// Alive and not frozen at `ts`.
-    pub fn is_live(&self, n: NodeId, ts: u64) -> bool {
-        !self.is_down(n, ts) && !self.is_paused(n, ts)
-    }
-
     /// Live during the whole of `[from, to]`.
     pub fn live_throughout(&self, n: NodeId, from: u64, to: u64) -> bool {
         let overlaps = |list: Option<&Vec<Interval>>| {
