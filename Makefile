@@ -51,7 +51,8 @@ state: ## Print the cluster table again (node, address, role, epoch, leader)
 .PHONY: chat
 chat: ## An interactive client on the demo network: make chat USER=alice
 	@docker network inspect $(DEMO_NETWORK) >/dev/null 2>&1 || { echo "the demo is not running: make demo" >&2; exit 1; }
-	@docker run --rm -it --network $(DEMO_NETWORK) --label $(DEMO_LABEL) $(IMAGE) client --user $(USER)
+	@tty=$$([ -t 0 ] && echo -it || echo -i); \
+	  docker run --rm $$tty --network $(DEMO_NETWORK) --label $(DEMO_LABEL) $(IMAGE) client --user $(USER)
 
 .PHONY: kill-leader
 kill-leader: ## SIGKILL the current leader (a crash, not a graceful stop)
