@@ -1,1 +1,299 @@
-//! (placeholder)
+//! The command line: `harness run | validate | list | clean`.
+
+use crate::docker;
+use crate::runner::{self, RunOptions};
+use crate::scenario::{self, Scenario};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+
+/// Exit codes: what a CI job gates on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// Every step and check passed.
+    Pass = 0,
+    /// The run was made and a step or check failed.
+    CheckFailed = 1,
+    /// The run could not be made (bad scenario, no Docker, no image, no root for partitions).
+    CouldNotRun = 2,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  harness run scenarios/leader-crash.yaml        run one scenario (needs `make image`)
+  harness run scenarios/                         run every scenario in a directory, in order
+  harness run --keep --out /tmp/r scenarios/leader-pause.yaml
+                                                 keep the cluster up afterwards for inspection
+  harness validate scenarios/*.yaml              check files without Docker
+  harness list                                   scenarios and what each one tells
+  harness clean                                  remove every container and network the harness left
+
+Exit codes: 0 pass, 1 a step or check failed, 2 the run could not be made.";
+
+/// faultline's testbed: runs chat-node in Docker, injects faults from YAML scenarios, drives
+/// chat users through them and checks election, failure detection and delivery against
+/// deadlines.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run scenarios (files or directories of .yaml files) against a fresh cluster each.
+    Run {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Node image to run.
+        #[arg(long, env = "FAULTLINE_IMAGE", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+        /// Output directory (history.jsonl, summary.json, junit.xml). With several scenarios
+        /// each gets a subdirectory named after it. Default: runs/<timestamp>-<name>/.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave the cluster running afterwards and print how to remove it.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Parse and validate scenario files (no Docker needed).
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List scenarios with their one-line story.
+    List {
+        /// Directory to list.
+        #[arg(default_value = "scenarios")]
+        dir: PathBuf,
+    },
+    /// Remove every container and network labelled faultline.run (and nothing else).
+    Clean,
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub async fn main() -> i32 {
+    let cli = Cli::parse();
+    (match cli.command {
+        Command::Run {
+            paths,
+            image,
+            out,
+            keep,
+        } => run(&paths, RunOptions { image, out, keep }).await,
+        Command::Validate { files } => validate(&files),
+        Command::List { dir } => list(&dir),
+        Command::Clean => clean().await,
+    }) as i32
+}
+
+/// Expands directories into their scenario files.
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let found = scenario::files_in(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if found.is_empty() {
+                return Err(format!(
+                    "{}: no .yaml scenarios in this directory",
+                    p.display()
+                ));
+            }
+            files.extend(found);
+        } else if p.exists() {
+            files.push(p.clone());
+        } else {
+            return Err(format!(
+                "{}: no such file or directory (try `harness list`)",
+                p.display()
+            ));
+        }
+    }
+    Ok(files)
+}
+
+/// Loads every file; prints each error. None if any was bad.
+fn load_all(files: &[PathBuf]) -> Option<Vec<Scenario>> {
+    let mut ok = Vec::new();
+    let mut bad = false;
+    for f in files {
+        match scenario::load(f) {
+            Ok(s) => ok.push(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad = true;
+            }
+        }
+    }
+    (!bad).then_some(ok)
+}
+
+async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
+    let files = match expand(paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::CouldNotRun;
+        }
+    };
+    let Some(scenarios) = load_all(&files) else {
+        eprintln!(
+            "nothing was started: fix the scenario errors above (`harness validate` checks files)"
+        );
+        return Verdict::CouldNotRun;
+    };
+    let several = scenarios.len() > 1;
+    let mut results = Vec::new();
+    let started = std::time::Instant::now();
+    for s in &scenarios {
+        let mut opts = options.clone();
+        if several {
+            opts.out = options.out.as_ref().map(|o| o.join(&s.name));
+        }
+        let outcome = runner::run(s, &opts).await;
+        let interrupted = outcome.interrupted;
+        results.push((s.name.clone(), outcome));
+        if interrupted {
+            break;
+        }
+    }
+    if several {
+        println!(
+            "\nsuite: {} scenarios in {:.1} s",
+            results.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for (name, r) in &results {
+            println!(
+                "  {:<6} {name:<32} {:>6.1} s  {}",
+                label(r.verdict),
+                r.wall.as_secs_f64(),
+                r.out_dir.display()
+            );
+        }
+    }
+    results
+        .iter()
+        .map(|(_, r)| r.verdict)
+        .max()
+        .unwrap_or(Verdict::CouldNotRun)
+}
+
+fn label(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::CheckFailed => "FAIL",
+        Verdict::CouldNotRun => "ERROR",
+    }
+}
+
+fn validate(files: &[PathBuf]) -> Verdict {
+    let files = match expand(files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::CouldNotRun;
+        }
+    };
+    let mut verdict = Verdict::Pass;
+    for f in &files {
+        match scenario::load(f) {
+            Ok(s) => println!(
+                "ok    {}  ({}: {} steps)",
+                f.display(),
+                s.name,
+                s.steps.len()
+            ),
+            Err(e) => {
+                println!("error {e}");
+                verdict = Verdict::CouldNotRun;
+            }
+        }
+    }
+    verdict
+}
+
+fn list(dir: &Path) -> Verdict {
+    let files = match scenario::files_in(dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: {}: {e} (pass the scenarios directory)",
+                dir.display()
+            );
+            return Verdict::CouldNotRun;
+        }
+    };
+    let mut verdict = Verdict::Pass;
+    for f in files {
+        match scenario::load(&f) {
+            Ok(s) => println!("{:<28} {}", s.name, s.about),
+            Err(e) => {
+                println!("{:<28} INVALID: {e}", f.display());
+                verdict = Verdict::CouldNotRun;
+            }
+        }
+    }
+    verdict
+}
+
+async fn clean() -> Verdict {
+    let docker = match docker::connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Verdict::CouldNotRun;
+        }
+    };
+    match docker::clean_all(&docker).await {
+        Ok(s) => {
+            for c in &s.containers {
+                println!("removed container {c}");
+            }
+            for n in &s.networks {
+                println!("removed network {n}");
+            }
+            println!(
+                "{} containers, {} networks removed",
+                s.containers.len(),
+                s.networks.len()
+            );
+            Verdict::Pass
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Verdict::CouldNotRun
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent_and_parses_examples() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["harness", "run", "--keep", "a.yaml", "dir/"]).unwrap();
+        match cli.command {
+            Command::Run { paths, keep, .. } => {
+                assert!(keep);
+                assert_eq!(paths.len(), 2);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["harness", "run"]).is_err(),
+            "run needs a path"
+        );
+        assert!(Cli::try_parse_from(["harness", "validate"]).is_err());
+    }
+
+    #[test]
+    fn missing_paths_are_reported_with_a_hint() {
+        let err = expand(&[PathBuf::from("/no/such/scenario.yaml")]).unwrap_err();
+        assert!(err.contains("harness list"), "{err}");
+    }
+}
