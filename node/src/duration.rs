@@ -29,9 +29,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way `parse_duration` reads it back.
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 60_000 == 0 && ms >= 60_000 {
+    if ms.is_multiple_of(60_000) && ms >= 60_000 {
         format!("{}m", ms / 60_000)
-    } else if ms % 1000 == 0 && ms >= 1000 {
+    } else if ms.is_multiple_of(1000) && ms >= 1000 {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
