@@ -122,12 +122,14 @@ build: ## cargo build the workspace (debug)
 ##@ Test
 
 .PHONY: test
-test: ## THE test command: fmt, clippy, cargo test, image, scenario suite (installs what it needs)
+# The image is built before cargo test so that the harness's Docker integration tests run
+# against it instead of skipping for want of an image.
+test: ## THE test command: fmt, clippy, image, cargo test, scenario suite (installs what it needs)
 	@scripts/test-prereqs.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
-	cargo test --workspace
 	@$(MAKE) image
+	cargo test --workspace
 	@$(MAKE) scenarios
 
 .PHONY: scenarios
