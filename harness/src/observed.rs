@@ -563,7 +563,7 @@ fn goal_met(goal: &Goal, obs: &Observed, since: &SinceTracker) -> bool {
         Goal::Leader { is, not } => obs
             .established_leaders()
             .iter()
-            .any(|l| is.as_ref().map_or(true, |set| set.contains(l)) && !not.contains(l)),
+            .any(|l| is.as_ref().is_none_or(|set| set.contains(l)) && !not.contains(l)),
         Goal::Detected { peers, by } => {
             let observers: Vec<NodeId> = match by {
                 Some(b) => b.clone(),
@@ -593,7 +593,7 @@ fn goal_met(goal: &Goal, obs: &Observed, since: &SinceTracker) -> bool {
         }),
         Goal::SteppedDown { nodes } => nodes.iter().all(|n| {
             obs.node(*n)
-                .map_or(true, |s| !s.alive || (!s.paused && s.role != Role::Leader))
+                .is_none_or(|s| !s.alive || (!s.paused && s.role != Role::Leader))
         }),
         Goal::NoLeader { .. } => false,
         Goal::Converged => obs.converged().is_some(),

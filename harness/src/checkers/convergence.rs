@@ -18,7 +18,8 @@ pub fn check(_s: &Scenario, records: &[Record], deadline_ms: u64, label: String)
             ts,
             format!(
                 "the last fault ({kw}{})",
-                step.map(|i| format!(" at step {}", i + 1)).unwrap_or_default()
+                step.map(|i| format!(" at step {}", i + 1))
+                    .unwrap_or_default()
             ),
         ),
         None => (first_ts, "the start of the history".to_string()),
@@ -35,8 +36,16 @@ pub fn check(_s: &Scenario, records: &[Record], deadline_ms: u64, label: String)
         Some(l) => format!("at the end: converged on leader {l}"),
         None => format!(
             "at the end: NOT converged (live {:?}, leaders {:?})",
-            final_state.live_nodes().iter().map(|n| n.0).collect::<Vec<_>>(),
-            final_state.leaders().iter().map(|n| n.0).collect::<Vec<_>>()
+            final_state
+                .live_nodes()
+                .iter()
+                .map(|n| n.0)
+                .collect::<Vec<_>>(),
+            final_state
+                .leaders()
+                .iter()
+                .map(|n| n.0)
+                .collect::<Vec<_>>()
         ),
     };
     let (passed, figure, headroom, mut details) = match result {
@@ -76,9 +85,22 @@ mod tests {
     use chat_node::ids::Role;
 
     fn converged_at(ts: u64, epoch: u64, leader: u64) -> Vec<Record> {
-        let mut r = elect(ts, leader, epoch, &[1, 2, 3].into_iter().filter(|n| *n != leader).collect::<Vec<_>>(), (0, 0));
+        let mut r = elect(
+            ts,
+            leader,
+            epoch,
+            &[1, 2, 3]
+                .into_iter()
+                .filter(|n| *n != leader)
+                .collect::<Vec<_>>(),
+            (0, 0),
+        );
         for n in 1..=3 {
-            let role = if n == leader { Role::Leader } else { Role::Follower };
+            let role = if n == leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            };
             r.push(view(ts + 5, n, epoch, role, &[1, 2, 3]));
         }
         r
@@ -116,6 +138,10 @@ mod tests {
         let c = run(r);
         assert!(!c.passed, "{c:?}");
         assert!(c.figure.starts_with("not converged"), "{}", c.figure);
-        assert!(c.details.iter().any(|d| d.contains("NOT converged")), "{:?}", c.details);
+        assert!(
+            c.details.iter().any(|d| d.contains("NOT converged")),
+            "{:?}",
+            c.details
+        );
     }
 }

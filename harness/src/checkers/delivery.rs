@@ -151,7 +151,10 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
                 note(
                     "lost",
                     &mut n.lost,
-                    format!("{}/{} (acked at index {}) never reached {r}", key.0, key.1, acked[key]),
+                    format!(
+                        "{}/{} (acked at index {}) never reached {r}",
+                        key.0, key.1, acked[key]
+                    ),
                 );
             }
         }
@@ -187,7 +190,9 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
             if !seen.insert(&g.key) {
                 continue; // duplicates are counted above
             }
-            let Some(idx) = acked.get(&g.key) else { continue };
+            let Some(idx) = acked.get(&g.key) else {
+                continue;
+            };
             match highest.get(g.key.0.as_str()) {
                 Some((h, hid)) if idx < h => note(
                     "reordered",
@@ -281,10 +286,14 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
         || s.steps
             .iter()
             .any(|st| matches!(st.kind, crate::scenario::StepKind::Send { .. }));
-    let mut passed = n.lost + n.duplicated + n.reordered + n.room_order + n.offline_fifo + n.phantom == 0;
+    let mut passed =
+        n.lost + n.duplicated + n.reordered + n.room_order + n.offline_fifo + n.phantom == 0;
     if expects_traffic && n.acked == 0 {
         passed = false;
-        details.insert(0, "no message was acknowledged: the workload did not get through".into());
+        details.insert(
+            0,
+            "no message was acknowledged: the workload did not get through".into(),
+        );
     }
     let figure = format!(
         "{} acked, {} sent: lost {}, duplicated {}, reordered {}, room-order {}, offline-fifo {}, phantom {}",
@@ -313,7 +322,13 @@ mod tests {
     use super::*;
 
     fn joined(ts: u64, user: &str) -> Record {
-        client(ts, user, ClientAction::Joined { room: "general".into() })
+        client(
+            ts,
+            user,
+            ClientAction::Joined {
+                room: "general".into(),
+            },
+        )
     }
 
     fn base() -> Vec<Record> {
@@ -350,7 +365,11 @@ mod tests {
     fn everything_once_and_in_order_passes() {
         let c = run(base());
         assert!(c.passed, "{c:?}");
-        assert!(c.figure.starts_with("4 acked, 5 sent: lost 0"), "{}", c.figure);
+        assert!(
+            c.figure.starts_with("4 acked, 5 sent: lost 0"),
+            "{}",
+            c.figure
+        );
     }
 
     #[test]
@@ -360,7 +379,11 @@ mod tests {
         let c = run(r);
         assert!(!c.passed);
         assert!(c.figure.contains("lost 1,"), "{}", c.figure);
-        assert!(c.details[0].contains("u1/p2 (acked at index 8) never reached u3"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("u1/p2 (acked at index 8) never reached u3"),
+            "{:?}",
+            c.details
+        );
     }
 
     #[test]
@@ -415,7 +438,14 @@ mod tests {
     #[test]
     fn a_mailbox_replayed_out_of_fifo_order_fails() {
         let mut r = base();
-        r.push(client(60, "u2", ClientAction::Login { node: None, mailbox: 2 }));
+        r.push(client(
+            60,
+            "u2",
+            ClientAction::Login {
+                node: None,
+                mailbox: 2,
+            },
+        ));
         r.push(send(56, "u1", "o1", Some("u2"), None));
         r.push(acked(57, "u1", "o1", 12));
         r.push(send(58, "u3", "o2", Some("u2"), None));

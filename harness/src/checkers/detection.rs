@@ -70,7 +70,8 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     let slack = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
     let end = records.last().map(Record::ts_ms).unwrap_or(0);
     let mut expected: Vec<Expected> = Vec::new();
-    let others = |n: &NodeId| -> Vec<NodeId> { t.nodes.iter().copied().filter(|o| o != n).collect() };
+    let others =
+        |n: &NodeId| -> Vec<NodeId> { t.nodes.iter().copied().filter(|o| o != n).collect() };
     for f in &t.faults {
         let what = format!(
             "{} at step {}",
@@ -241,7 +242,11 @@ mod tests {
         let c = run(base());
         assert!(c.passed, "{c:?}");
         assert_eq!(c.headroom_ms, Some(80));
-        assert!(c.figure.starts_with("detection 620 ms (max of 2)"), "{}", c.figure);
+        assert!(
+            c.figure.starts_with("detection 620 ms (max of 2)"),
+            "{}",
+            c.figure
+        );
     }
 
     #[test]
@@ -250,7 +255,11 @@ mod tests {
         r.retain(|x| x.ts_ms() != 1620);
         let c = run(r.clone());
         assert!(!c.passed);
-        assert!(c.details[0].contains("node 2 never reported 3 down"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("node 2 never reported 3 down"),
+            "{:?}",
+            c.details
+        );
         r.push(peer_down(1800, 2, 3));
         let c = run(r);
         assert!(!c.passed);
@@ -281,7 +290,11 @@ mod tests {
         }
         let c = run(r.clone());
         assert!(!c.passed);
-        assert!(c.details[0].contains("node 3 never reported 2 down"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("node 3 never reported 2 down"),
+            "{:?}",
+            c.details
+        );
         r.push(peer_down(1650, 3, 2));
         assert!(run(r).passed);
     }

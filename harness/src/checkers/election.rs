@@ -13,6 +13,9 @@ use chat_node::events::{Credentials, Event};
 use chat_node::ids::{NodeId, Role};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// What a committed entry is: (entry epoch, op, sender, message id).
+type EntryKey = (u64, String, Option<String>, Option<String>);
+
 /// A node winning an epoch.
 struct Win {
     ts: u64,
@@ -69,12 +72,18 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         if let Record::Node(ev) = r {
             match &ev.event {
                 Event::LeaderElected { leader, .. } => {
-                    leaders_by_epoch.entry(ev.epoch).or_default().insert(*leader);
+                    leaders_by_epoch
+                        .entry(ev.epoch)
+                        .or_default()
+                        .insert(*leader);
                 }
                 Event::RoleChanged {
                     to: Role::Leader, ..
                 } => {
-                    leaders_by_epoch.entry(ev.epoch).or_default().insert(ev.node);
+                    leaders_by_epoch
+                        .entry(ev.epoch)
+                        .or_default()
+                        .insert(ev.node);
                 }
                 _ => {}
             }
@@ -91,8 +100,7 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     }
 
     // 2. Every index commits the same entry everywhere.
-    let mut entries: BTreeMap<u64, BTreeMap<(u64, String, Option<String>, Option<String>), BTreeSet<NodeId>>> =
-        BTreeMap::new();
+    let mut entries: BTreeMap<u64, BTreeMap<EntryKey, BTreeSet<NodeId>>> = BTreeMap::new();
     for r in records {
         if let Record::Node(ev) = r {
             if let Event::Committed {
@@ -192,15 +200,19 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         _ => None,
     });
     if let Some(start) = first_start {
-        initial = all_wins.iter().find(|w| w.ts >= start).map(|w| w.ts - start);
+        initial = all_wins
+            .iter()
+            .find(|w| w.ts >= start)
+            .map(|w| w.ts - start);
     }
     for r in records {
         if let Record::Fault(f) = r {
             if let Some(old) = obs.current_leader() {
                 let takes_leader = match f.action {
-                    FaultAction::Kill | FaultAction::Stop | FaultAction::Pause | FaultAction::Isolate => {
-                        f.nodes.contains(&old)
-                    }
+                    FaultAction::Kill
+                    | FaultAction::Stop
+                    | FaultAction::Pause
+                    | FaultAction::Isolate => f.nodes.contains(&old),
                     FaultAction::Partition => {
                         let maj = s.cluster.cluster_size / 2 + 1;
                         s.cluster.quorum == Quorum::Majority
@@ -212,8 +224,8 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
                     let mut probe = obs.clone();
                     probe.apply(r);
                     let remaining = probe.live_nodes().len();
-                    let quorum_left = s.cluster.quorum == Quorum::None
-                        || remaining > s.cluster.cluster_size / 2;
+                    let quorum_left =
+                        s.cluster.quorum == Quorum::None || remaining > s.cluster.cluster_size / 2;
                     let next = all_wins
                         .iter()
                         .find(|w| w.ts >= f.ts_ms && w.node != old)
@@ -251,11 +263,15 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         Some(w) => format!(
             "failover {w} ms (max of {}){}",
             failovers.len(),
-            initial.map(|i| format!("; first leader {i} ms after start")).unwrap_or_default()
+            initial
+                .map(|i| format!("; first leader {i} ms after start"))
+                .unwrap_or_default()
         ),
         None => format!(
             "no failover{}",
-            initial.map(|i| format!("; first leader {i} ms after start")).unwrap_or_default()
+            initial
+                .map(|i| format!("; first leader {i} ms after start"))
+                .unwrap_or_default()
         ),
     };
     notes.push(format!(
@@ -334,7 +350,10 @@ fn lcr_rule(records: &[Record], wins: &[Win], timeline: &Timeline, violations: &
 }
 
 fn join(set: &BTreeSet<NodeId>) -> String {
-    set.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+    set.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -374,7 +393,11 @@ mod tests {
         r.extend(elect(3000, 1, 2, &[], (1, 1)));
         let c = run(r);
         assert!(!c.passed);
-        assert!(c.details[0].contains("epoch 2 has 2 leaders: 1, 2"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("epoch 2 has 2 leaders: 1, 2"),
+            "{:?}",
+            c.details
+        );
     }
 
     #[test]
@@ -393,7 +416,11 @@ mod tests {
         let r: Vec<Record> = healthy().into_iter().filter(|r| r.ts_ms() < 2500).collect();
         let c = run(r);
         assert!(!c.passed);
-        assert!(c.details[0].contains("no new leader after the kill of leader 3"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("no new leader after the kill of leader 3"),
+            "{:?}",
+            c.details
+        );
     }
 
     #[test]
@@ -427,6 +454,10 @@ mod tests {
         }
         let c = run(r);
         assert!(!c.passed);
-        assert!(c.details[0].contains("already committed"), "{:?}", c.details);
+        assert!(
+            c.details[0].contains("already committed"),
+            "{:?}",
+            c.details
+        );
     }
 }

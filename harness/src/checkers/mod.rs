@@ -37,7 +37,12 @@ pub fn run(scenario: &Scenario, records: &[Record]) -> Vec<CheckResult> {
         .map(|spec| {
             let deadline = scenario.check_deadline(spec.name);
             let deadline_ms = deadline.resolve(&scenario.cluster).as_millis() as u64;
-            let label = format!("{}ms = {deadline}", deadline_ms);
+            let written = deadline.to_string();
+            let label = if written == format!("{deadline_ms}ms") {
+                written
+            } else {
+                format!("{deadline_ms}ms = {written}")
+            };
             match spec.name {
                 CheckName::Election => election::check(scenario, &sorted, deadline_ms, label),
                 CheckName::Detection => detection::check(scenario, &sorted, deadline_ms, label),

@@ -24,7 +24,7 @@ pub struct Timeline {
 
 fn open(map: &mut BTreeMap<NodeId, Vec<Interval>>, id: NodeId, ts: u64) {
     let v = map.entry(id).or_default();
-    if v.last().map_or(true, |(_, e)| *e != u64::MAX) {
+    if v.last().is_none_or(|(_, e)| *e != u64::MAX) {
         v.push((ts, u64::MAX));
     }
 }
@@ -63,7 +63,7 @@ impl Timeline {
 
     fn block(&mut self, from: NodeId, to: NodeId, ts: u64) {
         let v = self.blocked.entry((from, to)).or_default();
-        if v.last().map_or(true, |(_, e)| *e != u64::MAX) {
+        if v.last().is_none_or(|(_, e)| *e != u64::MAX) {
             v.push((ts, u64::MAX));
         }
     }
@@ -142,10 +142,6 @@ impl Timeline {
         Self::within(self.down.get(&n), ts)
     }
 
-    pub fn is_paused(&self, n: NodeId, ts: u64) -> bool {
-        Self::within(self.paused.get(&n), ts)
-    }
-
     /// Live during the whole of `[from, to]`.
     pub fn live_throughout(&self, n: NodeId, from: u64, to: u64) -> bool {
         let overlaps = |list: Option<&Vec<Interval>>| {
@@ -180,14 +176,6 @@ impl Timeline {
             .iter()
             .any(|(a, b)| *a <= ts && from < *b)
     }
-
-    /// When a broken link or node is repaired next after `ts` (resume, restart, heal).
-    pub fn repaired_after(&self, ts: u64) -> Option<u64> {
-        self.faults
-            .iter()
-            .find(|f| f.ts_ms > ts && f.action.is_repair())
-            .map(|f| f.ts_ms)
-    }
 }
 
 #[cfg(test)]
@@ -220,11 +208,10 @@ mod tests {
             fault(400, FaultAction::Heal, &[]),
         ]);
         assert!(t.is_down(NodeId(1), 150) && !t.is_down(NodeId(1), 200));
-        assert!(t.is_paused(NodeId(2), 1000));
+        assert!(!t.live_throughout(NodeId(2), 1000, 1001));
         assert!(!t.live_throughout(NodeId(1), 0, 150));
         assert!(t.silence_near(NodeId(3), NodeId(1), 350, 0));
         assert!(!t.silence_near(NodeId(3), NodeId(1), 450, 10));
         assert!(t.silence_near(NodeId(3), NodeId(1), 450, 100));
-        assert_eq!(t.repaired_after(260), Some(400));
     }
 }

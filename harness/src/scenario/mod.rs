@@ -344,7 +344,7 @@ pub struct CheckSpec {
 
 /// Default deadlines, derived from the cluster's own settings.
 pub mod defaults {
-    use super::ClusterSettings;
+    use super::{ClusterSettings, Deadline, Quantity, Setting, Term};
     use std::time::Duration;
 
     /// One ring hop of the LCR token: a datagram plus the node's processing tick, generously.
@@ -369,6 +369,47 @@ pub mod defaults {
     /// Failover: detection, then an election.
     pub fn failover(c: &ClusterSettings) -> Duration {
         detection(c) + election_allowance(c)
+    }
+
+    fn term(factor: f64, quantity: Quantity) -> Term {
+        Term { factor, quantity }
+    }
+
+    /// [`detection`] as an expression, so reports show the formula.
+    pub fn detection_deadline(_c: &ClusterSettings) -> Deadline {
+        Deadline {
+            terms: vec![
+                term(1.0, Quantity::Setting(Setting::FailureTimeout)),
+                term(2.0, Quantity::Setting(Setting::Heartbeat)),
+            ],
+        }
+    }
+
+    /// [`failover`] as an expression.
+    pub fn failover_deadline(c: &ClusterSettings) -> Deadline {
+        let hops = 2 * c.cluster_size as u64 + 2;
+        Deadline {
+            terms: vec![
+                term(1.0, Quantity::Setting(Setting::FailureTimeout)),
+                term(4.0, Quantity::Setting(Setting::Heartbeat)),
+                term(1.0, Quantity::Literal(Duration::from_millis(hops * HOP_MS))),
+            ],
+        }
+    }
+
+    /// [`convergence`] as an expression.
+    pub fn convergence_deadline(c: &ClusterSettings) -> Deadline {
+        let hops = 2 * c.cluster_size as u64 + 2;
+        Deadline {
+            terms: vec![
+                term(2.0, Quantity::Setting(Setting::FailureTimeout)),
+                term(4.0, Quantity::Setting(Setting::Heartbeat)),
+                term(
+                    1.0,
+                    Quantity::Literal(Duration::from_millis(hops * HOP_MS + STARTUP_MS)),
+                ),
+            ],
+        }
     }
 
     /// Convergence after a heal or restart: nodes must hear each other again (a heartbeat),
@@ -396,12 +437,12 @@ impl Scenario {
             return d;
         }
         let c = &self.cluster;
-        Deadline::fixed(match name {
-            CheckName::Election => defaults::failover(c),
-            CheckName::Detection => defaults::detection(c),
-            CheckName::Delivery => c.failure_timeout,
-            CheckName::Convergence => defaults::convergence(c),
-        })
+        match name {
+            CheckName::Election => defaults::failover_deadline(c),
+            CheckName::Detection => defaults::detection_deadline(c),
+            CheckName::Delivery => Deadline::fixed(c.failure_timeout),
+            CheckName::Convergence => defaults::convergence_deadline(c),
+        }
     }
 
     /// Whether the scenario asked for this checker.
@@ -440,4 +481,34 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_deadline_formulas_match_their_durations() {
+        let c = ClusterSettings::default();
+        assert_eq!(
+            defaults::detection_deadline(&c).resolve(&c),
+            defaults::detection(&c)
+        );
+        assert_eq!(
+            defaults::failover_deadline(&c).resolve(&c),
+            defaults::failover(&c)
+        );
+        assert_eq!(
+            defaults::convergence_deadline(&c).resolve(&c),
+            defaults::convergence(&c)
+        );
+        // 5 nodes, heartbeat 100ms, failure timeout 500ms.
+        assert_eq!(defaults::detection(&c), Duration::from_millis(700));
+        assert_eq!(defaults::failover(&c), Duration::from_millis(1140));
+        assert_eq!(defaults::convergence(&c), Duration::from_millis(2640));
+        assert_eq!(
+            defaults::failover_deadline(&c).to_string(),
+            "failure_timeout + 4 * heartbeat + 240ms"
+        );
+    }
 }

@@ -582,7 +582,11 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
         } else {
             LeaderCondition::Any
         };
-        (Condition::Leader(cond), l.within, defaults::failover(c))
+        (
+            Condition::Leader(cond),
+            l.within,
+            defaults::failover_deadline(c),
+        )
     } else if let Some(d) = e.detected {
         let by = match &d.by {
             None => Observers::AllLive,
@@ -595,7 +599,7 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
                 by,
             },
             d.within,
-            defaults::detection(c),
+            defaults::detection_deadline(c),
         )
     } else if let Some(r) = e.rejoined {
         (
@@ -603,7 +607,7 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
                 node: tx.target(&r.node)?,
             },
             r.within,
-            defaults::convergence(c),
+            defaults::convergence_deadline(c),
         )
     } else if let Some(s) = e.stepped_down {
         (
@@ -611,7 +615,7 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
                 node: tx.target(&s.node)?,
             },
             s.within,
-            defaults::detection(c),
+            defaults::detection_deadline(c),
         )
     } else if let Some(n) = e.no_leader {
         let duration = parse_duration(&n.for_)
@@ -622,10 +626,14 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
                 duration,
             },
             None,
-            duration,
+            Deadline::fixed(duration),
         )
     } else if let Some(cv) = e.converged {
-        (Condition::Converged, cv.within, defaults::convergence(c))
+        (
+            Condition::Converged,
+            cv.within,
+            defaults::convergence_deadline(c),
+        )
     } else {
         return Err(tx.err(tx.key, "no condition"));
     };
@@ -639,7 +647,7 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
         Some(w) => {
             Deadline::parse(&w).map_err(|err| tx.err("within", format!("bad deadline: {err}")))?
         }
-        None => Deadline::fixed(default),
+        None => default,
     };
     Ok(ExpectStep { condition, within })
 }
