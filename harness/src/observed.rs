@@ -710,3 +710,229 @@ pub fn describe_state(goal: &Goal, obs: &Observed) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::testkit::*;
+    use crate::history::FaultAction;
+
+    fn ids(v: &[u64]) -> Vec<NodeId> {
+        v.iter().map(|n| NodeId(*n)).collect()
+    }
+
+    /// 3 nodes; node 3 leads epoch 1 with everyone's agreement at t=500.
+    fn steady() -> Vec<Record> {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.extend(elect(500, 3, 1, &[1, 2], (0, 0)));
+        for n in 1..=3 {
+            let role = if n == 3 { Role::Leader } else { Role::Follower };
+            r.push(view(505, n, 1, role, &[1, 2, 3]));
+        }
+        r
+    }
+
+    #[test]
+    fn folds_leader_followers_and_ring() {
+        let o = Observed::from_records(&steady());
+        assert_eq!(o.current_leader(), Some(NodeId(3)));
+        assert_eq!(o.followers(), ids(&[1, 2]));
+        assert_eq!(o.ring_successor(NodeId(3)), Some(NodeId(1)));
+        assert_eq!(o.ring_successor(NodeId(1)), Some(NodeId(2)));
+        assert_eq!(o.majority(), ids(&[1, 3]));
+        assert_eq!(o.minority(), ids(&[2]));
+        assert_eq!(o.converged(), Some(NodeId(3)));
+        let mut r = steady();
+        r.push(fault(600, FaultAction::Pause, &[3]));
+        let o = Observed::from_records(&r);
+        assert_eq!(o.live_nodes(), ids(&[1, 2]));
+        assert_eq!(o.current_leader(), None);
+        assert_eq!(o.converged(), None);
+    }
+
+    #[test]
+    fn resolves_targets_and_groups() {
+        let o = Observed::from_records(&steady());
+        let mut rng = rand::thread_rng();
+        let mut aliases = Aliases::new();
+        aliases.insert("old".into(), ids(&[2]));
+        let r = |t: Target, rng: &mut rand::rngs::ThreadRng| resolve_target(&t, &o, &aliases, rng);
+        assert_eq!(r(Target::Leader, &mut rng).unwrap(), ids(&[3]));
+        assert_eq!(
+            r(Target::RingSuccessorOfLeader, &mut rng).unwrap(),
+            ids(&[1])
+        );
+        assert_eq!(r(Target::Alias("old".into()), &mut rng).unwrap(), ids(&[2]));
+        assert!(ids(&[1, 2]).contains(&r(Target::RandomFollower, &mut rng).unwrap()[0]));
+        assert!(r(Target::Alias("nope".into()), &mut rng).is_err());
+        let g = resolve_groups(
+            &[Group::Targets(vec![Target::Leader]), Group::Rest],
+            &o,
+            &aliases,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(g, vec![ids(&[3]), ids(&[1, 2])]);
+        let overlap = resolve_groups(
+            &[
+                Group::Targets(vec![Target::Leader]),
+                Group::Targets(vec![Target::All]),
+            ],
+            &o,
+            &aliases,
+            &mut rng,
+        );
+        assert!(overlap.unwrap_err().contains("two partition groups"));
+    }
+
+    fn exp(goal: Goal, within_ms: u64) -> Expectation {
+        Expectation { goal, within_ms }
+    }
+
+    /// The leader is killed at 1000; 1 and 2 report it down at 1550/1600, 2 wins at 1700.
+    fn failover() -> Vec<Record> {
+        let mut r = steady();
+        r.push(fault(1000, FaultAction::Kill, &[3]));
+        r.push(peer_down(1550, 1, 3));
+        r.push(peer_down(1600, 2, 3));
+        r.push(view(1560, 1, 1, Role::Follower, &[1, 2]));
+        r.push(view(1610, 2, 1, Role::Follower, &[1, 2]));
+        r.extend(elect(1700, 2, 2, &[1], (0, 0)));
+        r.sort_by_key(Record::ts_ms);
+        r
+    }
+
+    #[test]
+    fn leader_and_detection_conditions_measure_from_the_reference_time() {
+        let r = failover();
+        let not_old = exp(
+            Goal::Leader {
+                is: None,
+                not: ids(&[3]),
+            },
+            1000,
+        );
+        assert_eq!(
+            evaluate(&not_old, &r, 1000, 5000),
+            Evaluation::Met { figure_ms: 702 }
+        );
+        let detected = exp(
+            Goal::Detected {
+                peers: ids(&[3]),
+                by: None,
+            },
+            700,
+        );
+        assert_eq!(
+            evaluate(&detected, &r, 1000, 5000),
+            Evaluation::Met { figure_ms: 600 }
+        );
+        // Before the reports, it is pending until the deadline (plus log lag) passes.
+        let early: Vec<Record> = r.iter().filter(|x| x.ts_ms() < 1500).cloned().collect();
+        assert_eq!(evaluate(&detected, &early, 1000, 1800), Evaluation::Pending);
+        assert!(matches!(
+            evaluate(&detected, &early, 1000, 1000 + 700 + LOG_LAG_MS + 1),
+            Evaluation::Failed {
+                figure_ms: None,
+                ..
+            }
+        ));
+        // Met, but late.
+        let tight = exp(
+            Goal::Leader {
+                is: None,
+                not: ids(&[3]),
+            },
+            500,
+        );
+        assert!(matches!(
+            evaluate(&tight, &r, 1000, 5000),
+            Evaluation::Failed {
+                figure_ms: Some(702),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn no_leader_fails_when_a_minority_node_wins() {
+        let r = failover();
+        let among_1 = exp(
+            Goal::NoLeader {
+                among: ids(&[1]),
+                duration_ms: 2000,
+            },
+            2000,
+        );
+        assert_eq!(evaluate(&among_1, &r, 1000, 2000), Evaluation::Pending);
+        assert_eq!(
+            evaluate(&among_1, &r, 1000, 3000 + LOG_LAG_MS),
+            Evaluation::Met { figure_ms: 2000 }
+        );
+        let among_2 = exp(
+            Goal::NoLeader {
+                among: ids(&[2]),
+                duration_ms: 2000,
+            },
+            2000,
+        );
+        assert!(matches!(
+            evaluate(&among_2, &r, 1000, 1800),
+            Evaluation::Failed {
+                figure_ms: Some(700),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_woken_zombie_must_step_down() {
+        let mut r = steady();
+        r.push(fault(1000, FaultAction::Pause, &[3]));
+        r.extend(elect(1700, 2, 2, &[1], (0, 0)));
+        r.push(fault(3000, FaultAction::Resume, &[3]));
+        let down = exp(Goal::SteppedDown { nodes: ids(&[3]) }, 700);
+        // Paused counts as not stepped down; awake and still leader neither.
+        assert_eq!(evaluate(&down, &r, 3000, 3100), Evaluation::Pending);
+        r.push(ev(
+            3150,
+            3,
+            2,
+            Role::Follower,
+            chat_node::events::Event::RoleChanged {
+                from: Role::Leader,
+                to: Role::Follower,
+                reason: "newer epoch".into(),
+            },
+        ));
+        assert_eq!(
+            evaluate(&down, &r, 3000, 3200),
+            Evaluation::Met { figure_ms: 150 }
+        );
+    }
+
+    #[test]
+    fn rejoined_needs_a_leader_that_counts_the_node() {
+        let mut r = failover();
+        r.push(fault(3000, FaultAction::Restart, &[3]));
+        let back = exp(Goal::Rejoined { nodes: ids(&[3]) }, 2000);
+        assert_eq!(evaluate(&back, &r, 3000, 3100), Evaluation::Pending);
+        r.push(ev(
+            3400,
+            3,
+            2,
+            Role::Follower,
+            chat_node::events::Event::LeaderElected {
+                leader: NodeId(2),
+                votes: 0,
+                credentials: creds(0, 0, 2),
+            },
+        ));
+        assert_eq!(evaluate(&back, &r, 3000, 3500), Evaluation::Pending);
+        r.push(view(3450, 2, 2, Role::Leader, &[1, 2, 3]));
+        assert_eq!(
+            evaluate(&back, &r, 3000, 3500),
+            Evaluation::Met { figure_ms: 450 }
+        );
+    }
+}

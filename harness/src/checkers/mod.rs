@@ -6,7 +6,7 @@ mod delivery;
 mod detection;
 mod election;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 mod timeline;
 
 use crate::history::Record;
