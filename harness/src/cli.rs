@@ -1,21 +1,11 @@
 //! The command line: `harness run | validate | list | clean`.
 
 use crate::docker;
+use crate::report::Verdict;
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Scenario};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
-
-/// Exit codes: what a CI job gates on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verdict {
-    /// Every step and check passed.
-    Pass = 0,
-    /// The run was made and a step or check failed.
-    CheckFailed = 1,
-    /// The run could not be made (bad scenario, no Docker, no image, no root for partitions).
-    CouldNotRun = 2,
-}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -75,7 +65,7 @@ pub enum Command {
 /// Parses the command line, runs it, and returns the process exit code.
 pub async fn main() -> i32 {
     let cli = Cli::parse();
-    (match cli.command {
+    let verdict = match cli.command {
         Command::Run {
             paths,
             image,
@@ -85,7 +75,8 @@ pub async fn main() -> i32 {
         Command::Validate { files } => validate(&files),
         Command::List { dir } => list(&dir),
         Command::Clean => clean().await,
-    }) as i32
+    };
+    verdict.exit_code()
 }
 
 /// Expands directories into their scenario files.
@@ -134,14 +125,14 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Verdict::CouldNotRun;
+            return Verdict::Error;
         }
     };
     let Some(scenarios) = load_all(&files) else {
         eprintln!(
             "nothing was started: fix the scenario errors above (`harness validate` checks files)"
         );
-        return Verdict::CouldNotRun;
+        return Verdict::Error;
     };
     let several = scenarios.len() > 1;
     let mut results = Vec::new();
@@ -173,18 +164,19 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
             );
         }
     }
+    // The worst verdict decides the exit code: error over fail over pass.
     results
         .iter()
         .map(|(_, r)| r.verdict)
-        .max()
-        .unwrap_or(Verdict::CouldNotRun)
+        .max_by_key(|v| v.exit_code())
+        .unwrap_or(Verdict::Error)
 }
 
 fn label(v: Verdict) -> &'static str {
     match v {
         Verdict::Pass => "PASS",
-        Verdict::CheckFailed => "FAIL",
-        Verdict::CouldNotRun => "ERROR",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
     }
 }
 
@@ -193,7 +185,7 @@ fn validate(files: &[PathBuf]) -> Verdict {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
-            return Verdict::CouldNotRun;
+            return Verdict::Error;
         }
     };
     let mut verdict = Verdict::Pass;
@@ -207,7 +199,7 @@ fn validate(files: &[PathBuf]) -> Verdict {
             ),
             Err(e) => {
                 println!("error {e}");
-                verdict = Verdict::CouldNotRun;
+                verdict = Verdict::Error;
             }
         }
     }
@@ -222,7 +214,7 @@ fn list(dir: &Path) -> Verdict {
                 "error: {}: {e} (pass the scenarios directory)",
                 dir.display()
             );
-            return Verdict::CouldNotRun;
+            return Verdict::Error;
         }
     };
     let mut verdict = Verdict::Pass;
@@ -231,7 +223,7 @@ fn list(dir: &Path) -> Verdict {
             Ok(s) => println!("{:<28} {}", s.name, s.about),
             Err(e) => {
                 println!("{:<28} INVALID: {e}", f.display());
-                verdict = Verdict::CouldNotRun;
+                verdict = Verdict::Error;
             }
         }
     }
@@ -243,7 +235,7 @@ async fn clean() -> Verdict {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
-            return Verdict::CouldNotRun;
+            return Verdict::Error;
         }
     };
     match docker::clean_all(&docker).await {
@@ -263,7 +255,7 @@ async fn clean() -> Verdict {
         }
         Err(e) => {
             eprintln!("error: {e}");
-            Verdict::CouldNotRun
+            Verdict::Error
         }
     }
 }

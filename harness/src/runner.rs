@@ -1,47 +1,36 @@
 //! Running one scenario: check prerequisites, bring the cluster up, start the users, execute
 //! the steps in order (targets resolved from the state observed at that moment), drain the
-//! workload, collect the history, tear everything down (also on error and Ctrl-C), report.
+//! workload, collect the history, tear everything down (also on error and Ctrl-C), run the
+//! checkers and write the report.
 
+mod records;
 mod steps;
-mod view;
 
-use crate::cli::Verdict;
+use crate::checkers;
 use crate::docker::{
     self, now_ms, CleanupGuard, Cluster, ClusterSpec, LogLine, LogStreams, Nemesis,
 };
-use crate::history::{
-    FaultAction, FaultRecord, HarnessRecord, History, Record, StepRecord, StepStatus,
-};
-use crate::scenario::{ExpectStep, Scenario, StartMode, Step, StepKind};
-use crate::workload::{Command as UserCommand, Workload};
-use chat_node::events::EventRecord;
+use crate::history::{FaultAction, FaultRecord, HarnessRecord, History, Record};
+use crate::observed::Aliases;
+use crate::report::{self, RunOutcome, StepResult, StepStatus, Verdict};
+use crate::scenario::{Scenario, StartMode, StepKind};
+use crate::workload::Workload;
 use chat_node::ids::NodeId;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// How often `await`/`expect` look at the history.
-const POLL: Duration = Duration::from_millis(25);
-/// Extra time after a deadline for the last log lines to arrive before judging.
-const LOG_SLACK: Duration = Duration::from_millis(250);
+/// However short the scenario, users send for at least this long before the drain, so the
+/// delivery checker always has traffic to judge.
+const MIN_SEND_WINDOW: Duration = Duration::from_millis(1500);
+/// How long the drain may wait for users that never logged in before giving up on the window.
+const LOGIN_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
     pub image: String,
     pub out: Option<PathBuf>,
     pub keep: bool,
-}
-
-/// One step's outcome.
-#[derive(Clone, Debug)]
-pub struct StepResult {
-    pub index: usize,
-    pub keyword: &'static str,
-    pub passed: bool,
-    pub figure_ms: Option<u64>,
-    pub deadline_ms: Option<u64>,
-    pub message: String,
 }
 
 /// A scenario's outcome as the CLI needs it.
@@ -51,7 +40,6 @@ pub struct RunResult {
     pub wall: Duration,
     pub out_dir: PathBuf,
     pub interrupted: bool,
-    pub steps: Vec<StepResult>,
     pub run_id: String,
 }
 
@@ -76,9 +64,13 @@ struct Session {
     guard: Option<CleanupGuard>,
     history: History,
     steps: Vec<StepResult>,
-    aliases: HashMap<String, Vec<u64>>,
+    aliases: Aliases,
+    /// Host ms of the latest fault (the cluster start counts), while only `await`/`expect`
+    /// steps have run since: their figures are measured from it.
+    fault_ref_ms: Option<u64>,
     /// An `await` failed: later steps are skipped.
     stopped: bool,
+    timings: Vec<(String, u64)>,
 }
 
 impl Session {
@@ -86,7 +78,7 @@ impl Session {
     fn pull(&mut self) {
         if let Some(rx) = self.log_rx.as_mut() {
             while let Ok(line) = rx.try_recv() {
-                self.history.push(log_record(line));
+                self.history.push(records::log_record(line));
             }
         }
         if let Some(rx) = self.client_rx.as_mut() {
@@ -103,23 +95,10 @@ impl Session {
         }));
     }
 
-    fn ids(&self) -> Vec<u64> {
-        self.cluster.as_ref().map(Cluster::ids).unwrap_or_default()
+    fn timing(&mut self, name: &str, since: Instant) {
+        self.timings
+            .push((name.to_string(), since.elapsed().as_millis() as u64));
     }
-}
-
-/// A node's stdout JSON line becomes a node record; anything else a harness record.
-fn log_record(line: LogLine) -> Record {
-    if line.stdout {
-        if let Some(event) = EventRecord::from_line(&line.text) {
-            return Record::Node(event);
-        }
-    }
-    let stream = if line.stdout { "stdout" } else { "stderr" };
-    Record::Harness(HarnessRecord {
-        ts_ms: line.received_ms,
-        msg: format!("n{} {stream}: {}", line.node, line.text),
-    })
 }
 
 fn default_out(name: &str) -> PathBuf {
@@ -143,9 +122,11 @@ fn needs_partitions(s: &Scenario) -> bool {
     })
 }
 
-/// Runs one scenario end to end and prints its report.
+/// Runs one scenario end to end, writes history.jsonl, summary.json and junit.xml, and prints
+/// the report.
 pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
     let started = Instant::now();
+    let started_at_ms = now_ms();
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out(&s.name));
     let mut session = Session {
         run_id: docker::new_run_id(),
@@ -161,46 +142,101 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
         _ = tokio::signal::ctrl_c() => Err(Abort::Interrupted),
     };
     let interrupted = matches!(outcome, Err(Abort::Interrupted));
+    let mut errors = Vec::new();
     if let Err(e) = &outcome {
         let msg = match e {
             Abort::CouldNotRun(m) => m.clone(),
-            Abort::Interrupted => "interrupted (Ctrl-C): cleaning up".to_string(),
+            Abort::Interrupted => "interrupted (Ctrl-C): the cluster was removed".to_string(),
         };
         eprintln!("  {msg}");
-        session.note(msg);
+        session.note(msg.clone());
+        errors.push(msg);
     }
+    let teardown = Instant::now();
+    // A second Ctrl-C during teardown must not leave containers behind: teardown finishes.
     finish(&mut session, opts.keep && !interrupted).await;
-    if let Err(e) = std::fs::create_dir_all(&out_dir)
-        .and_then(|_| session.history.write_file(&out_dir.join("history.jsonl")))
-    {
-        eprintln!("  could not write {}: {e}", out_dir.display());
+    session.timing("teardown", teardown);
+    mark_skipped(&mut session, s);
+
+    let history_path = out_dir.join("history.jsonl");
+    let history_written =
+        std::fs::create_dir_all(&out_dir).and_then(|_| session.history.write_file(&history_path));
+    if let Err(e) = &history_written {
+        errors.push(format!("could not write {}: {e}", history_path.display()));
     }
-    let steps_ok = session.steps.iter().all(|st| st.passed);
-    let verdict = match outcome {
-        Err(_) => Verdict::CouldNotRun,
-        Ok(()) if steps_ok => Verdict::Pass,
-        Ok(()) => Verdict::CheckFailed,
+    // A run that never got going has nothing for the checkers to judge.
+    let checks = if outcome.is_ok() {
+        checkers::run(s, session.history.records())
+    } else {
+        Vec::new()
     };
-    let wall = started.elapsed();
-    println!(
-        "  {} {} in {:.1} s · history: {}",
-        match verdict {
-            Verdict::Pass => "PASS",
-            Verdict::CheckFailed => "FAIL",
-            Verdict::CouldNotRun => "ERROR",
-        },
-        s.name,
-        wall.as_secs_f64(),
-        out_dir.join("history.jsonl").display()
-    );
+    let mut outcome = RunOutcome {
+        run_id: session.run_id.clone(),
+        started_at_ms,
+        wall_ms: 0,
+        timings_ms: std::mem::take(&mut session.timings),
+        steps: std::mem::take(&mut session.steps),
+        checks,
+        errors,
+        history_path: history_written
+            .is_ok()
+            .then(|| history_path.display().to_string()),
+    };
+    outcome.wall_ms = started.elapsed().as_millis() as u64;
+    if let Err(e) = report::write(&out_dir, s, &outcome) {
+        outcome.errors.push(format!(
+            "could not write the report in {}: {e}",
+            out_dir.display()
+        ));
+    }
+    println!();
+    report::print_table(s, &outcome);
+    println!("  output: {}", out_dir.display());
     RunResult {
-        verdict,
-        wall,
+        verdict: outcome.verdict(s),
+        wall: started.elapsed(),
         out_dir,
         interrupted,
-        steps: session.steps,
         run_id: session.run_id,
     }
+}
+
+/// Steps that never ran (an `await` failed, or the run was cut short) appear as skipped.
+fn mark_skipped(session: &mut Session, s: &Scenario) {
+    let done = session.steps.len();
+    for step in s.steps.iter().skip(done) {
+        session.steps.push(StepResult {
+            index: step.index,
+            keyword: step.kind.keyword().to_string(),
+            description: steps::describe(&step.kind),
+            status: StepStatus::Skipped,
+            figure_ms: None,
+            deadline_ms: None,
+            message: None,
+            elapsed_ms: 0,
+        });
+    }
+}
+
+/// The node's command line for this scenario (after `serve`).
+fn serve_args(s: &Scenario, run_id: &str) -> Vec<String> {
+    let c = &s.cluster;
+    let mut args = vec![
+        "--cluster".to_string(),
+        format!("fl-{run_id}"),
+        "--cluster-size".to_string(),
+        c.cluster_size.to_string(),
+        "--heartbeat".to_string(),
+        format!("{}ms", c.heartbeat.as_millis()),
+        "--failure-timeout".to_string(),
+        format!("{}ms", c.failure_timeout.as_millis()),
+        "--election".to_string(),
+        c.election.clone(),
+        "--quorum".to_string(),
+        c.quorum.as_flag().to_string(),
+    ];
+    args.extend(c.flags.iter().cloned());
+    args
 }
 
 async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Result<(), Abort> {
@@ -213,27 +249,12 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
         .await
         .map_err(could_not)?;
     session.guard = Some(CleanupGuard::new(&session.run_id));
-    let c = &s.cluster;
-    let mut serve_args = vec![
-        "--cluster".to_string(),
-        format!("fl-{}", session.run_id),
-        "--cluster-size".to_string(),
-        c.cluster_size.to_string(),
-        "--heartbeat".to_string(),
-        format!("{}ms", c.heartbeat.as_millis()),
-        "--failure-timeout".to_string(),
-        format!("{}ms", c.failure_timeout.as_millis()),
-        "--election".to_string(),
-        c.election.clone(),
-        "--quorum".to_string(),
-        c.quorum.as_flag().to_string(),
-    ];
-    serve_args.extend(c.flags.iter().cloned());
+    let t0 = Instant::now();
     let spec = ClusterSpec {
         run_id: session.run_id.clone(),
         image: opts.image.clone(),
-        nodes: c.nodes,
-        serve_args,
+        nodes: s.cluster.nodes,
+        serve_args: serve_args(s, &session.run_id),
         env: vec![],
     };
     let cluster = Cluster::create(&client, &spec).await.map_err(could_not)?;
@@ -242,9 +263,7 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
     session.log_rx = Some(log_rx);
     session.cluster = Some(cluster.clone());
     session.nemesis = Some(Nemesis::new(cluster.clone()));
-
-    let t0 = Instant::now();
-    match c.start {
+    match s.cluster.start {
         StartMode::Simultaneous => cluster.start_all().await.map_err(could_not)?,
         StartMode::Staggered => {
             for id in cluster.ids() {
@@ -252,14 +271,18 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
             }
         }
     }
+    let start_ts = now_ms();
     session.history.push(Record::Fault(FaultRecord {
-        ts_ms: now_ms(),
+        ts_ms: start_ts,
         action: FaultAction::Start,
         nodes: cluster.ids().into_iter().map(NodeId).collect(),
         step: None,
         groups: vec![],
         to: vec![],
     }));
+    // The first `await leader` measures the election from the cluster start.
+    session.fault_ref_ms = Some(start_ts);
+    session.timing("cluster_start", t0);
     println!(
         "  cluster up: {} on {} in {} ms",
         cluster.network,
@@ -269,14 +292,31 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
     if s.workload.users > 0 {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let servers = cluster.nodes.iter().map(|n| n.client_addr()).collect();
-        session.workload = Some(Workload::start(&s.workload, servers, tx));
+        session.workload = Some(Workload::start(
+            &s.workload,
+            &format!("fl-{}", session.run_id),
+            servers,
+            tx,
+        ));
         session.client_rx = Some(rx);
     }
+    let t_steps = Instant::now();
     for step in &s.steps {
         if session.stopped {
             break;
         }
-        run_step(session, s, step).await?;
+        steps::run_step(session, s, step).await;
+    }
+    session.timing("steps", t_steps);
+    let t_drain = Instant::now();
+    if let Some(w) = session.workload.as_ref() {
+        if s.workload.rate_per_s > 0.0 {
+            let sent_for = w.ensure_send_window(MIN_SEND_WINDOW, LOGIN_WAIT).await;
+            session.note(match sent_for {
+                Some(d) => format!("workload sent for {} ms before the drain", d.as_millis()),
+                None => "not every workload user logged in: no send window".to_string(),
+            });
+        }
     }
     if let Some(w) = session.workload.as_ref() {
         let settled = w.drain(s.workload.drain + Duration::from_secs(3)).await;
@@ -286,6 +326,7 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
             "workload drain timed out"
         });
     }
+    session.timing("drain", t_drain);
     Ok(())
 }
 
@@ -337,238 +378,4 @@ async fn finish(session: &mut Session, keep: bool) {
         Err(e) => eprintln!("  teardown: {e}; retrying by label"),
     }
     session.guard = None;
-}
-
-fn step_label(step: &Step) -> String {
-    format!("[{}] {}", step.index + 1, step.kind.keyword())
-}
-
-async fn run_step(session: &mut Session, s: &Scenario, step: &Step) -> Result<(), Abort> {
-    session.pull();
-    let since = now_ms();
-    session.history.push(Record::Step(StepRecord {
-        ts_ms: since,
-        index: step.index,
-        status: StepStatus::Start,
-        figure_ms: None,
-        deadline_ms: None,
-        message: None,
-    }));
-    let result = match &step.kind {
-        StepKind::Await(e) | StepKind::Expect(e) => expect(session, s, e, since).await,
-        StepKind::Sleep(d) => {
-            tokio::time::sleep(*d).await;
-            Ok(format!("slept {} ms", d.as_millis()))
-        }
-        StepKind::Offline { user } => user_command(session, user, UserCommand::Offline),
-        StepKind::Online { user } => user_command(session, user, UserCommand::Online),
-        StepKind::Send { from, to, count } => match session.workload.as_ref() {
-            Some(w) => w
-                .send(from, to.clone(), *count)
-                .map(|_| format!("{count} messages queued"))
-                .map_err(|e| (e, None)),
-            None => Err(("the scenario has no workload users".into(), None)),
-        },
-        _ => fault(session, s, step).await.map_err(|e| (e, None)),
-    };
-    session.pull();
-    let (passed, figure_ms, deadline_ms, message) = match result {
-        Ok(msg) => {
-            let (figure, deadline) = match &step.kind {
-                StepKind::Await(e) | StepKind::Expect(e) => (
-                    parse_figure(&msg),
-                    Some(e.within.resolve(&s.cluster).as_millis() as u64),
-                ),
-                _ => (None, None),
-            };
-            (true, figure, deadline, msg)
-        }
-        Err((msg, deadline)) => (false, None, deadline, msg),
-    };
-    session.history.push(Record::Step(StepRecord {
-        ts_ms: now_ms(),
-        index: step.index,
-        status: if passed {
-            StepStatus::Met
-        } else {
-            StepStatus::Failed
-        },
-        figure_ms,
-        deadline_ms,
-        message: Some(message.clone()),
-    }));
-    println!(
-        "  {} {:<24} {}",
-        if passed { "✓" } else { "✗" },
-        step_label(step),
-        message
-    );
-    if !passed && matches!(step.kind, StepKind::Await(_)) {
-        session.stopped = true;
-        session.note(format!(
-            "await step {} failed: later steps skipped",
-            step.index + 1
-        ));
-    }
-    session.steps.push(StepResult {
-        index: step.index,
-        keyword: step.kind.keyword(),
-        passed,
-        figure_ms,
-        deadline_ms,
-        message,
-    });
-    Ok(())
-}
-
-fn parse_figure(msg: &str) -> Option<u64> {
-    msg.strip_prefix("met in ")?
-        .split(" ms")
-        .next()?
-        .parse()
-        .ok()
-}
-
-type StepOutcome = Result<String, (String, Option<u64>)>;
-
-fn user_command(session: &mut Session, user: &str, cmd: UserCommand) -> StepOutcome {
-    match session.workload.as_ref() {
-        Some(w) => w
-            .command(user, cmd)
-            .map(|_| format!("user {user}"))
-            .map_err(|e| (e, None)),
-        None => Err(("the scenario has no workload users".into(), None)),
-    }
-}
-
-/// Polls a condition until met, failed, or past its deadline.
-async fn expect(session: &mut Session, s: &Scenario, e: &ExpectStep, since: u64) -> StepOutcome {
-    let deadline = e.within.resolve(&s.cluster);
-    let deadline_ms = deadline.as_millis() as u64;
-    let ids = session.ids();
-    let give_up = Instant::now() + deadline + LOG_SLACK;
-    loop {
-        session.pull();
-        let view = view::View::fold(&ids, session.history.records());
-        let ctx = steps::Context {
-            view: &view,
-            all: &ids,
-            cluster_size: s.cluster.cluster_size,
-            quorum_none: s.cluster.quorum == crate::scenario::Quorum::None,
-            aliases: &session.aliases,
-        };
-        let now = now_ms();
-        match steps::judge(&ctx, &e.condition, since, now) {
-            steps::Judgement::Met { at_ms } => {
-                let figure = at_ms.saturating_sub(since);
-                let msg = format!(
-                    "met in {figure} ms (deadline {deadline_ms} ms, headroom {} ms)",
-                    deadline_ms as i64 - figure as i64
-                );
-                return if figure <= deadline_ms {
-                    Ok(msg)
-                } else {
-                    Err((format!("too late: {msg}"), Some(deadline_ms)))
-                };
-            }
-            steps::Judgement::Failed(why) => return Err((why, Some(deadline_ms))),
-            steps::Judgement::Pending(why) if Instant::now() >= give_up => {
-                return Err((
-                    format!("not met within {deadline_ms} ms: {why}"),
-                    Some(deadline_ms),
-                ))
-            }
-            steps::Judgement::Pending(_) => tokio::time::sleep(POLL).await,
-        }
-    }
-}
-
-/// Resolves a fault step's targets, injects it, records it.
-async fn fault(session: &mut Session, s: &Scenario, step: &Step) -> Result<String, String> {
-    let ids = session.ids();
-    let view = view::View::fold(&ids, session.history.records());
-    let ctx = steps::Context {
-        view: &view,
-        all: &ids,
-        cluster_size: s.cluster.cluster_size,
-        quorum_none: s.cluster.quorum == crate::scenario::Quorum::None,
-        aliases: &session.aliases,
-    };
-    let mut record = FaultRecord {
-        ts_ms: 0,
-        action: FaultAction::Heal,
-        nodes: vec![],
-        step: Some(step.index),
-        groups: vec![],
-        to: vec![],
-    };
-    let mut alias_to_save = None;
-    let mut restarted = Vec::new();
-    let nemesis = session
-        .nemesis
-        .as_mut()
-        .ok_or("no cluster to inject faults into")?;
-    let err = |e: docker::DockerError| e.to_string();
-    let description = match &step.kind {
-        StepKind::Fault {
-            action,
-            target,
-            alias,
-        } => {
-            let targets = ctx.resolve(target)?;
-            match action {
-                FaultAction::Kill => nemesis.kill(&targets).await.map_err(err)?,
-                FaultAction::Stop => nemesis.stop(&targets).await.map_err(err)?,
-                FaultAction::Pause => nemesis.pause(&targets).await.map_err(err)?,
-                FaultAction::Resume => nemesis.resume(&targets).await.map_err(err)?,
-                FaultAction::Restart => {
-                    nemesis.restart(&targets).await.map_err(err)?;
-                    restarted = targets.clone();
-                }
-                FaultAction::Isolate => nemesis.isolate(&targets).await.map_err(err)?,
-                other => return Err(format!("`{}` is not a node fault", other.keyword())),
-            }
-            record.action = *action;
-            record.nodes = targets.iter().copied().map(NodeId).collect();
-            alias_to_save = alias.clone().map(|a| (a, targets.clone()));
-            format!("{} node(s) {targets:?}", action.keyword())
-        }
-        StepKind::Partition { groups } => {
-            let groups = ctx.resolve_groups(groups)?;
-            nemesis.partition(&groups).await.map_err(err)?;
-            record.action = FaultAction::Partition;
-            record.nodes = groups.iter().flatten().copied().map(NodeId).collect();
-            record.groups = groups
-                .iter()
-                .map(|g| g.iter().copied().map(NodeId).collect())
-                .collect();
-            format!("partition {groups:?}")
-        }
-        StepKind::Cut { from, to } => {
-            let (from, to) = (ctx.resolve(from)?, ctx.resolve(to)?);
-            nemesis.cut(&from, &to).await.map_err(err)?;
-            record.action = FaultAction::Cut;
-            record.nodes = from.iter().copied().map(NodeId).collect();
-            record.to = to.iter().copied().map(NodeId).collect();
-            format!("cut {from:?} -> {to:?}")
-        }
-        StepKind::Heal => {
-            nemesis.heal().await.map_err(err)?;
-            record.action = FaultAction::Heal;
-            record.nodes = ids.iter().copied().map(NodeId).collect();
-            "healed".to_string()
-        }
-        other => return Err(format!("`{}` is not a fault", other.keyword())),
-    };
-    record.ts_ms = now_ms();
-    if let Some(logs) = session.logs.as_ref() {
-        for id in restarted {
-            logs.reattach(id);
-        }
-    }
-    if let Some((alias, targets)) = alias_to_save {
-        session.aliases.insert(alias, targets);
-    }
-    session.history.push(Record::Fault(record));
-    Ok(description)
 }

@@ -1,14 +1,17 @@
-//! The workload: simulated chat users that run through the whole scenario. Each user is a
-//! task (see [`user`]); the runner steers them (offline / online / explicit sends / drain)
-//! and every operation lands in the history as a `client` record.
+//! The workload: simulated chat users that run through the whole scenario, each a task driving
+//! the node's own client library (see [`user`]). The runner steers them (offline / online /
+//! explicit sends / drain) and every operation lands in the history as a `client` record
+//! (see [`recorder`]).
 
-mod conn;
+mod recorder;
 mod user;
 
 pub use user::Command;
 
+use crate::docker::now_ms;
 use crate::history::Record;
 use crate::scenario::{SendTarget, Workload as WorkloadSpec};
+use chat_node::client::SessionConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -23,9 +26,11 @@ pub struct Shared {
     /// Users that have logged in (and joined their rooms) at least once: random sends start
     /// when all have, so nobody sends to a name that is not registered yet.
     pub logged_in: AtomicUsize,
+    /// Host ms when the last user logged in for the first time (0: not yet).
+    pub all_in_at_ms: AtomicU64,
     /// Host ms of the latest receipt by any user.
     pub last_receipt_ms: AtomicU64,
-    /// Per user: a message is pending or queued.
+    /// Per user: explicit messages queued or a message in flight.
     pub busy: Vec<AtomicBool>,
 }
 
@@ -38,11 +43,17 @@ pub struct Workload {
 
 /// How long without a receipt counts as "delivery has settled" in the drain.
 const QUIET: Duration = Duration::from_secs(1);
+/// One attempt of one request: short, so a user leaves a dead or frozen leader quickly.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A message is retried (same id) across failovers for this long before it counts as failed.
+const RETRY_DEADLINE: Duration = Duration::from_secs(10);
 
 impl Workload {
-    /// Starts the users against `servers` (the nodes' client addresses); records go to `sink`.
+    /// Starts the users against `servers` (the nodes' client addresses) of cluster `cluster`;
+    /// records go to `sink`.
     pub fn start(
         spec: &WorkloadSpec,
+        cluster: &str,
         servers: Vec<SocketAddr>,
         sink: mpsc::UnboundedSender<Record>,
     ) -> Workload {
@@ -50,27 +61,36 @@ impl Workload {
         let shared = Arc::new(Shared {
             users: names.len(),
             logged_in: AtomicUsize::new(0),
+            all_in_at_ms: AtomicU64::new(0),
             last_receipt_ms: AtomicU64::new(0),
             busy: names.iter().map(|_| AtomicBool::new(false)).collect(),
         });
         let interval = (spec.rate_per_s > 0.0 && !names.is_empty())
             .then(|| Duration::from_secs_f64(names.len() as f64 / spec.rate_per_s));
+        let servers: Vec<String> = servers.iter().map(SocketAddr::to_string).collect();
         let mut commands = HashMap::new();
         let mut tasks = Vec::new();
         for (index, name) in names.iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             commands.insert(name.clone(), tx);
+            let mut config = SessionConfig::new(name);
+            config.cluster = cluster.to_string();
+            // Every user starts on a different server, so not all of them hit one node first.
+            config.servers = servers.clone();
+            config.servers.rotate_left(index % servers.len().max(1));
+            config.request_timeout = REQUEST_TIMEOUT;
+            config.retry_deadline = RETRY_DEADLINE;
             let user = user::User {
                 index,
                 name: name.clone(),
                 others: names.iter().filter(|n| *n != name).cloned().collect(),
                 rooms: spec.rooms.clone(),
-                servers: servers.clone(),
+                config,
                 interval,
                 private_weight: spec.private_weight,
                 room_weight: spec.room_weight,
                 shared: shared.clone(),
-                records: sink.clone(),
+                recorder: recorder::Recorder::new(name, sink.clone(), shared.clone()),
             };
             tasks.push(tokio::spawn(user.run(rx)));
         }
@@ -95,14 +115,39 @@ impl Workload {
         self.command(from, Command::Send { to, count })
     }
 
-    /// All users online, no new messages; waits until nothing is pending and no receipt came
-    /// for [`QUIET`], or `max` passed. Returns whether it settled.
+    /// Waits until every user has been sending for at least `window` (waiting at most
+    /// `login_wait` for the last user to log in). Returns how long they have been sending,
+    /// or None when not every user logged in.
+    pub async fn ensure_send_window(
+        &self,
+        window: Duration,
+        login_wait: Duration,
+    ) -> Option<Duration> {
+        let give_up = tokio::time::Instant::now() + login_wait;
+        loop {
+            let all_in = self.shared.all_in_at_ms.load(Ordering::Relaxed);
+            if all_in > 0 {
+                let sending = Duration::from_millis(now_ms().saturating_sub(all_in));
+                if sending < window {
+                    tokio::time::sleep(window - sending).await;
+                }
+                return Some(Duration::from_millis(now_ms().saturating_sub(all_in)));
+            }
+            if tokio::time::Instant::now() >= give_up {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// All users online, no new messages; waits until nothing is queued or in flight and no
+    /// receipt came for [`QUIET`], or `max` passed. Returns whether it settled.
     pub async fn drain(&self, max: Duration) -> bool {
         for tx in self.commands.values() {
             let _ = tx.send(Command::Drain);
         }
         let start = tokio::time::Instant::now();
-        let started_ms = crate::docker::now_ms();
+        let started_ms = now_ms();
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let busy = self.shared.busy.iter().any(|b| b.load(Ordering::Relaxed));
@@ -111,7 +156,7 @@ impl Workload {
                 .last_receipt_ms
                 .load(Ordering::Relaxed)
                 .max(started_ms);
-            let quiet = crate::docker::now_ms().saturating_sub(last) >= QUIET.as_millis() as u64;
+            let quiet = now_ms().saturating_sub(last) >= QUIET.as_millis() as u64;
             if !busy && quiet {
                 return true;
             }

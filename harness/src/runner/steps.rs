@@ -1,277 +1,385 @@
-//! Resolving step targets and judging `await`/`expect` conditions against the live view.
+//! Executing one step: faults resolve their targets from the state observed in the history at
+//! that moment (`observed`), `await`/`expect` resolve their condition once and then poll
+//! `observed::evaluate` every [`POLL`] until it is met, fails, or passes its deadline.
 
-use super::view::View;
-use crate::scenario::{Condition, Group, LeaderCondition, Observers, Target};
-use rand::seq::SliceRandom;
-use std::collections::{BTreeSet, HashMap};
+use super::Session;
+use crate::docker::{now_ms, DockerError};
+use crate::history::{FaultAction, FaultRecord, Record, StepRecord, StepStatus as RecordStatus};
+use crate::observed::{self, Evaluation, Expectation, Goal, Observed};
+use crate::report::{StepResult, StepStatus};
+use crate::scenario::{
+    Condition, ExpectStep, Group, LeaderCondition, Observers, Scenario, SendTarget, Step, StepKind,
+    Target,
+};
+use crate::workload::Command as UserCommand;
+use chat_node::ids::NodeId;
+use std::time::{Duration, Instant};
 
-/// What resolving needs besides the view.
-pub struct Context<'a> {
-    pub view: &'a View,
-    pub all: &'a [u64],
-    pub cluster_size: usize,
-    pub quorum_none: bool,
-    pub aliases: &'a HashMap<String, Vec<u64>>,
+/// How often `await`/`expect` look at the history.
+const POLL: Duration = Duration::from_millis(25);
+/// Beyond any deadline `evaluate` could still be pending at: a safety bound on polling.
+const POLL_SLACK: Duration = Duration::from_secs(5);
+
+/// What a step did, before it becomes a [`StepResult`].
+struct Done {
+    passed: bool,
+    description: String,
+    figure_ms: Option<u64>,
+    deadline_ms: Option<u64>,
+    message: Option<String>,
 }
 
-impl Context<'_> {
-    fn majority_size(&self) -> usize {
-        self.cluster_size / 2 + 1
+impl Done {
+    fn ok(description: String) -> Done {
+        Done {
+            passed: true,
+            description,
+            figure_ms: None,
+            deadline_ms: None,
+            message: None,
+        }
     }
 
-    /// The node ids a target names right now; an error says why none.
-    pub fn resolve(&self, target: &Target) -> Result<Vec<u64>, String> {
-        let leader = || {
-            self.view
-                .leader()
-                .ok_or_else(|| format!("`{target}`: no leader is known right now"))
-        };
-        let ids = match target {
-            Target::Leader => vec![leader()?],
-            Target::Followers => {
-                let l = leader()?;
-                self.view.live().into_iter().filter(|id| *id != l).collect()
-            }
-            Target::RandomFollower => {
-                let l = leader()?;
-                let followers: Vec<u64> =
-                    self.view.live().into_iter().filter(|id| *id != l).collect();
-                followers
-                    .choose(&mut rand::thread_rng())
-                    .copied()
-                    .into_iter()
-                    .collect()
-            }
-            Target::Node(n) if self.all.contains(n) => vec![*n],
-            Target::Node(n) => return Err(format!("there is no node {n}")),
-            Target::Majority => self.majority(),
-            Target::Minority => {
-                let maj = self.majority();
-                self.all
-                    .iter()
-                    .filter(|id| !maj.contains(id))
-                    .copied()
-                    .collect()
-            }
-            Target::All => self.all.to_vec(),
-            Target::RingSuccessorOfLeader => {
-                let l = leader()?;
-                self.view.ring_successor(l).into_iter().collect()
-            }
-            Target::Alias(a) => self
-                .aliases
-                .get(a)
-                .cloned()
-                .ok_or_else(|| format!("alias `{a}` was never saved"))?,
-        };
-        if ids.is_empty() {
-            return Err(format!("`{target}` names no node right now"));
+    fn failed(description: String, why: String) -> Done {
+        Done {
+            passed: false,
+            description,
+            figure_ms: None,
+            deadline_ms: None,
+            message: Some(why),
         }
-        Ok(ids)
-    }
-
-    /// The leader plus the lowest other ids up to a majority of the cluster size.
-    fn majority(&self) -> Vec<u64> {
-        let mut out: Vec<u64> = self.view.leader().into_iter().collect();
-        for id in self.all {
-            if out.len() >= self.majority_size() {
-                break;
-            }
-            if !out.contains(id) {
-                out.push(*id);
-            }
-        }
-        out.sort_unstable();
-        out
-    }
-
-    /// Partition groups as node ids; `rest` gets every node not named elsewhere.
-    pub fn resolve_groups(&self, groups: &[Group]) -> Result<Vec<Vec<u64>>, String> {
-        let mut named = BTreeSet::new();
-        let mut out = Vec::new();
-        for g in groups {
-            if let Group::Targets(ts) = g {
-                let mut ids = Vec::new();
-                for t in ts {
-                    ids.extend(self.resolve(t)?);
-                }
-                ids.sort_unstable();
-                ids.dedup();
-                named.extend(ids.iter().copied());
-                out.push(Some(ids));
-            } else {
-                out.push(None);
-            }
-        }
-        let rest: Vec<u64> = self
-            .all
-            .iter()
-            .filter(|id| !named.contains(id))
-            .copied()
-            .collect();
-        Ok(out
-            .into_iter()
-            .map(|g| g.unwrap_or_else(|| rest.clone()))
-            .collect())
     }
 }
 
-/// Where a condition stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Judgement {
-    Pending(String),
-    Met { at_ms: u64 },
-    Failed(String),
+/// The step as written, for steps that never ran.
+pub fn describe(kind: &StepKind) -> String {
+    match kind {
+        StepKind::Await(e) | StepKind::Expect(e) => {
+            format!("{} {}", kind.keyword(), condition_text(&e.condition))
+        }
+        StepKind::Fault { action, target, .. } => format!("{} {target}", action.keyword()),
+        StepKind::Partition { groups } => format!("partition {}", groups_text(groups)),
+        StepKind::Cut { from, to } => format!("cut {from} -> {to}"),
+        StepKind::Heal => "heal".into(),
+        StepKind::Sleep(d) => format!("sleep {} ms", d.as_millis()),
+        StepKind::Offline { user } => format!("offline {user}"),
+        StepKind::Online { user } => format!("online {user}"),
+        StepKind::Send { from, to, count } => format!("send {count} {from} -> {}", send_text(to)),
+    }
 }
 
-/// Judges `condition` for a step that started at `since` (host ms), at `now`.
-pub fn judge(ctx: &Context, condition: &Condition, since: u64, now: u64) -> Judgement {
-    let v = ctx.view;
-    match condition {
-        Condition::Leader(which) => {
-            let Some(l) = v.leader() else {
-                return Judgement::Pending("no leader yet".into());
-            };
-            let needed = if ctx.quorum_none {
-                1
-            } else {
-                ctx.majority_size()
-            };
-            let support = v.supporters(l).len();
-            if support < needed {
-                return Judgement::Pending(format!("leader {l} followed by {support}/{needed}"));
-            }
-            let ok = match which {
-                LeaderCondition::Any => true,
-                LeaderCondition::Is(t) => ctx.resolve(t).is_ok_and(|ids| ids.contains(&l)),
-                LeaderCondition::Not(t) => ctx.resolve(t).is_ok_and(|ids| !ids.contains(&l)),
-            };
-            if ok {
-                Judgement::Met {
-                    at_ms: v.leader_since(l).max(since),
-                }
-            } else {
-                Judgement::Pending(format!("leader is {l}"))
-            }
-        }
-        Condition::Detected { peer, by } => {
-            let peers = match ctx.resolve(peer) {
-                Ok(p) => p,
-                Err(e) => return Judgement::Failed(e),
-            };
-            let observers: Vec<u64> = match by {
-                // A node that never heard of the peer cannot notice it is gone.
-                Observers::AllLive => v
-                    .live()
-                    .into_iter()
-                    .filter(|id| !peers.contains(id))
-                    .filter(|id| peers.iter().all(|p| v.nodes[id].known.contains(p)))
-                    .collect(),
-                Observers::Nodes(t) => match ctx.resolve(t) {
-                    Ok(ids) => ids,
-                    Err(e) => return Judgement::Failed(e),
-                },
-            };
-            let mut latest = since;
-            for o in &observers {
-                for p in &peers {
-                    match v.nodes.get(o).and_then(|n| n.down.get(p)) {
-                        Some(ts) if *ts >= since => latest = latest.max(*ts),
-                        _ => {
-                            return Judgement::Pending(format!(
-                                "node {o} has not reported {p} down"
-                            ))
-                        }
-                    }
-                }
-            }
-            Judgement::Met { at_ms: latest }
-        }
-        Condition::Rejoined { node } => {
-            let ids = match ctx.resolve(node) {
-                Ok(ids) => ids,
-                Err(e) => return Judgement::Failed(e),
-            };
-            let Some(l) = v.leader() else {
-                return Judgement::Pending("no leader".into());
-            };
-            let mut latest = since;
-            for id in ids {
-                let Some(n) = v.nodes.get(&id).filter(|n| n.alive) else {
-                    return Judgement::Pending(format!("node {id} is not running"));
-                };
-                let follows = id == l || n.leader.is_some_and(|(ld, _, _)| ld == l);
-                let in_view = v.nodes[&l]
-                    .members
-                    .as_ref()
-                    .is_some_and(|(m, _)| m.contains(&id));
-                if !(follows && in_view) {
-                    return Judgement::Pending(format!("node {id} not back in leader {l}'s view"));
-                }
-                latest = latest
-                    .max(n.leader.map_or(0, |x| x.2))
-                    .max(v.nodes[&l].members.as_ref().map_or(0, |m| m.1));
-            }
-            Judgement::Met { at_ms: latest }
-        }
-        Condition::SteppedDown { node } => {
-            let ids = match ctx.resolve(node) {
-                Ok(ids) => ids,
-                Err(e) => return Judgement::Failed(e),
-            };
-            let mut latest = since;
-            for id in ids {
-                let Some(n) = v.nodes.get(&id) else { continue };
-                if n.role == Some(chat_node::ids::Role::Leader) && n.alive {
-                    return Judgement::Pending(format!("node {id} still acts as leader"));
-                }
-                latest = latest.max(n.stepped_down_ts.unwrap_or(since));
-            }
-            Judgement::Met { at_ms: latest }
-        }
+fn send_text(to: &SendTarget) -> String {
+    match to {
+        SendTarget::User(u) => u.clone(),
+        SendTarget::Room(r) => format!("#{r}"),
+    }
+}
+
+fn groups_text(groups: &[Group]) -> String {
+    groups
+        .iter()
+        .map(|g| match g {
+            Group::Rest => "rest".to_string(),
+            Group::Targets(ts) => ts
+                .iter()
+                .map(Target::to_string)
+                .collect::<Vec<_>>()
+                .join("+"),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+fn condition_text(c: &Condition) -> String {
+    match c {
+        Condition::Leader(LeaderCondition::Any) => "leader any".into(),
+        Condition::Leader(LeaderCondition::Is(t)) => format!("leader is {t}"),
+        Condition::Leader(LeaderCondition::Not(t)) => format!("leader not {t}"),
+        Condition::Detected { peer, by } => match by {
+            Observers::AllLive => format!("detected {peer} by all live"),
+            Observers::Nodes(t) => format!("detected {peer} by {t}"),
+        },
+        Condition::Rejoined { node } => format!("rejoined {node}"),
+        Condition::SteppedDown { node } => format!("stepped down {node}"),
         Condition::NoLeader { among, duration } => {
-            let ids = match ctx.resolve(among) {
-                Ok(ids) => ids,
-                Err(e) => return Judgement::Failed(e),
-            };
-            for id in &ids {
-                if let Some((l, _, ts)) = v.nodes.get(id).and_then(|n| n.leader) {
-                    if l == *id && ts >= since {
-                        return Judgement::Failed(format!("node {id} became leader"));
-                    }
-                }
-            }
-            let end = since + duration.as_millis() as u64;
-            if now >= end {
-                Judgement::Met { at_ms: end }
-            } else {
-                Judgement::Pending("watching".into())
+            format!("no leader among {among} for {} ms", duration.as_millis())
+        }
+        Condition::Converged => "converged".into(),
+    }
+}
+
+fn ids(nodes: &[NodeId]) -> String {
+    let list: Vec<String> = nodes.iter().map(|n| n.0.to_string()).collect();
+    format!("[{}]", list.join(","))
+}
+
+/// The condition with its targets resolved, for the report.
+fn goal_text(goal: &Goal) -> String {
+    match goal {
+        Goal::Leader { is: None, not } if not.is_empty() => "leader any".into(),
+        Goal::Leader { is: Some(is), .. } => format!("leader in {}", ids(is)),
+        Goal::Leader { not, .. } => format!("leader not {}", ids(not)),
+        Goal::Detected { peers, by: None } => format!("detected {} by all live", ids(peers)),
+        Goal::Detected { peers, by: Some(b) } => {
+            format!("detected {} by {}", ids(peers), ids(b))
+        }
+        Goal::Rejoined { nodes } => format!("rejoined {}", ids(nodes)),
+        Goal::SteppedDown { nodes } => format!("stepped down {}", ids(nodes)),
+        Goal::NoLeader { among, duration_ms } => {
+            format!("no leader among {} for {duration_ms} ms", ids(among))
+        }
+        Goal::Converged => "converged".into(),
+    }
+}
+
+/// Runs one step, records it in the history and the session's step results, prints a line.
+pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
+    session.pull();
+    let started = Instant::now();
+    session.history.push(Record::Step(StepRecord {
+        ts_ms: now_ms(),
+        index: step.index,
+        status: RecordStatus::Start,
+        figure_ms: None,
+        deadline_ms: None,
+        message: None,
+    }));
+    let done = match &step.kind {
+        StepKind::Await(e) | StepKind::Expect(e) => expect(session, s, step, e).await,
+        StepKind::Sleep(d) => {
+            tokio::time::sleep(*d).await;
+            Done::ok(describe(&step.kind))
+        }
+        StepKind::Offline { user } => user_command(session, step, user, UserCommand::Offline),
+        StepKind::Online { user } => user_command(session, step, user, UserCommand::Online),
+        StepKind::Send { from, to, count } => {
+            let description = describe(&step.kind);
+            match session.workload.as_ref() {
+                Some(w) => match w.send(from, to.clone(), *count) {
+                    Ok(()) => Done::ok(description),
+                    Err(e) => Done::failed(description, e),
+                },
+                None => Done::failed(description, "the scenario has no workload users".into()),
             }
         }
-        Condition::Converged => {
-            let Some(l) = v.leader() else {
-                return Judgement::Pending("no leader".into());
-            };
-            let live = v.live();
-            let support = v.supporters(l);
-            if support.len() != live.len() {
-                return Judgement::Pending(format!(
-                    "{} of {} live nodes follow leader {l}",
-                    support.len(),
-                    live.len()
-                ));
+        _ => fault(session, step).await,
+    };
+    // Figures of later `expect`s count from the last fault only while nothing else ran.
+    match &step.kind {
+        StepKind::Await(_) | StepKind::Expect(_) => {}
+        StepKind::Fault { .. } | StepKind::Partition { .. } | StepKind::Cut { .. } => {}
+        StepKind::Heal => {}
+        _ => session.fault_ref_ms = None,
+    }
+    session.pull();
+    session.history.push(Record::Step(StepRecord {
+        ts_ms: now_ms(),
+        index: step.index,
+        status: if done.passed {
+            RecordStatus::Met
+        } else {
+            RecordStatus::Failed
+        },
+        figure_ms: done.figure_ms,
+        deadline_ms: done.deadline_ms,
+        message: done.message.clone(),
+    }));
+    let figure = match (done.figure_ms, done.deadline_ms) {
+        (Some(f), Some(d)) => format!(
+            "{f} ms (deadline {d} ms, headroom {} ms)",
+            d as i64 - f as i64
+        ),
+        (Some(f), None) => format!("{f} ms"),
+        _ => String::new(),
+    };
+    println!(
+        "  {} [{}] {:<40} {} {}",
+        if done.passed { "✓" } else { "✗" },
+        step.index + 1,
+        done.description,
+        figure,
+        done.message.as_deref().unwrap_or("")
+    );
+    if !done.passed && matches!(step.kind, StepKind::Await(_)) {
+        session.stopped = true;
+        session.note(format!(
+            "await step {} failed: later steps skipped",
+            step.index + 1
+        ));
+    }
+    session.steps.push(StepResult {
+        index: step.index,
+        keyword: step.kind.keyword().to_string(),
+        description: done.description,
+        status: if done.passed {
+            StepStatus::Passed
+        } else {
+            StepStatus::Failed
+        },
+        figure_ms: done.figure_ms,
+        deadline_ms: done.deadline_ms,
+        message: done.message,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    });
+}
+
+fn user_command(session: &mut Session, step: &Step, user: &str, cmd: UserCommand) -> Done {
+    let description = describe(&step.kind);
+    match session.workload.as_ref() {
+        Some(w) => match w.command(user, cmd) {
+            Ok(()) => Done::ok(description),
+            Err(e) => Done::failed(description, e),
+        },
+        None => Done::failed(description, "the scenario has no workload users".into()),
+    }
+}
+
+fn observe_now(session: &Session) -> Observed {
+    Observed::from_records(&session.history.sorted())
+}
+
+/// Resolves the condition now and polls it. The figure counts from the preceding fault when
+/// only `await`/`expect` steps ran since (so detection and failover figures mean what they
+/// say), else from the step's start; the deadline counts from the same moment.
+async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep) -> Done {
+    let step_start = now_ms();
+    let obs = observe_now(session);
+    let exp: Expectation = match observed::resolve_expectation(
+        e,
+        &s.cluster,
+        &obs,
+        &session.aliases,
+        &mut rand::thread_rng(),
+    ) {
+        Ok(exp) => exp,
+        Err(why) => return Done::failed(describe(&step.kind), why),
+    };
+    let description = format!("{} {}", step.kind.keyword(), goal_text(&exp.goal));
+    let since = session.fault_ref_ms.unwrap_or(step_start);
+    let window = match &exp.goal {
+        Goal::NoLeader { duration_ms, .. } => *duration_ms,
+        _ => exp.within_ms,
+    };
+    let give_up = Instant::now() + Duration::from_millis(window) + POLL_SLACK;
+    loop {
+        session.pull();
+        let evaluation = observed::evaluate(&exp, session.history.records(), since, now_ms());
+        let (passed, figure_ms, message) = match evaluation {
+            Evaluation::Pending if Instant::now() < give_up => {
+                tokio::time::sleep(POLL).await;
+                continue;
             }
-            let live_set: BTreeSet<u64> = live.iter().copied().collect();
-            let mut latest = since;
-            for id in &live {
-                match &v.nodes[id].members {
-                    Some((m, ts)) if *m == live_set => latest = latest.max(*ts),
-                    _ => return Judgement::Pending(format!("node {id}'s view differs")),
+            Evaluation::Pending => (
+                false,
+                None,
+                Some("still pending at the safety bound".into()),
+            ),
+            Evaluation::Met { figure_ms } => (true, Some(figure_ms), None),
+            Evaluation::Failed { reason, figure_ms } => (false, figure_ms, Some(reason)),
+        };
+        return Done {
+            passed,
+            description,
+            figure_ms,
+            deadline_ms: Some(exp.within_ms),
+            message,
+        };
+    }
+}
+
+/// Resolves a fault step's targets, injects it, records it (with the time just before the
+/// injection, so figures measured from it are never flattering).
+async fn fault(session: &mut Session, step: &Step) -> Done {
+    let description = describe(&step.kind);
+    match inject(session, step).await {
+        Ok(description) => Done::ok(description),
+        Err(why) => Done::failed(description, why),
+    }
+}
+
+async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
+    let obs = observe_now(session);
+    let mut rng = rand::thread_rng();
+    let err = |e: DockerError| e.to_string();
+    let as_u64 = |nodes: &[NodeId]| nodes.iter().map(|n| n.0).collect::<Vec<u64>>();
+    let nemesis = session
+        .nemesis
+        .as_mut()
+        .ok_or("no cluster to inject faults into")?;
+    let ts_ms = now_ms();
+    let mut record = FaultRecord {
+        ts_ms,
+        action: FaultAction::Heal,
+        nodes: vec![],
+        step: Some(step.index),
+        groups: vec![],
+        to: vec![],
+    };
+    let mut restarted = Vec::new();
+    let description = match &step.kind {
+        StepKind::Fault {
+            action,
+            target,
+            alias,
+        } => {
+            let nodes = observed::resolve_target(target, &obs, &session.aliases, &mut rng)?;
+            let targets = as_u64(&nodes);
+            match action {
+                FaultAction::Kill => nemesis.kill(&targets).await.map_err(err)?,
+                FaultAction::Stop => nemesis.stop(&targets).await.map_err(err)?,
+                FaultAction::Pause => nemesis.pause(&targets).await.map_err(err)?,
+                FaultAction::Resume => nemesis.resume(&targets).await.map_err(err)?,
+                FaultAction::Restart => {
+                    nemesis.restart(&targets).await.map_err(err)?;
+                    restarted = targets.clone();
                 }
+                FaultAction::Isolate => nemesis.isolate(&targets).await.map_err(err)?,
+                other => return Err(format!("`{}` is not a node fault", other.keyword())),
             }
-            Judgement::Met {
-                at_ms: latest.max(v.leader_since(l)),
+            record.action = *action;
+            record.nodes = nodes.clone();
+            if let Some(a) = alias {
+                session.aliases.insert(a.clone(), nodes.clone());
             }
+            format!("{} {target} -> {}", action.keyword(), ids(&nodes))
+        }
+        StepKind::Partition { groups } => {
+            let resolved = observed::resolve_groups(groups, &obs, &session.aliases, &mut rng)?;
+            let as_ids: Vec<Vec<u64>> = resolved.iter().map(|g| as_u64(g)).collect();
+            nemesis.partition(&as_ids).await.map_err(err)?;
+            record.action = FaultAction::Partition;
+            record.nodes = resolved.iter().flatten().copied().collect();
+            let text: Vec<String> = resolved.iter().map(|g| ids(g)).collect();
+            record.groups = resolved;
+            format!("partition {} -> {}", groups_text(groups), text.join(" | "))
+        }
+        StepKind::Cut { from, to } => {
+            let from_ids = observed::resolve_target(from, &obs, &session.aliases, &mut rng)?;
+            let to_ids = observed::resolve_target(to, &obs, &session.aliases, &mut rng)?;
+            nemesis
+                .cut(&as_u64(&from_ids), &as_u64(&to_ids))
+                .await
+                .map_err(err)?;
+            record.action = FaultAction::Cut;
+            let text = format!("cut {from} -> {to}: {} -> {}", ids(&from_ids), ids(&to_ids));
+            record.nodes = from_ids;
+            record.to = to_ids;
+            text
+        }
+        StepKind::Heal => {
+            nemesis.heal().await.map_err(err)?;
+            record.action = FaultAction::Heal;
+            record.nodes = obs.all_nodes();
+            "heal".to_string()
+        }
+        other => return Err(format!("`{}` is not a fault", other.keyword())),
+    };
+    if let Some(logs) = session.logs.as_ref() {
+        for id in restarted {
+            logs.reattach(id);
         }
     }
+    session.fault_ref_ms = Some(ts_ms);
+    session.history.push(Record::Fault(record));
+    Ok(description)
 }

@@ -1,27 +1,27 @@
-//! One simulated user: logs in on the leader, joins the rooms, sends at its share of the
-//! rate, records every send, acknowledgement, failure and receipt, follows the leader when
-//! its server dies, retries with the same message id, and goes offline/online on command.
+//! One simulated user, driven through the node's own client library
+//! (`chat_node::client::Session`: leader-following, same-id retries, useq dedup, batched
+//! acks). It logs in, joins the rooms, sends at its share of the rate from the moment every
+//! user is registered, reads what the cluster pushes, and goes offline/online on command.
+//! The [`Recorder`] turns the library's events into history records.
 
-use super::conn::{reply_to, Conn, Reply};
+use super::recorder::Recorder;
 use super::Shared;
 use crate::docker::now_ms;
-use crate::history::{ClientAction, ClientRecord, Record};
+use crate::history::ClientAction;
 use crate::scenario::SendTarget;
-use chat_node::ids::NodeId;
-use chat_node::protocol::{ErrorCode, Request, ServerLine};
+use chat_node::client::{Session, SessionConfig};
 use rand::Rng;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-/// How long a send may wait for its acknowledgement before the user reconnects and retries.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause before retrying after `unavailable` or a failed connect.
+/// Pause after a failed login before trying again.
 const BACKOFF: Duration = Duration::from_millis(100);
+/// While not every user is registered, look again this often.
+const REGISTRATION_POLL: Duration = Duration::from_millis(50);
 
 /// What the runner tells a user.
 #[derive(Debug, Clone)]
@@ -33,7 +33,7 @@ pub enum Command {
         to: SendTarget,
         count: usize,
     },
-    /// Stop generating messages, come online, finish what is pending.
+    /// Stop generating messages, come online, finish what is queued.
     Drain,
 }
 
@@ -44,160 +44,125 @@ enum Mode {
     Draining,
 }
 
-/// A message being sent (retries keep the id).
-#[derive(Clone)]
-struct Pending {
-    id: String,
-    to: SendTarget,
-    text: String,
-    attempt: u32,
-}
-
 pub struct User {
     pub index: usize,
     pub name: String,
     pub others: Vec<String>,
     pub rooms: Vec<String>,
-    pub servers: Vec<SocketAddr>,
+    pub config: SessionConfig,
     /// Time between random sends (None: only explicit sends).
     pub interval: Option<Duration>,
     pub private_weight: f64,
     pub room_weight: f64,
     pub shared: Arc<Shared>,
-    pub records: mpsc::UnboundedSender<Record>,
+    pub recorder: Arc<Recorder>,
 }
 
 struct State {
-    session: String,
-    preferred: Option<SocketAddr>,
-    rotation: usize,
-    last_useq: u64,
-    replay_left: u64,
-    joined: bool,
-    counted_login: bool,
-    sent: u64,
-    pending: Option<Pending>,
-    explicit: VecDeque<SendTarget>,
     mode: Mode,
+    /// Logged in now (the library reconnects by itself while this is true).
+    online: bool,
+    joined: bool,
+    counted: bool,
+    sent: u64,
+    explicit: VecDeque<SendTarget>,
     next_send: Instant,
 }
 
 impl User {
-    fn record(&self, action: ClientAction) {
-        let _ = self.records.send(Record::Client(ClientRecord {
-            ts_ms: now_ms(),
-            user: self.name.clone(),
-            action,
-        }));
-    }
-
-    fn set_busy(&self, st: &State) {
-        let busy = st.pending.is_some() || !st.explicit.is_empty();
+    fn set_busy(&self, busy: bool) {
         if let Some(flag) = self.shared.busy.get(self.index) {
             flag.store(busy, Ordering::Relaxed);
         }
     }
 
-    /// Runs until the command channel closes.
+    /// Runs until the command channel closes (or the task is aborted).
     pub async fn run(self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut session = Session::new(self.config.clone());
+        session.set_observer(self.recorder.observer());
         let jitter = self
             .interval
             .map(|i| rand::thread_rng().gen_range(Duration::ZERO..=i))
             .unwrap_or_default();
         let mut st = State {
-            session: format!("{}-{:08x}", self.name, rand::random::<u32>()),
-            preferred: None,
-            rotation: self.index,
-            last_useq: 0,
-            replay_left: 0,
-            joined: false,
-            counted_login: false,
-            sent: 0,
-            pending: None,
-            explicit: VecDeque::new(),
             mode: Mode::Active,
+            online: false,
+            joined: false,
+            counted: false,
+            sent: 0,
+            explicit: VecDeque::new(),
             next_send: Instant::now() + jitter,
         };
-        let mut conn: Option<Conn> = None;
         loop {
-            self.set_busy(&st);
+            self.set_busy(!st.explicit.is_empty());
             if st.mode == Mode::Offline {
+                if st.online {
+                    // Best effort: a dead server cannot take the logout, the user is gone anyway.
+                    let _ = session.logout().await;
+                    st.online = false;
+                }
                 match commands.recv().await {
+                    Some(cmd) => self.apply(cmd, &mut st),
                     None => return,
-                    Some(cmd) => self.command(cmd, &mut st, &mut conn).await,
                 }
                 continue;
             }
-            let Some(c) = conn.as_mut() else {
+            if !st.online {
                 tokio::select! {
                     cmd = commands.recv() => match cmd {
+                        Some(cmd) => self.apply(cmd, &mut st),
                         None => return,
-                        Some(cmd) => self.command(cmd, &mut st, &mut conn).await,
                     },
-                    c = self.connect(&mut st) => conn = c,
+                    ok = self.login(&mut session, &mut st) => if !ok {
+                        tokio::time::sleep(BACKOFF).await;
+                    },
                 }
                 continue;
-            };
+            }
             let all_in = self.shared.logged_in.load(Ordering::Relaxed) >= self.shared.users;
-            let has_work = st.pending.is_some() || !st.explicit.is_empty();
-            let random_due = st.mode == Mode::Active && self.interval.is_some() && all_in;
-            // Until every user is registered, look again every 50 ms (nothing else would wake us).
-            let wake = if !all_in {
-                Instant::now() + Duration::from_millis(50)
-            } else if has_work {
+            let wake = if !st.explicit.is_empty() {
                 Instant::now()
-            } else if random_due {
+            } else if st.mode == Mode::Active && self.interval.is_some() && all_in {
                 st.next_send
             } else {
-                Instant::now() + Duration::from_millis(200)
+                Instant::now() + REGISTRATION_POLL
             };
             tokio::select! {
                 cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.apply(cmd, &mut st),
                     None => return,
-                    Some(cmd) => self.command(cmd, &mut st, &mut conn).await,
                 },
-                line = c.next_line() => match line {
-                    Ok(line) => self.push_line(line, &mut st),
-                    Err(e) => {
-                        self.record_failure_if_pending(&st, &e);
-                        conn = None;
+                incoming = session.next_incoming() => {
+                    // Receipts are recorded by the observer; an error means no server took
+                    // the session back within the library's retry deadline: try again.
+                    if incoming.is_err() {
+                        tokio::time::sleep(BACKOFF).await;
                     }
                 },
                 _ = tokio::time::sleep_until(wake) => {
-                    if !all_in {
-                        continue;
+                    if let Some(to) = self.next_message(&mut st, all_in) {
+                        self.set_busy(true);
+                        self.send(&mut session, &mut st, to).await;
                     }
-                    if st.pending.is_none() {
-                        self.prepare_next(&mut st);
-                    }
-                    if st.pending.is_some() && !self.send_pending(c, &mut st).await {
-                        conn = None;
-                    }
-                }
+                },
             }
         }
     }
 
-    async fn command(&self, cmd: Command, st: &mut State, conn: &mut Option<Conn>) {
+    fn apply(&self, cmd: Command, st: &mut State) {
         match cmd {
             Command::Offline if st.mode != Mode::Offline => {
-                if let Some(c) = conn.as_mut() {
-                    let _ = c.send(Request::Logout).await;
-                }
-                *conn = None;
                 st.mode = Mode::Offline;
-                self.record(ClientAction::Offline);
+                self.recorder.record(ClientAction::Offline);
             }
             Command::Online if st.mode == Mode::Offline => {
                 st.mode = Mode::Active;
-                self.record(ClientAction::Online);
+                self.recorder.record(ClientAction::Online);
             }
-            Command::Send { to, count } => {
-                st.explicit.extend(std::iter::repeat_n(to, count));
-            }
+            Command::Send { to, count } => st.explicit.extend(std::iter::repeat_n(to, count)),
             Command::Drain => {
                 if st.mode == Mode::Offline {
-                    self.record(ClientAction::Online);
+                    self.recorder.record(ClientAction::Online);
                 }
                 st.mode = Mode::Draining;
             }
@@ -205,32 +170,47 @@ impl User {
         }
     }
 
-    /// Picks the next message: an explicit one first, else a random private message or post.
-    fn prepare_next(&self, st: &mut State) {
-        let to = if let Some(to) = st.explicit.pop_front() {
-            to
-        } else if st.mode == Mode::Active && Instant::now() >= st.next_send {
-            if let Some(interval) = self.interval {
-                st.next_send += interval;
-                if st.next_send < Instant::now() {
-                    st.next_send = Instant::now() + interval;
+    /// Logs in (the library finds the leader) and joins the rooms once. False on failure.
+    async fn login(&self, session: &mut Session, st: &mut State) -> bool {
+        if session.connect().await.is_err() {
+            return false;
+        }
+        if !st.joined {
+            for room in &self.rooms {
+                if session.join(room).await.is_err() {
+                    return false;
                 }
+                self.recorder
+                    .record(ClientAction::Joined { room: room.clone() });
             }
-            match self.random_target() {
-                Some(t) => t,
-                None => return,
+            st.joined = true;
+        }
+        st.online = true;
+        if !st.counted {
+            st.counted = true;
+            let now_in = self.shared.logged_in.fetch_add(1, Ordering::Relaxed) + 1;
+            if now_in == self.shared.users {
+                self.shared.all_in_at_ms.store(now_ms(), Ordering::Relaxed);
             }
-        } else {
-            return;
-        };
-        st.sent += 1;
-        let id = format!("{}-{}", self.name, st.sent);
-        st.pending = Some(Pending {
-            text: format!("{id} says hello"),
-            id,
-            to,
-            attempt: 0,
-        });
+        }
+        true
+    }
+
+    /// An explicit message first; else a random one when it is due and every user exists.
+    fn next_message(&self, st: &mut State, all_in: bool) -> Option<SendTarget> {
+        if let Some(to) = st.explicit.pop_front() {
+            return Some(to);
+        }
+        let interval = self.interval?;
+        if st.mode != Mode::Active || !all_in || Instant::now() < st.next_send {
+            return None;
+        }
+        st.next_send += interval;
+        if st.next_send < Instant::now() {
+            // Fell behind (a long retry): do not burst to catch up.
+            st.next_send = Instant::now() + interval;
+        }
+        self.random_target()
     }
 
     fn random_target(&self) -> Option<SendTarget> {
@@ -251,195 +231,17 @@ impl User {
         })
     }
 
-    fn record_failure_if_pending(&self, st: &State, error: &str) {
-        if let Some(p) = &st.pending {
-            if p.attempt > 0 {
-                self.record(ClientAction::Failed {
-                    id: p.id.clone(),
-                    error: error.to_string(),
-                });
-            }
-        }
-    }
-
-    /// Sends the pending message once; false when the connection must be dropped.
-    async fn send_pending(&self, c: &mut Conn, st: &mut State) -> bool {
-        let Some(p) = st.pending.as_mut() else {
-            return true;
+    /// One message through the library, which retries with the same id across failovers;
+    /// the recorder writes every attempt, the ack or the final failure.
+    async fn send(&self, session: &mut Session, st: &mut State, to: SendTarget) {
+        st.sent += 1;
+        let id = session.next_message_id();
+        let text = format!("{} #{} hello", self.name, st.sent);
+        self.recorder.sending(text.len());
+        // Errors are in the history already (the observer saw the failure).
+        let _ = match &to {
+            SendTarget::User(user) => session.send_with_id(user, &id, &text).await.map(|_| ()),
+            SendTarget::Room(room) => session.post_with_id(room, &id, &text).await.map(|_| ()),
         };
-        p.attempt += 1;
-        let (request, to, room) = match &p.to {
-            SendTarget::User(u) => (
-                Request::Send {
-                    to: u.clone(),
-                    id: p.id.clone(),
-                    text: p.text.clone(),
-                },
-                Some(u.clone()),
-                None,
-            ),
-            SendTarget::Room(r) => (
-                Request::Post {
-                    room: r.clone(),
-                    id: p.id.clone(),
-                    text: p.text.clone(),
-                },
-                None,
-                Some(r.clone()),
-            ),
-        };
-        self.record(ClientAction::Send {
-            id: p.id.clone(),
-            to,
-            room,
-            text_len: p.text.len(),
-            attempt: p.attempt,
-        });
-        let id = p.id.clone();
-        let reply = match c.send(request).await {
-            Ok(req) => self.await_reply(c, req, st).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok(Reply::Ok(ok)) => {
-                self.record(ClientAction::Acked {
-                    id,
-                    index: ok.index.unwrap_or(0),
-                    room_seq: ok.room_seq,
-                    duplicate: ok.duplicate,
-                });
-                st.pending = None;
-                true
-            }
-            Ok(Reply::Refused {
-                code,
-                message,
-                leader_addr,
-            }) => {
-                self.record(ClientAction::Failed {
-                    id,
-                    error: format!("{code:?}: {message}"),
-                });
-                match code {
-                    ErrorCode::Unavailable => {
-                        tokio::time::sleep(BACKOFF).await;
-                        true
-                    }
-                    ErrorCode::NotLeader | ErrorCode::NotLoggedIn => {
-                        st.preferred = leader_addr.and_then(|a| a.parse().ok());
-                        false
-                    }
-                    // Not retryable: the message is dropped (it was never acknowledged).
-                    _ => {
-                        st.pending = None;
-                        true
-                    }
-                }
-            }
-            Err(e) => {
-                self.record(ClientAction::Failed { id, error: e });
-                false
-            }
-        }
-    }
-
-    /// Reads lines until the reply to `req`, recording receipts on the way.
-    async fn await_reply(&self, c: &mut Conn, req: u64, st: &mut State) -> Result<Reply, String> {
-        let deadline = Instant::now() + REPLY_TIMEOUT;
-        loop {
-            let line = tokio::time::timeout_at(deadline, c.next_line())
-                .await
-                .map_err(|_| format!("no reply within {REPLY_TIMEOUT:?}"))??;
-            if let Some(reply) = reply_to(&line, req) {
-                return Ok(reply);
-            }
-            self.push_line(line, st);
-        }
-    }
-
-    fn push_line(&self, line: ServerLine, st: &mut State) {
-        if let ServerLine::Message(message) = line {
-            st.last_useq = st.last_useq.max(message.useq);
-            let replay = st.replay_left > 0;
-            st.replay_left = st.replay_left.saturating_sub(1);
-            self.shared
-                .last_receipt_ms
-                .store(now_ms(), Ordering::Relaxed);
-            self.record(ClientAction::Received { message, replay });
-        }
-    }
-
-    /// Finds the leader, logs in and joins the rooms. None after a failed attempt (the
-    /// caller loops).
-    async fn connect(&self, st: &mut State) -> Option<Conn> {
-        let mut target = st.preferred.take().or_else(|| {
-            st.rotation += 1;
-            self.servers
-                .get(st.rotation % self.servers.len().max(1))
-                .copied()
-        })?;
-        for _hop in 0..3 {
-            let mut c = match Conn::open(target).await {
-                Ok(c) => c,
-                Err(_) => break,
-            };
-            if !c.is_leader {
-                if let Some(addr) = c.leader_addr.as_deref().and_then(|a| a.parse().ok()) {
-                    if addr != target {
-                        target = addr;
-                        continue;
-                    }
-                }
-            }
-            if self.login(&mut c, st).await {
-                return Some(c);
-            }
-            break;
-        }
-        tokio::time::sleep(BACKOFF).await;
-        None
-    }
-
-    async fn login(&self, c: &mut Conn, st: &mut State) -> bool {
-        let request = Request::Login {
-            user: self.name.clone(),
-            session: Some(st.session.clone()),
-            since: (st.last_useq > 0).then_some(st.last_useq),
-        };
-        let Ok(req) = c.send(request).await else {
-            return false;
-        };
-        match self.await_reply(c, req, st).await {
-            Ok(Reply::Ok(ok)) => {
-                let mailbox = ok.mailbox.unwrap_or(0);
-                st.replay_left = mailbox;
-                self.record(ClientAction::Login {
-                    node: Some(NodeId(c.node)),
-                    mailbox,
-                });
-            }
-            Ok(Reply::Refused { leader_addr, .. }) => {
-                st.preferred = leader_addr.and_then(|a| a.parse().ok());
-                return false;
-            }
-            Err(_) => return false,
-        }
-        if !st.joined {
-            for room in &self.rooms {
-                let Ok(req) = c.send(Request::Join { room: room.clone() }).await else {
-                    return false;
-                };
-                match self.await_reply(c, req, st).await {
-                    Ok(Reply::Ok(_)) => self.record(ClientAction::Joined { room: room.clone() }),
-                    _ => return false,
-                }
-            }
-            st.joined = true;
-        }
-        if !st.counted_login {
-            st.counted_login = true;
-            self.shared.logged_in.fetch_add(1, Ordering::Relaxed);
-        }
-        true
     }
 }
