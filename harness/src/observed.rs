@@ -163,11 +163,12 @@ impl Observed {
                         }
                     }
                     FaultAction::Restart => {
+                        // No state reset here: the fault is recorded once `docker start`
+                        // returns, often after the node's own `started` event (which resets).
                         for id in &f.nodes {
                             let n = self.node_mut(*id);
                             n.alive = true;
                             n.paused = false;
-                            n.reset();
                         }
                     }
                     FaultAction::Partition => {
@@ -914,6 +915,21 @@ mod tests {
     #[test]
     fn rejoined_needs_a_leader_that_counts_the_node() {
         let mut r = failover();
+        r.push(ev(
+            2990,
+            3,
+            1,
+            Role::Follower,
+            chat_node::events::Event::Started {
+                cluster: "t".into(),
+                election: "lcr".into(),
+                quorum: "majority".into(),
+                cluster_size: 3,
+                heartbeat_ms: 100,
+                failure_timeout_ms: 500,
+                restored_entries: 0,
+            },
+        ));
         r.push(fault(3000, FaultAction::Restart, &[3]));
         let back = exp(Goal::Rejoined { nodes: ids(&[3]) }, 2000);
         assert_eq!(evaluate(&back, &r, 3000, 3100), Evaluation::Pending);
