@@ -4,6 +4,7 @@
 use crate::events::EventRecord;
 use crate::settings::LogFormat;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Wall-clock Unix milliseconds (event timestamps; never used for timers).
@@ -57,18 +58,36 @@ fn pretty(record: &EventRecord) -> String {
     )
 }
 
-/// Writes formatted events to stdout.
+/// Writes formatted events to stdout (or, in tests, to memory).
 pub struct EventLog {
     format: LogFormat,
+    memory: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 impl EventLog {
     pub fn new(format: LogFormat) -> EventLog {
-        EventLog { format }
+        EventLog {
+            format,
+            memory: None,
+        }
+    }
+
+    /// Collects the lines in `lines` instead of printing them (tests run nodes in-process).
+    pub fn in_memory(format: LogFormat, lines: Arc<Mutex<Vec<String>>>) -> EventLog {
+        EventLog {
+            format,
+            memory: Some(lines),
+        }
     }
 
     pub fn write(&self, record: &EventRecord) {
         let line = format_event(record, self.format, wall_clock_ms());
+        if let Some(memory) = &self.memory {
+            if let Ok(mut lines) = memory.lock() {
+                lines.push(line);
+            }
+            return;
+        }
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the node: the cluster still needs it.
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());

@@ -15,17 +15,21 @@ pub mod sockets;
 
 use crate::core::{Node, Restored};
 use crate::settings::ServeArgs;
-use anyhow::Context;
 use std::net::{SocketAddr, SocketAddrV4};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Client events queued towards the driver before connection tasks wait.
 const CLIENT_QUEUE: usize = 4096;
 
-/// `chat-node serve`: runs one node until SIGTERM/SIGINT.
+/// `chat-node serve`: runs one node until SIGTERM/SIGINT, events on stdout.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let events = event_log::EventLog::new(args.log_format);
+    serve_with_events(args, events).await
+}
+
+/// [`serve`] with the events going to `events`.
+pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> anyhow::Result<()> {
     config::validate(&args)?;
     let interface = net::pick_interface(args.interface.as_deref())?;
     let (store, restored, records) = match &args.data_dir {
@@ -43,9 +47,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let peer = sockets::peer_socket(args.peer_port, interface.ip)?;
     let multicast =
         sockets::multicast_socket(args.multicast_port, args.multicast_group, interface.ip)?;
-    let listener = TcpListener::bind(("0.0.0.0", args.client_port))
-        .await
-        .with_context(|| format!("binding TCP 0.0.0.0:{}", args.client_port))?;
+    let listener = sockets::client_listener(args.client_port)?;
     tracing::info!(
         "node {id} on {} ({}/{}, broadcast {}), clients at {client_addr}, {records} durable records replayed",
         interface.name,
@@ -73,7 +75,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         client_addr,
         network,
         store,
-        event_log::EventLog::new(args.log_format),
+        events,
         clock,
     )
     .run(client_rx)

@@ -10,7 +10,7 @@
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 
 fn udp_socket(port: u16) -> anyhow::Result<Socket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
@@ -69,4 +69,17 @@ pub fn rejoin_group(socket: &UdpSocket, group: Ipv4Addr, interface_ip: Ipv4Addr)
             false
         }
     }
+}
+
+/// The client listener on `0.0.0.0:<port>`, with SO_REUSEADDR so that a restarted node can
+/// bind while connections of its previous life sit in TIME_WAIT.
+pub fn client_listener(port: u16) -> anyhow::Result<TcpListener> {
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)).into())
+        .with_context(|| format!("binding TCP 0.0.0.0:{port}"))?;
+    socket.listen(1024)?;
+    Ok(TcpListener::from_std(socket.into())?)
 }
