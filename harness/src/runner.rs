@@ -146,7 +146,9 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
     if let Err(e) = &outcome {
         let msg = match e {
             Abort::CouldNotRun(m) => m.clone(),
-            Abort::Interrupted => "interrupted (Ctrl-C): the cluster was removed".to_string(),
+            Abort::Interrupted => {
+                "interrupted (Ctrl-C): the run was cut short and its cluster removed".to_string()
+            }
         };
         eprintln!("  {msg}");
         session.note(msg.clone());
@@ -263,6 +265,9 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
     session.log_rx = Some(log_rx);
     session.cluster = Some(cluster.clone());
     session.nemesis = Some(Nemesis::new(cluster.clone()));
+    // The start counts from the first container's start, so the first election's figure
+    // includes everything a real cluster start takes.
+    let start_ts = now_ms();
     match s.cluster.start {
         StartMode::Simultaneous => cluster.start_all().await.map_err(could_not)?,
         StartMode::Staggered => {
@@ -271,7 +276,6 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
             }
         }
     }
-    let start_ts = now_ms();
     session.history.push(Record::Fault(FaultRecord {
         ts_ms: start_ts,
         action: FaultAction::Start,

@@ -29,17 +29,14 @@ pub fn strip_ansi(text: &str) -> String {
             out.push(c);
             continue;
         }
-        match chars.next() {
-            // CSI: parameters and intermediates up to a final byte in '@'..='~'.
-            Some('[') => {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
+        // CSI: parameters and intermediates up to a final byte in '@'..='~'. Any other
+        // escape is two characters long: both are dropped.
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
                 }
             }
-            // Any other escape is two characters long; drop both.
-            Some(_) | None => {}
         }
     }
     out

@@ -255,7 +255,12 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
         Err(why) => return Done::failed(describe(&step.kind), why),
     };
     let description = format!("{} {}", step.kind.keyword(), goal_text(&exp.goal));
-    let since = session.fault_ref_ms.unwrap_or(step_start);
+    // `evaluate` judges the state folded from records strictly before `since` first: a
+    // fault recorded at exactly `since` would not be in it yet (a resumed or restarted node
+    // would not count, and "converged" would hold at 0 ms). One millisecond later it is.
+    let since = session
+        .fault_ref_ms
+        .map_or(step_start, |fault_ms| fault_ms + 1);
     let window = match &exp.goal {
         Goal::NoLeader { duration_ms, .. } => *duration_ms,
         _ => exp.within_ms,

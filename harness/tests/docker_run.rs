@@ -1,0 +1,182 @@
+//! Whole runs against a real Docker engine: a short scenario goes from YAML to a verdict with
+//! its report files and leaves nothing behind; SIGINT during a run removes the cluster.
+//! Skips (with the reason printed) when Docker or the node image is missing.
+
+use harness::docker::{self, connect, ensure_image, RUN_LABEL};
+use harness::history::{ClientAction, History, Record};
+use harness::report::Verdict;
+use harness::runner::{self, RunOptions};
+use harness::scenario;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs share the host's subnets: one at a time.
+static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn image_or_skip() -> Option<(bollard::Docker, String)> {
+    let image =
+        std::env::var("FAULTLINE_TEST_IMAGE").unwrap_or_else(|_| docker::DEFAULT_IMAGE.to_string());
+    let docker = match connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = ensure_image(&docker, &image).await {
+        eprintln!("SKIP: {e}");
+        return None;
+    }
+    Some((docker, image))
+}
+
+/// Containers plus networks labelled with this run id.
+async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
+    let containers = docker
+        .list_containers(Some(bollard::container::ListContainersOptions {
+            all: true,
+            filters: filters.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers");
+    let networks = docker
+        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
+        .await
+        .expect("list networks");
+    containers.len() + networks.len()
+}
+
+const FAILOVER: &str = "\
+name: test-failover
+about: three nodes, the leader dies, users keep chatting
+cluster: {nodes: 3, election: lcr, heartbeat: 100ms, failure_timeout: 500ms}
+workload: {users: 3, rooms: [general], rate: 15/s, drain: 1s}
+steps:
+  - await: {leader: any, within: 10s}
+  - kill: {target: leader, as: old}
+  - expect: {leader: {not: old}}
+checks: [election, delivery]
+";
+
+#[tokio::test]
+async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothing() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some((docker, image)) = image_or_skip().await else {
+        return;
+    };
+    let s = scenario::parse(FAILOVER, "test-failover.yaml").expect("scenario parses");
+    let out = std::env::temp_dir().join(format!("faultline-test-{}", docker::new_run_id()));
+    let opts = RunOptions {
+        image,
+        out: Some(out.clone()),
+        keep: false,
+    };
+    let result = runner::run(&s, &opts).await;
+    assert_eq!(result.verdict, Verdict::Pass, "see {}", out.display());
+    for file in ["history.jsonl", "summary.json", "junit.xml"] {
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing in {}",
+            out.display()
+        );
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let checks = summary["checks"].as_array().expect("checks in summary");
+    assert_eq!(checks.len(), 2, "{summary}");
+    // The short scenario still gets a send window: users sent and got acknowledgements.
+    let history = History::load(&out.join("history.jsonl")).expect("history loads");
+    let acked = history
+        .records()
+        .iter()
+        .filter(
+            |r| matches!(r, Record::Client(c) if matches!(c.action, ClientAction::Acked { .. })),
+        )
+        .count();
+    assert!(acked >= 10, "only {acked} acknowledged messages");
+    assert_eq!(labelled_objects(&docker, &result.run_id).await, 0);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+const LONG: &str = "\
+name: test-interrupted
+about: sleeps long enough to be interrupted
+cluster: {nodes: 3}
+workload: {users: 2, rate: 5/s}
+steps:
+  - await: {leader: any, within: 10s}
+  - sleep: 60s
+checks: [delivery]
+";
+
+#[tokio::test]
+async fn sigint_during_a_run_removes_the_cluster_and_exits_2() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some((docker, image)) = image_or_skip().await else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("faultline-test-{}", docker::new_run_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("interrupted.yaml");
+    std::fs::write(&file, LONG).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--image", &image, "--out"])
+        .arg(dir.join("out"))
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("harness starts");
+    let stdout = child.stdout.take().expect("stdout piped");
+    // Read the run id, then wait until the first step is done (the cluster is up).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut run_id = None;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(1)) else {
+            continue;
+        };
+        if let Some(rest) = line.trim().strip_prefix("run ") {
+            run_id = rest.split_whitespace().next().map(str::to_string);
+        }
+        if line.contains("[1]") {
+            break;
+        }
+    }
+    let run_id = run_id.expect("the harness printed its run id");
+    assert!(
+        labelled_objects(&docker, &run_id).await > 0,
+        "cluster is up"
+    );
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "harness did not exit after SIGINT"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, Some(2), "an interrupted run could not be made");
+    assert_eq!(
+        labelled_objects(&docker, &run_id).await,
+        0,
+        "containers or network of run {run_id} left behind"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
