@@ -5,14 +5,16 @@
 use crate::protocol::{ClusterStatus, Discovery};
 
 /// If `bytes` is a `find_server` for `cluster`, the answer to send back to its source.
+/// `status` is only asked for then (most datagrams on the port are the peers' traffic).
 pub fn answer(
     bytes: &[u8],
     cluster: &str,
     my_client_addr: &str,
-    status: &ClusterStatus,
+    status: impl FnOnce() -> ClusterStatus,
 ) -> Option<Vec<u8>> {
     match serde_json::from_slice::<Discovery>(bytes) {
         Ok(Discovery::FindServer { cluster: asked }) if asked == cluster => {
+            let status = status();
             let reply = Discovery::ServerHere {
                 cluster: cluster.to_string(),
                 node: status.node,
@@ -52,7 +54,7 @@ mod tests {
     #[test]
     fn answers_our_cluster_with_the_leader_hint() {
         let ask = br#"{"t":"find_server","cluster":"faultline"}"#;
-        let reply = answer(ask, "faultline", "10.99.0.2:7070", &status()).unwrap();
+        let reply = answer(ask, "faultline", "10.99.0.2:7070", status).unwrap();
         let parsed: Discovery = serde_json::from_slice(&reply).unwrap();
         assert_eq!(
             parsed,
@@ -71,8 +73,8 @@ mod tests {
     #[test]
     fn ignores_other_clusters_and_other_datagrams() {
         let other = br#"{"t":"find_server","cluster":"other"}"#;
-        assert!(answer(other, "faultline", "a:1", &status()).is_none());
-        assert!(answer(b"\x00garbage", "faultline", "a:1", &status()).is_none());
-        assert!(answer(br#"{"t":"heartbeat"}"#, "faultline", "a:1", &status()).is_none());
+        assert!(answer(other, "faultline", "a:1", status).is_none());
+        assert!(answer(b"\x00garbage", "faultline", "a:1", status).is_none());
+        assert!(answer(br#"{"t":"heartbeat"}"#, "faultline", "a:1", status).is_none());
     }
 }

@@ -145,9 +145,11 @@ impl Driver {
         buf: &[u8],
     ) -> anyhow::Result<()> {
         if let Ok((n, from)) = received {
-            let status = self.node.status();
+            let node = &self.node;
             if let Some(reply) =
-                discovery::answer(&buf[..n], &self.cluster, &self.client_addr, &status)
+                discovery::answer(&buf[..n], &self.cluster, &self.client_addr, || {
+                    node.status()
+                })
             {
                 if let Err(e) = self.net.peer.send_to(&reply, from).await {
                     tracing::debug!("answering discovery from {from}: {e}");
