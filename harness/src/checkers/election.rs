@@ -199,15 +199,37 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         Record::Fault(f) if f.action == FaultAction::Start => Some(f.ts_ms),
         _ => None,
     });
-    if let Some(start) = first_start {
+    // The fault is recorded once the containers run, often after their first events.
+    let first_started = records.iter().find_map(|r| match r {
+        Record::Node(ev) if matches!(ev.event, Event::Started { .. }) => Some(ev.ts_ms),
+        _ => None,
+    });
+    if let Some(start) = first_start.into_iter().chain(first_started).min() {
         initial = all_wins
             .iter()
             .find(|w| w.ts >= start)
             .map(|w| w.ts - start);
     }
+    // A graceful stop makes the leader leave (its `stopping` event, as leader) before the
+    // stop fault is recorded, and a successor may even be elected before it: measure such
+    // a failover from the moment the leader began to stop.
+    let mut leader_stopping_at: BTreeMap<NodeId, u64> = BTreeMap::new();
     for r in records {
+        if let Record::Node(ev) = r {
+            if ev.role == Role::Leader && matches!(ev.event, Event::Stopping { .. }) {
+                leader_stopping_at.insert(ev.node, ev.ts_ms);
+            }
+        }
         if let Record::Fault(f) = r {
-            if let Some(old) = obs.current_leader() {
+            let stopped_leader = f.nodes.iter().find_map(|n| {
+                leader_stopping_at
+                    .get(n)
+                    .filter(|t| **t <= f.ts_ms && f.ts_ms - **t < 10_000)
+                    .map(|t| (*n, *t))
+            });
+            let old = stopped_leader.map(|(n, _)| n).or(obs.current_leader());
+            if let Some(old) = old {
+                let from_ts = stopped_leader.map(|(_, t)| t).unwrap_or(f.ts_ms);
                 let takes_leader = match f.action {
                     FaultAction::Kill
                     | FaultAction::Stop
@@ -228,8 +250,8 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
                         s.cluster.quorum == Quorum::None || remaining > s.cluster.cluster_size / 2;
                     let next = all_wins
                         .iter()
-                        .find(|w| w.ts >= f.ts_ms && w.node != old)
-                        .map(|w| w.ts - f.ts_ms);
+                        .find(|w| w.ts >= from_ts && w.node != old)
+                        .map(|w| w.ts - from_ts);
                     match next {
                         Some(ms) => failovers.push(ms),
                         None if quorum_left => violations.push(format!(
@@ -385,6 +407,30 @@ mod tests {
         assert!(c.passed, "{c:?}");
         assert_eq!(c.headroom_ms, Some(800));
         assert!(c.figure.starts_with("failover 700 ms"), "{}", c.figure);
+    }
+
+    #[test]
+    fn a_leader_that_stops_gracefully_before_the_fault_is_recorded_counts_as_a_failover() {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.extend(elect(800, 3, 1, &[1, 2], (0, 0)));
+        r.push(ev(
+            2000,
+            3,
+            1,
+            Role::Leader,
+            Event::Stopping {
+                reason: "shutdown".into(),
+            },
+        ));
+        r.extend(elect(2010, 2, 2, &[1], (0, 0)));
+        r.push(fault(2020, FaultAction::Stop, &[3]));
+        let c = run(r);
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.figure.starts_with("failover 10 ms (max of 1)"),
+            "{}",
+            c.figure
+        );
     }
 
     #[test]
