@@ -15,7 +15,10 @@ use std::collections::{BTreeMap, BTreeSet};
 struct Expected {
     observer: NodeId,
     peer: NodeId,
+    /// When the silence began (for a graceful stop: when the node announced its leave).
     since: u64,
+    /// When the fault was recorded.
+    fault_ts: u64,
     what: String,
 }
 
@@ -69,6 +72,25 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
     let slack = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
     let end = records.last().map(Record::ts_ms).unwrap_or(0);
+    // A graceful stop announces the leave (the node's `stopping` event) before the stop
+    // fault is recorded; peers may report it before that record, so measure from the former.
+    let stopping: Vec<(NodeId, u64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev) if matches!(ev.event, Event::Stopping { .. }) => {
+                Some((ev.node, ev.ts_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    let stop_began = |p: NodeId, fault_ts: u64| {
+        stopping
+            .iter()
+            .filter(|(n, t)| *n == p && *t <= fault_ts && fault_ts - *t < 10_000)
+            .map(|(_, t)| *t)
+            .max()
+            .unwrap_or(fault_ts)
+    };
     let mut expected: Vec<Expected> = Vec::new();
     let others =
         |n: &NodeId| -> Vec<NodeId> { t.nodes.iter().copied().filter(|o| o != n).collect() };
@@ -79,10 +101,16 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             f.step.map(|i| (i + 1).to_string()).unwrap_or("-".into())
         );
         let mut push = |observer: NodeId, peer: NodeId| {
+            let since = if f.action == FaultAction::Stop {
+                stop_began(peer, f.ts_ms)
+            } else {
+                f.ts_ms
+            };
             expected.push(Expected {
                 observer,
                 peer,
-                since: f.ts_ms,
+                since,
+                fault_ts: f.ts_ms,
                 what: what.clone(),
             })
         };
@@ -136,7 +164,7 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         let silence_lasts = t
             .silences(e.observer, e.peer)
             .iter()
-            .any(|(a, b)| *a <= e.since && *b >= e.since + failure_timeout + slack);
+            .any(|(a, b)| *a <= e.fault_ts && *b >= e.since + failure_timeout + slack);
         let window_end = e.since + deadline_ms;
         if !silence_lasts
             || !t.live_throughout(e.observer, e.since, window_end)
@@ -277,6 +305,40 @@ mod tests {
         let mut r = base();
         r.push(peer_down(3300, 1, 3));
         assert!(run(r).passed);
+    }
+
+    #[test]
+    fn a_graceful_leave_reported_before_the_stop_fault_counts() {
+        use chat_node::events::Event;
+        use chat_node::ids::Role;
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.push(ev(
+            1000,
+            3,
+            1,
+            Role::Follower,
+            Event::Stopping {
+                reason: "shutdown".into(),
+            },
+        ));
+        for o in [1, 2] {
+            r.push(ev(
+                1003,
+                o,
+                1,
+                Role::Follower,
+                Event::PeerLeft { peer: NodeId(3) },
+            ));
+        }
+        r.push(fault(1010, FaultAction::Stop, &[3]));
+        r.push(fault(3000, FaultAction::Restart, &[3]));
+        let c = run(r);
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.figure.starts_with("detection 3 ms (max of 2)"),
+            "{}",
+            c.figure
+        );
     }
 
     #[test]
