@@ -614,9 +614,14 @@ pub fn evaluate(
     sorted.sort_by_key(|r| r.ts_ms());
     let mut obs = Observed::new();
     let mut since = SinceTracker::default();
-    let split = sorted.partition_point(|r| r.ts_ms() < since_ts_ms);
+    // Records at the reference instant itself (the fault) belong to the starting state:
+    // after a resume, the zombie is awake from the first check on.
+    let split = sorted.partition_point(|r| r.ts_ms() <= since_ts_ms);
     for r in &sorted[..split] {
         obs.apply(r);
+        if r.ts_ms() == since_ts_ms {
+            since.note(r);
+        }
     }
     if let Goal::NoLeader { among, duration_ms } = &exp.goal {
         let end = since_ts_ms + duration_ms;
@@ -910,6 +915,25 @@ mod tests {
             evaluate(&down, &r, 3000, 3200),
             Evaluation::Met { figure_ms: 150 }
         );
+    }
+
+    #[test]
+    fn the_fault_at_the_reference_instant_is_part_of_the_starting_state() {
+        let mut r = steady();
+        r.push(fault(1000, FaultAction::Pause, &[3]));
+        r.push(view(1600, 1, 1, Role::Follower, &[1, 2]));
+        r.push(view(1600, 2, 1, Role::Follower, &[1, 2]));
+        r.extend(elect(1700, 2, 2, &[1], (0, 0)));
+        r.push(fault(3000, FaultAction::Resume, &[3]));
+        r.sort_by_key(Record::ts_ms);
+        let conv = exp(Goal::Converged, 2000);
+        // Before the resume is applied, nodes 1 and 2 alone look converged; after it, the
+        // woken zombie still claims leadership, so convergence has not happened yet.
+        assert_eq!(
+            evaluate(&conv, &r, 2999, 3100),
+            Evaluation::Met { figure_ms: 0 }
+        );
+        assert_eq!(evaluate(&conv, &r, 3000, 3100), Evaluation::Pending);
     }
 
     #[test]
