@@ -139,7 +139,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
     );
     let outcome = tokio::select! {
         r = execute(&mut session, s, opts) => r,
-        _ = tokio::signal::ctrl_c() => Err(Abort::Interrupted),
+        _ = interrupt() => Err(Abort::Interrupted),
     };
     let interrupted = matches!(outcome, Err(Abort::Interrupted));
     let mut errors = Vec::new();
@@ -147,7 +147,8 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
         let msg = match e {
             Abort::CouldNotRun(m) => m.clone(),
             Abort::Interrupted => {
-                "interrupted (Ctrl-C): the run was cut short and its cluster removed".to_string()
+                "interrupted (SIGINT/SIGTERM): the run was cut short and its cluster removed"
+                    .to_string()
             }
         };
         eprintln!("  {msg}");
@@ -200,6 +201,25 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
         out_dir,
         interrupted,
         run_id: session.run_id,
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what CI timeouts and `docker stop`-style
+/// supervisors send). Once registered the handlers stay, so a second signal during teardown
+/// is swallowed instead of killing the process halfway through removing the cluster.
+async fn interrupt() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a handler Ctrl-C kills the process; the cleanup guard cannot help then.
+            std::future::pending::<()>().await;
+        }
+    };
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        },
+        Err(_) => ctrl_c.await,
     }
 }
 

@@ -292,8 +292,8 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
     }
 }
 
-/// Resolves a fault step's targets, injects it, records it (with the time just before the
-/// injection, so figures measured from it are never flattering).
+/// Resolves a fault step's targets, injects it, records it: with the time just before the
+/// injection, so figures measured from it are never flattering (a restart: just after).
 async fn fault(session: &mut Session, step: &Step) -> Done {
     let description = describe(&step.kind);
     match inject(session, step).await {
@@ -311,7 +311,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         .nemesis
         .as_mut()
         .ok_or("no cluster to inject faults into")?;
-    let ts_ms = now_ms();
+    let mut ts_ms = now_ms();
     let mut record = FaultRecord {
         ts_ms,
         action: FaultAction::Heal,
@@ -336,6 +336,9 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
                 FaultAction::Resume => nemesis.resume(&targets).await.map_err(err)?,
                 FaultAction::Restart => {
                     nemesis.restart(&targets).await.map_err(err)?;
+                    // `observed` takes a restart as done once the container runs (its own
+                    // `started` event resets its state), so it is stamped after the start.
+                    ts_ms = now_ms();
                     restarted = targets.clone();
                 }
                 FaultAction::Isolate => nemesis.isolate(&targets).await.map_err(err)?,
@@ -384,6 +387,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
             logs.reattach(id);
         }
     }
+    record.ts_ms = ts_ms;
     session.fault_ref_ms = Some(ts_ms);
     session.history.push(Record::Fault(record));
     Ok(description)
