@@ -21,18 +21,33 @@ pub struct ServerInfo {
     pub leader_addr: Option<String>,
 }
 
+/// Every interface's subnet broadcast address and 255.255.255.255, on the peer port.
+fn broadcast_targets(peer_port: u16) -> Vec<SocketAddr> {
+    let mut targets: Vec<SocketAddr> = broadcast_addresses()
+        .into_iter()
+        .map(|ip| SocketAddr::from((ip, peer_port)))
+        .collect();
+    targets.push(SocketAddr::from((Ipv4Addr::BROADCAST, peer_port)));
+    targets
+}
+
 /// Broadcasts on every interface's subnet broadcast address and on 255.255.255.255.
 pub async fn discover(
     cluster: &str,
     peer_port: u16,
     window: Duration,
 ) -> std::io::Result<Vec<ServerInfo>> {
-    let mut targets: Vec<SocketAddr> = broadcast_addresses()
-        .into_iter()
-        .map(|ip| SocketAddr::from((ip, peer_port)))
-        .collect();
-    targets.push(SocketAddr::from((Ipv4Addr::BROADCAST, peer_port)));
-    discover_at(cluster, &targets, window).await
+    discover_at(cluster, &broadcast_targets(peer_port), window).await
+}
+
+/// Like [`discover`], but returns as soon as the leader itself has answered (what a client
+/// that only wants to connect needs; [`discover`] waits the whole window to hear everyone).
+pub async fn find_leader(
+    cluster: &str,
+    peer_port: u16,
+    window: Duration,
+) -> std::io::Result<Vec<ServerInfo>> {
+    collect(cluster, &broadcast_targets(peer_port), window, true).await
 }
 
 /// Sends `find_server` to each target and collects answers until `window` has passed.
@@ -41,6 +56,15 @@ pub async fn discover_at(
     cluster: &str,
     targets: &[SocketAddr],
     window: Duration,
+) -> std::io::Result<Vec<ServerInfo>> {
+    collect(cluster, targets, window, false).await
+}
+
+async fn collect(
+    cluster: &str,
+    targets: &[SocketAddr],
+    window: Duration,
+    stop_at_leader: bool,
 ) -> std::io::Result<Vec<ServerInfo>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     socket.set_broadcast(true)?;
@@ -75,8 +99,12 @@ pub async fn discover_at(
         let received = tokio::time::timeout_at(wait_until, socket.recv_from(&mut buf)).await;
         if let Ok(Ok((n, _))) = received {
             if let Some(info) = parse_answer(&buf[..n], cluster) {
+                let is_leader = info.role == Role::Leader;
                 if !found.iter().any(|f| f.node == info.node) {
                     found.push(info);
+                }
+                if stop_at_leader && is_leader {
+                    break;
                 }
             }
         }

@@ -16,7 +16,7 @@ pub mod session;
 pub mod ui;
 
 pub use connection::{Connection, Pushed, Welcome};
-pub use discovery::{discover, discover_at, ServerInfo};
+pub use discovery::{discover, discover_at, find_leader, ServerInfo};
 pub use error::ClientError;
 pub use message_id::MessageIds;
 pub use session::{Incoming, SendOutcome, Session, SessionConfig, SessionEvent};

@@ -30,6 +30,9 @@ pub struct SessionConfig {
     /// Client addresses (`ip:port`) to try; empty means "discover by broadcast".
     pub servers: Vec<String>,
     pub user: String,
+    /// Time allowed to open a connection and read the welcome line. Short: a crashed
+    /// server's address often does not answer at all, and another server may be leading.
+    pub connect_timeout: Duration,
     /// Time allowed for one attempt of one request.
     pub request_timeout: Duration,
     /// Time allowed for a request including reconnections and retries.
@@ -47,6 +50,7 @@ impl SessionConfig {
             peer_port: 7400,
             servers: Vec::new(),
             user: user.into(),
+            connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
             retry_deadline: Duration::from_secs(10),
             discovery_window: Duration::from_millis(300),
@@ -501,7 +505,7 @@ impl Session {
     async fn candidates(&mut self) -> Vec<String> {
         let mut out: Vec<String> = self.leader_hint.iter().cloned().collect();
         let found = if self.config.servers.is_empty() {
-            match discovery::discover(
+            match discovery::find_leader(
                 &self.config.cluster,
                 self.config.peer_port,
                 self.config.discovery_window,
@@ -579,7 +583,7 @@ impl Session {
     /// Connects to `addr` and logs in there if it leads.
     async fn try_server(&mut self, addr: &str) -> Result<(), Redirect> {
         let timeout = self.config.request_timeout;
-        let conn = Connection::connect(addr, timeout)
+        let conn = Connection::connect(addr, self.config.connect_timeout)
             .await
             .map_err(|_| Redirect::Next)?;
         let welcome = conn.welcome().clone();
