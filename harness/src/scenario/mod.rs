@@ -404,10 +404,8 @@ pub mod defaults {
             terms: vec![
                 term(2.0, Quantity::Setting(Setting::FailureTimeout)),
                 term(4.0, Quantity::Setting(Setting::Heartbeat)),
-                term(
-                    1.0,
-                    Quantity::Literal(Duration::from_millis(hops * HOP_MS + STARTUP_MS)),
-                ),
+                term(1.0, Quantity::Literal(Duration::from_millis(hops * HOP_MS))),
+                term(1.0, Quantity::Literal(Duration::from_millis(STARTUP_MS))),
             ],
         }
     }
@@ -509,6 +507,10 @@ mod tests {
         assert_eq!(
             defaults::failover_deadline(&c).to_string(),
             "failure_timeout + 4 * heartbeat + 240ms"
+        );
+        assert_eq!(
+            defaults::convergence_deadline(&c).to_string(),
+            "2 * failure_timeout + 4 * heartbeat + 240ms + 1s"
         );
     }
 }
