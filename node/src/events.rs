@@ -88,7 +88,11 @@ pub enum Event {
         credentials: Credentials,
     },
     /// The node's role changed.
-    RoleChanged { from: Role, to: Role, reason: String },
+    RoleChanged {
+        from: Role,
+        to: Role,
+        reason: String,
+    },
     /// A log entry was committed and applied on this node.
     Committed {
         index: u64,
@@ -126,7 +130,11 @@ pub enum Event {
         user: Option<String>,
     },
     /// A user logged in on this node (after the login was committed).
-    LoggedIn { user: String, conn: u64, mailbox: u64 },
+    LoggedIn {
+        user: String,
+        conn: u64,
+        mailbox: u64,
+    },
     /// A datagram or client line was refused. `count` is the node's running total.
     InputRejected {
         source: String,

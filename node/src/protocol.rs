@@ -41,13 +41,21 @@ pub enum Request {
     Logout,
     /// A private message. `id` is client-chosen and unique per user: a retry with the same id
     /// is recognised and delivered once.
-    Send { to: String, id: String, text: String },
+    Send {
+        to: String,
+        id: String,
+        text: String,
+    },
     /// Join a room, creating it if it does not exist.
     Join { room: String },
     /// Leave a room.
     Leave { room: String },
     /// Post to a room the user has joined. `id` as for `send`.
-    Post { room: String, id: String, text: String },
+    Post {
+        room: String,
+        id: String,
+        text: String,
+    },
     /// The client holds every inbox message up to `upto`; they are not sent again at login.
     Ack { upto: u64 },
     /// Who is online.
