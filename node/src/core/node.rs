@@ -818,11 +818,16 @@ impl Node {
             return;
         }
         let last = self.log.last_index();
+        let before = self.leader_state.progress(from, last).next;
         self.leader_state.on_ack(from, success, match_index, last);
         if success {
             self.try_commit();
         }
-        if self.leader_state.progress(from, last).next <= last {
+        // Stream on at once while the follower catches up or while a rejection walks back;
+        // anything else waits for the heartbeat, so that no ack/append pair can ping-pong
+        // at network speed (it could when two same-epoch leaders left conflicting logs).
+        let after = self.leader_state.progress(from, last).next;
+        if (success && after <= last) || (!success && after < before) {
             self.send_append(from);
         }
     }

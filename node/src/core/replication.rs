@@ -45,6 +45,12 @@ impl LeaderState {
         if success {
             p.matched = p.matched.max(match_index.min(last_index));
             p.next = p.next.max(p.matched + 1);
+        } else if match_index < p.matched {
+            // The follower no longer holds what it acknowledged (its disk lost a suffix, or
+            // a rival leader of the same epoch overwrote it: only without a quorum). Start
+            // over from its hint, or leader and follower would bounce the same Append forever.
+            p.matched = match_index;
+            p.next = match_index + 1;
         } else {
             p.next = (match_index + 1).min(p.next).max(p.matched + 1);
         }
