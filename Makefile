@@ -112,7 +112,8 @@ $(IMAGE_CTX)/Dockerfile: Dockerfile
 
 $(IMAGE_STAMP): $(IMAGE_CTX)/chat-node $(IMAGE_CTX)/Dockerfile
 	@echo "==> docker build -t $(IMAGE) $(IMAGE_CTX)"
-	@docker build -q -t $(IMAGE) $(IMAGE_CTX) >/dev/null
+	@# Quiet on success (no legacy-builder chatter); everything docker said on failure.
+	@if ! out="$$(docker build -q -t $(IMAGE) $(IMAGE_CTX) 2>&1)"; then echo "$$out" >&2; exit 1; fi
 	@touch $@
 
 .PHONY: build
