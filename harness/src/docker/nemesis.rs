@@ -69,19 +69,22 @@ impl Nemesis {
                 waited += Duration::from_millis(25);
             }
             self.cluster.start(id).await?;
-            self.apply_rules(id).await?;
+            if let Some(pid) = self.cluster.pid(id).await? {
+                self.apply_rules(id, pid).await?;
+            }
         }
         Ok(())
     }
 
-    /// Cuts the network between groups (added to any cuts already in place).
-    pub async fn partition(&mut self, groups: &[Vec<u64>]) -> Result<(), DockerError> {
+    /// Cuts the network between groups (added to any cuts already in place). Network faults
+    /// return the host ms at which the rules started going in (see [`Nemesis::apply_all`]).
+    pub async fn partition(&mut self, groups: &[Vec<u64>]) -> Result<u64, DockerError> {
         self.blocks.partition(groups);
         self.apply_all().await
     }
 
     /// One-way cut: `to` stops hearing `from`.
-    pub async fn cut(&mut self, from: &[u64], to: &[u64]) -> Result<(), DockerError> {
+    pub async fn cut(&mut self, from: &[u64], to: &[u64]) -> Result<u64, DockerError> {
         for &f in from {
             for &t in to {
                 self.blocks.cut(f, t);
@@ -91,7 +94,7 @@ impl Nemesis {
     }
 
     /// Cuts `ids` off from every other node, both ways.
-    pub async fn isolate(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+    pub async fn isolate(&mut self, ids: &[u64]) -> Result<u64, DockerError> {
         let all = self.cluster.ids();
         for &id in ids {
             self.blocks.isolate(id, &all);
@@ -100,7 +103,7 @@ impl Nemesis {
     }
 
     /// Removes every cut.
-    pub async fn heal(&mut self) -> Result<(), DockerError> {
+    pub async fn heal(&mut self) -> Result<u64, DockerError> {
         self.blocks.clear();
         self.apply_all().await
     }
@@ -110,24 +113,31 @@ impl Nemesis {
         partition_prerequisites().map_err(DockerError::Other)
     }
 
-    async fn apply_all(&self) -> Result<(), DockerError> {
-        let applies = self
-            .cluster
-            .ids()
+    /// Writes every node's drop list into its namespace, all at once. The containers' pids
+    /// are looked up first, so the returned timestamp (taken just before the first `nft`
+    /// starts) marks the fault without the Docker round trips in front of it.
+    async fn apply_all(&self) -> Result<u64, DockerError> {
+        let ids = self.cluster.ids();
+        let pids = futures_util::future::join_all(ids.iter().map(|&id| self.cluster.pid(id))).await;
+        let mut running = Vec::new();
+        for (id, pid) in ids.into_iter().zip(pids) {
+            // A node that is not running gets its rules at its restart.
+            if let Some(pid) = pid? {
+                running.push((id, pid));
+            }
+        }
+        let started_ms = super::now_ms();
+        let applies = running
             .into_iter()
-            .map(|id| self.apply_rules(id));
+            .map(|(id, pid)| self.apply_rules(id, pid));
         for r in futures_util::future::join_all(applies).await {
             r?;
         }
-        Ok(())
+        Ok(started_ms)
     }
 
-    /// Writes node `id`'s current drop list into its namespace; a node that is not running
-    /// gets it at its restart.
-    async fn apply_rules(&self, id: u64) -> Result<(), DockerError> {
-        let Some(pid) = self.cluster.pid(id).await? else {
-            return Ok(());
-        };
+    /// Writes node `id`'s current drop list into the namespace of its process `pid`.
+    async fn apply_rules(&self, id: u64, pid: u32) -> Result<(), DockerError> {
         let sources: Vec<Ipv4Addr> = self
             .blocks
             .dropped_by(id)

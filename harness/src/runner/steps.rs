@@ -255,12 +255,7 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
         Err(why) => return Done::failed(describe(&step.kind), why),
     };
     let description = format!("{} {}", step.kind.keyword(), goal_text(&exp.goal));
-    // `evaluate` judges the state folded from records strictly before `since` first: a
-    // fault recorded at exactly `since` would not be in it yet (a resumed or restarted node
-    // would not count, and "converged" would hold at 0 ms). One millisecond later it is.
-    let since = session
-        .fault_ref_ms
-        .map_or(step_start, |fault_ms| fault_ms + 1);
+    let since = session.fault_ref_ms.unwrap_or(step_start);
     let window = match &exp.goal {
         Goal::NoLeader { duration_ms, .. } => *duration_ms,
         _ => exp.within_ms,
@@ -293,7 +288,8 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
 }
 
 /// Resolves a fault step's targets, injects it, records it: with the time just before the
-/// injection, so figures measured from it are never flattering (a restart: just after).
+/// injection, so figures measured from it are never flattering (network faults: once the
+/// containers' pids are known, just before the rules go in; a restart: once it runs).
 async fn fault(session: &mut Session, step: &Step) -> Done {
     let description = describe(&step.kind);
     match inject(session, step).await {
@@ -341,7 +337,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
                     ts_ms = now_ms();
                     restarted = targets.clone();
                 }
-                FaultAction::Isolate => nemesis.isolate(&targets).await.map_err(err)?,
+                FaultAction::Isolate => ts_ms = nemesis.isolate(&targets).await.map_err(err)?,
                 other => return Err(format!("`{}` is not a node fault", other.keyword())),
             }
             record.action = *action;
@@ -354,7 +350,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         StepKind::Partition { groups } => {
             let resolved = observed::resolve_groups(groups, &obs, &session.aliases, &mut rng)?;
             let as_ids: Vec<Vec<u64>> = resolved.iter().map(|g| as_u64(g)).collect();
-            nemesis.partition(&as_ids).await.map_err(err)?;
+            ts_ms = nemesis.partition(&as_ids).await.map_err(err)?;
             record.action = FaultAction::Partition;
             record.nodes = resolved.iter().flatten().copied().collect();
             let text: Vec<String> = resolved.iter().map(|g| ids(g)).collect();
@@ -364,7 +360,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         StepKind::Cut { from, to } => {
             let from_ids = observed::resolve_target(from, &obs, &session.aliases, &mut rng)?;
             let to_ids = observed::resolve_target(to, &obs, &session.aliases, &mut rng)?;
-            nemesis
+            ts_ms = nemesis
                 .cut(&as_u64(&from_ids), &as_u64(&to_ids))
                 .await
                 .map_err(err)?;
@@ -375,7 +371,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
             text
         }
         StepKind::Heal => {
-            nemesis.heal().await.map_err(err)?;
+            ts_ms = nemesis.heal().await.map_err(err)?;
             record.action = FaultAction::Heal;
             record.nodes = obs.all_nodes();
             "heal".to_string()
