@@ -1029,3 +1029,210 @@ impl Node {
         self.stopped = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::ElectionKind;
+
+    fn config(quorum: QuorumMode) -> Config {
+        Config {
+            id: NodeId(1),
+            cluster: "c".into(),
+            cluster_size: 3,
+            heartbeat_ms: 100,
+            failure_timeout_ms: 500,
+            election: ElectionKind::Lcr,
+            quorum,
+            client_addr: "10.0.0.1:7070".into(),
+            seed: 1,
+        }
+    }
+
+    fn events(out: &[Output]) -> Vec<Event> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Event(r) => Some(r.event.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lines(out: &[Output]) -> Vec<ServerLine> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::ToClient { line, .. } => serde_json::from_str(line).ok(),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// A single node without quorum elects itself after listening one failure timeout.
+    fn lone_leader() -> (Node, Millis) {
+        let mut node = Node::new(config(QuorumMode::None), Restored::default(), 0);
+        let mut now = 0;
+        while node.role() != Role::Leader {
+            now += 10;
+            node.handle(now, Input::Tick);
+            assert!(now < 5_000, "a lone node with quorum none elects itself");
+        }
+        (node, now)
+    }
+
+    fn line(node: &mut Node, now: Millis, text: &str) -> Vec<Output> {
+        node.handle(
+            now,
+            Input::ClientLine {
+                conn: ConnId(1),
+                line: text.to_string(),
+            },
+        )
+    }
+
+    #[test]
+    fn bad_datagrams_are_counted_and_never_panic() {
+        let mut node = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
+        let inputs: Vec<Vec<u8>> = vec![
+            b"garbage".to_vec(),
+            br#"{"v":9,"cluster":"c","from":2,"msg":{"t":"leave"}}"#.to_vec(),
+            br#"{"v":1,"cluster":"x","from":2,"msg":{"t":"leave"}}"#.to_vec(),
+            vec![b'1'; crate::core::MAX_DATAGRAM_BYTES + 1],
+        ];
+        let mut counts = Vec::new();
+        for bytes in inputs {
+            let out = node.handle(
+                1,
+                Input::Datagram {
+                    from: "10.0.0.9:7400".into(),
+                    bytes,
+                },
+            );
+            for e in events(&out) {
+                if let Event::InputRejected { count, source, .. } = e {
+                    assert_eq!(source, "peer");
+                    counts.push(count);
+                }
+            }
+        }
+        assert_eq!(counts, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn own_datagrams_are_ignored_silently() {
+        let mut node = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
+        let own = wire::encode("c", NodeId(1), &PeerMsg::Leave);
+        let out = node.handle(
+            1,
+            Input::Datagram {
+                from: "10.0.0.1:7400".into(),
+                bytes: own,
+            },
+        );
+        assert!(events(&out)
+            .iter()
+            .all(|e| matches!(e, Event::Started { .. })));
+        assert_eq!(node.status().members.len(), 1);
+    }
+
+    #[test]
+    fn a_follower_redirects_chat_but_answers_status() {
+        let mut node = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
+        node.handle(
+            0,
+            Input::ClientConnected {
+                conn: ConnId(1),
+                peer: "p".into(),
+            },
+        );
+        let out = line(&mut node, 1, r#"{"req":1,"op":"login","user":"alice"}"#);
+        assert!(matches!(
+            &lines(&out)[0],
+            ServerLine::Error(e) if e.code == ErrorCode::NotLeader && e.req == Some(1)
+        ));
+        let out = line(&mut node, 1, r#"{"req":2,"op":"status"}"#);
+        assert!(matches!(
+            &lines(&out)[0],
+            ServerLine::Ok(OkReply { status: Some(s), .. }) if s.role == Role::Follower
+        ));
+    }
+
+    #[test]
+    fn the_leader_serves_chat_after_commit() {
+        let (mut node, now) = lone_leader();
+        node.handle(
+            now,
+            Input::ClientConnected {
+                conn: ConnId(1),
+                peer: "p".into(),
+            },
+        );
+        let out = line(&mut node, now, r#"{"req":1,"op":"login","user":"alice"}"#);
+        assert!(lines(&out).iter().any(|l| matches!(
+            l,
+            ServerLine::Ok(OkReply {
+                mailbox: Some(0),
+                req: Some(1),
+                ..
+            })
+        )));
+        assert!(events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::LoggedIn { .. })));
+        let out = line(
+            &mut node,
+            now,
+            r#"{"req":2,"op":"send","to":"alice","id":"m1","text":"hi"}"#,
+        );
+        let ls = lines(&out);
+        assert!(ls
+            .iter()
+            .any(|l| matches!(l, ServerLine::Message(m) if m.id == "m1" && m.useq == 1)));
+        assert!(ls
+            .iter()
+            .any(|l| matches!(l, ServerLine::Ok(r) if r.req == Some(2) && !r.duplicate)));
+        let out = line(
+            &mut node,
+            now,
+            r#"{"req":3,"op":"send","to":"alice","id":"m1","text":"hi"}"#,
+        );
+        assert!(lines(&out)
+            .iter()
+            .any(|l| matches!(l, ServerLine::Ok(r) if r.duplicate)));
+        let out = line(
+            &mut node,
+            now,
+            r#"{"req":4,"op":"send","to":"nobody","id":"m2","text":"hi"}"#,
+        );
+        assert!(lines(&out)
+            .iter()
+            .any(|l| matches!(l, ServerLine::Error(e) if e.code == ErrorCode::UnknownUser)));
+        let out = line(&mut node, now, "{not json");
+        assert!(lines(&out)
+            .iter()
+            .any(|l| matches!(l, ServerLine::Error(e) if e.code == ErrorCode::BadRequest)));
+        assert!(events(&out).iter().any(
+            |e| matches!(e, Event::InputRejected { source, count: 1, .. } if source == "client")
+        ));
+    }
+
+    #[test]
+    fn a_restarted_node_keeps_its_epoch_and_log() {
+        let (node, now) = lone_leader();
+        let epoch = node.epoch();
+        let restored = Restored {
+            epoch,
+            voted_for: Some(NodeId(1)),
+            log: (1..=node.log.last_index())
+                .filter_map(|i| node.log_entry(i).cloned())
+                .collect(),
+        };
+        let again = Node::new(config(QuorumMode::None), restored, now);
+        assert_eq!(again.epoch(), epoch);
+        assert_eq!(again.status().last_index, node.status().last_index);
+        assert_eq!(
+            again.role(),
+            Role::Follower,
+            "a restarted node rejoins as follower"
+        );
+    }
+}

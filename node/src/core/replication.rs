@@ -176,15 +176,37 @@ mod tests {
     }
 
     #[test]
-    fn stale_acks_do_not_move_progress_back() {
+    fn a_rejection_moves_next_back_but_not_below_what_matched() {
         let mut l = LeaderState::default();
-        l.on_ack(NodeId(2), true, 4, 5);
-        l.on_ack(NodeId(2), false, 0, 5);
+        l.on_ack(NodeId(2), true, 4, 9);
+        l.on_ack(NodeId(2), false, 7, 9);
         assert_eq!(
-            l.progress(NodeId(2), 5),
+            l.progress(NodeId(2), 9),
             Progress {
-                next: 5,
+                next: 8,
                 matched: 4
+            }
+        );
+        l.on_ack(NodeId(2), false, 5, 9);
+        assert_eq!(
+            l.progress(NodeId(2), 9),
+            Progress {
+                next: 6,
+                matched: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_follower_that_lost_entries_is_resent_from_its_hint() {
+        let mut l = LeaderState::default();
+        l.on_ack(NodeId(2), true, 6, 9);
+        l.on_ack(NodeId(2), false, 2, 9);
+        assert_eq!(
+            l.progress(NodeId(2), 9),
+            Progress {
+                next: 3,
+                matched: 2
             }
         );
     }
