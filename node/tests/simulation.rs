@@ -50,9 +50,10 @@ fn random_faults_keep_every_property() {
     let mut recoveries: Vec<u64> = outcomes.iter().filter_map(|o| o.recovery_ms).collect();
     recoveries.sort_unstable();
     let acked: usize = outcomes.iter().map(|o| o.acked_messages).sum();
+    let duplicates: usize = outcomes.iter().map(|o| o.duplicate_acks).sum();
     let virtual_s: f64 = outcomes.iter().map(|o| o.virtual_ms as f64 / 1000.0).sum();
     eprintln!(
-        "simulation: {} seeds in {secs:.1} s = {:.0} seeds/s ({virtual_s:.0} virtual s, {acked} acknowledged messages); recovery after heal: median {} ms, max {} ms",
+        "simulation: {} seeds in {secs:.1} s = {:.0} seeds/s ({virtual_s:.0} virtual s, {acked} acknowledged messages, {duplicates} retries recognised as duplicates); recovery after heal: median {} ms, max {} ms",
         outcomes.len(),
         outcomes.len() as f64 / secs,
         recoveries.get(recoveries.len() / 2).copied().unwrap_or(0),

@@ -62,10 +62,11 @@ pub struct SimClient {
     acks_sent_upto: u64,
     pub acked: Vec<AckedMsg>,
     pub gave_up: u64,
+    gap: (Millis, Millis),
 }
 
 impl SimClient {
-    pub fn new(index: usize, _clients: usize, total: u64, seed: u64) -> SimClient {
+    pub fn new(index: usize, total: u64, gap: (Millis, Millis), seed: u64) -> SimClient {
         SimClient {
             user: format!("user{index}"),
             session: format!("session-{index}"),
@@ -85,6 +86,7 @@ impl SimClient {
             acks_sent_upto: 0,
             acked: Vec::new(),
             gave_up: 0,
+            gap,
         }
     }
 
@@ -257,7 +259,7 @@ impl SimClient {
                             checker.acked(now, &acked);
                             self.acked.push(acked);
                             self.sent += 1;
-                            self.next_send_at = now + self.rng.range(10, 80);
+                            self.next_send_at = now + self.rng.range(self.gap.0, self.gap.1);
                         }
                         Vec::new()
                     }

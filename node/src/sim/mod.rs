@@ -34,6 +34,8 @@ pub struct SimConfig {
     pub delay: (Millis, Millis),
     /// Messages each client sends in total.
     pub messages_per_client: u64,
+    /// Pause a client takes between an acknowledgement and its next message (ms range).
+    pub message_gap: (Millis, Millis),
     /// Keep every event (for debugging a seed).
     pub record_events: bool,
 }
@@ -50,6 +52,7 @@ impl Default for SimConfig {
             duplicate: 0.0,
             delay: (1, 5),
             messages_per_client: 0,
+            message_gap: (10, 80),
             record_events: false,
         }
     }
@@ -144,8 +147,8 @@ impl Sim {
             let client_seed = sim.rng.next_u64();
             sim.clients.push(SimClient::new(
                 c,
-                sim.cfg.clients,
                 sim.cfg.messages_per_client,
+                sim.cfg.message_gap,
                 client_seed,
             ));
         }

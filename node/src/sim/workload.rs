@@ -21,6 +21,8 @@ pub struct SeedOutcome {
     pub recovery_ms: Option<Millis>,
     pub liveness_deadline_ms: Millis,
     pub acked_messages: usize,
+    /// Acknowledgements of retries the cluster recognised as already committed.
+    pub duplicate_acks: usize,
     pub virtual_ms: Millis,
 }
 
@@ -49,7 +51,9 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         drop: [0.0, 0.01, 0.05][rng.below(3) as usize],
         duplicate: [0.0, 0.02][rng.below(2) as usize],
         delay: (1, 5),
-        messages_per_client: 12,
+        // Paced so that sends go on through the whole fault phase.
+        messages_per_client: 40,
+        message_gap: (50, 300),
         record_events: false,
     };
     let (drop, dup) = (cfg.drop, cfg.duplicate);
@@ -169,6 +173,7 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         recovery_ms,
         liveness_deadline_ms: deadline,
         acked_messages: sim.checker.acks.len(),
+        duplicate_acks: sim.checker.acks.iter().filter(|a| a.duplicate).count(),
         virtual_ms: sim.now,
     }
 }
