@@ -162,6 +162,34 @@ fn quorum_none_split_brain_is_caught_by_the_checker() {
         "split brain caught in only {caught} of 20 seeds"
     );
 
+    // Healed, the two sides merge into one cluster with one leader and one log: the losing
+    // side's divergent (even locally committed) entries are replaced by the winner's.
+    for seed in 1..=20 {
+        let mut sim = cluster(5, QuorumMode::None, seed);
+        let leader = stable_leader(&mut sim, 5_000);
+        let others: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+        sim.crash(leader);
+        sim.partition(&[others[..2].to_vec(), others[2..].to_vec()]);
+        sim.run_for(3_000);
+        sim.heal();
+        sim.restart(leader);
+        let merged = sim.run_until_cond(10_000, |s| {
+            let Some(l) = s.agreed_leader() else {
+                return false;
+            };
+            let lead = s.node(l).expect("up");
+            let commit = lead.commit_index();
+            (0..5).all(|i| {
+                s.node(i).is_some_and(|n| {
+                    n.commit_index() == commit
+                        && n.applied_index() == commit
+                        && n.log_entry(commit) == lead.log_entry(commit)
+                })
+            })
+        });
+        assert!(merged.is_some(), "seed {seed}: the sides did not merge");
+    }
+
     for seed in 1..=20 {
         let mut sim = cluster(5, QuorumMode::Majority, seed);
         let leader = stable_leader(&mut sim, 5_000);

@@ -769,7 +769,11 @@ impl Node {
             Some(_) => {}
         }
         self.leader_contact = self.now;
-        let outcome = follower_append(&mut self.log, prev_index, prev_epoch, entries, self.commit);
+        let protected = match self.cfg.quorum {
+            QuorumMode::Majority => self.commit,
+            QuorumMode::None => 0,
+        };
+        let outcome = follower_append(&mut self.log, prev_index, prev_epoch, entries, protected);
         let ack = match outcome {
             AppendOutcome::Accepted {
                 match_index,
@@ -779,6 +783,14 @@ impl Node {
                 if let Some(from) = truncated_from {
                     self.out
                         .push(Output::Persist(Persist::TruncateFrom { from }));
+                    if from <= self.commit {
+                        // Only without a quorum: our side of a split brain committed entries the
+                        // winner never had. Rebuild the chat state from the log we keep.
+                        self.commit = from - 1;
+                        self.applied = 0;
+                        self.chat = ChatState::default();
+                        self.apply_committed();
+                    }
                 }
                 if !appended.is_empty() {
                     self.out

@@ -79,14 +79,17 @@ pub enum AppendOutcome {
     Rejected { hint: u64 },
 }
 
-/// Applies an Append's entries to a follower's log. `commit` is the follower's commit index:
-/// committed entries never conflict with a legitimate leader, so they are never truncated.
+/// Applies an Append's entries to a follower's log. Entries up to `protected` (the commit
+/// index, with a quorum) are never truncated: with one leader per epoch a committed entry
+/// never conflicts, so a conflict there is refused rather than lose data. Without a quorum
+/// (`--quorum none`) two leaders can commit conflicting entries; the node passes 0 so that
+/// the merged cluster converges on the winner's log.
 pub fn follower_append(
     log: &mut Log,
     prev_index: u64,
     prev_epoch: u64,
     entries: &[LogEntry],
-    commit: u64,
+    protected: u64,
 ) -> AppendOutcome {
     match log.epoch_at(prev_index) {
         None => {
@@ -97,7 +100,7 @@ pub fn follower_append(
         Some(e) if e != prev_epoch => {
             // Skip back over the whole conflicting epoch in one round trip.
             let mut hint = prev_index - 1;
-            while hint > commit && log.epoch_at(hint) == Some(e) {
+            while hint > protected && log.epoch_at(hint) == Some(e) {
                 hint -= 1;
             }
             return AppendOutcome::Rejected { hint };
@@ -115,9 +118,8 @@ pub fn follower_append(
         match log.epoch_at(index) {
             Some(e) if e == entry.epoch => continue,
             Some(_) => {
-                if index <= commit {
-                    // Never happens with one leader per epoch; refuse rather than lose data.
-                    return AppendOutcome::Rejected { hint: commit };
+                if index <= protected {
+                    return AppendOutcome::Rejected { hint: protected };
                 }
                 log.truncate_from(index);
                 truncated_from = Some(index);
