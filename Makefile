@@ -112,8 +112,13 @@ $(IMAGE_CTX)/Dockerfile: Dockerfile
 
 $(IMAGE_STAMP): $(IMAGE_CTX)/chat-node $(IMAGE_CTX)/Dockerfile
 	@echo "==> docker build -t $(IMAGE) $(IMAGE_CTX)"
-	@# Quiet on success (no legacy-builder chatter); everything docker said on failure.
-	@if ! out="$$(docker build -q -t $(IMAGE) $(IMAGE_CTX) 2>&1)"; then echo "$$out" >&2; exit 1; fi
+	@# Quiet on success (no legacy-builder chatter); everything docker said on failure. The
+	@# previous build is removed once untagged (it stays while a container still uses it).
+	@old="$$(docker image inspect -f '{{.Id}}' $(IMAGE) 2>/dev/null || true)"; \
+	  if ! out="$$(docker build -q -t $(IMAGE) $(IMAGE_CTX) 2>&1)"; then echo "$$out" >&2; exit 1; fi; \
+	  if [ -n "$$old" ] && [ "$$old" != "$$(docker image inspect -f '{{.Id}}' $(IMAGE))" ]; then \
+	    docker image rm "$$old" >/dev/null 2>&1 || true; \
+	  fi
 	@touch $@
 
 .PHONY: build
@@ -138,10 +143,11 @@ scenarios: ## Run every scenario in scenarios/ against the image (the harness)
 	@scripts/run-scenarios.sh $(IMAGE)
 
 .PHONY: clean
-clean: ## Remove build output, the image, and any demo or harness leftovers
+# Harness leftovers are not touched here: `harness clean` removes every run's containers,
+# including those of a run still going on in another terminal.
+clean: ## Remove build output, run reports, the demo and the image
 	@if docker info >/dev/null 2>&1; then \
 	  $(MAKE) demo-down; \
-	  if [ -x target/debug/harness ]; then target/debug/harness clean || true; fi; \
 	  docker image rm -f $(IMAGE) >/dev/null 2>&1 || true; \
 	fi
 	cargo clean
