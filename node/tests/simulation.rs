@@ -340,3 +340,25 @@ fn liveness_deadline_follows_the_settings() {
     assert_eq!(liveness_deadline(100, 500), 3_700);
     assert_eq!(liveness_deadline(50, 250), 1_850);
 }
+
+/// In an idle cluster (no new entries to carry the commit index), a restarted follower still
+/// learns what is committed and applies it.
+#[test]
+fn restarted_node_catches_up_in_an_idle_cluster() {
+    for seed in 1..=10 {
+        let mut sim = cluster(3, QuorumMode::Majority, seed);
+        let leader = stable_leader(&mut sim, 5_000);
+        sim.run_for(500);
+        let follower = (0..3).find(|i| *i != leader).expect("a follower");
+        let commit = sim.node(leader).expect("up").commit_index();
+        assert!(commit >= 1);
+        sim.crash(follower);
+        sim.run_for(200);
+        sim.restart(follower);
+        let caught_up = sim.run_until_cond(3_000, |s| {
+            s.node(follower).expect("up").applied_index() == commit
+        });
+        assert!(caught_up.is_some(), "seed {seed}: restarted follower stuck");
+        assert_eq!(sim.agreed_leader(), Some(leader), "the leader stayed");
+    }
+}

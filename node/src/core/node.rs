@@ -646,6 +646,16 @@ impl Node {
         if b.epoch > self.epoch {
             self.adopt_epoch(b.epoch);
         }
+        if self.role == Role::Leader
+            && b.epoch == self.epoch
+            && b.leader == Some(self.cfg.id)
+            && b.commit_index < self.commit
+        {
+            // A follower behind on commit although we think it holds our log: it restarted
+            // or lost us for a while and has not verified its log against ours yet. Only an
+            // Append can do that, and an idle leader would send none.
+            self.send_append(from);
+        }
         if b.role != Role::Leader {
             return;
         }
