@@ -163,6 +163,16 @@ pub fn random_run(seed: u64) -> SeedOutcome {
             sim.checker
                 .violation(now, "clients_not_served_after_heal", detail);
         }
+        // Every replica converges on the leader's state (catch-up of restarted nodes).
+        let converged = sim.run_until_cond(5_000, replicas_converged);
+        if converged.is_none() {
+            let now = sim.now;
+            sim.checker.violation(
+                now,
+                "replicas_not_converged",
+                "not every node applied the leader's commit index within 5 s".to_string(),
+            );
+        }
         final_checks(&mut sim);
     }
     SeedOutcome {
@@ -191,6 +201,18 @@ pub fn clients_complete(sim: &Sim) -> bool {
         c.finished()
             && c.contiguous() as usize == leader.chat().inbox_after(&c.user, 0).len()
             && c.received.len() as u64 == c.contiguous()
+    })
+}
+
+/// Every node is up and has applied exactly the agreed leader's commit, with equal chat state.
+pub fn replicas_converged(sim: &Sim) -> bool {
+    let Some(leader) = sim.agreed_leader().and_then(|l| sim.node(l)) else {
+        return false;
+    };
+    (0..sim.node_count()).all(|i| {
+        sim.node(i).is_some_and(|n| {
+            n.applied_index() == leader.commit_index() && n.chat() == leader.chat()
+        })
     })
 }
 
