@@ -1,8 +1,9 @@
 //! `chat-node`: the fault-tolerant chat server, its interactive client and two probes.
 
-use chat_node::client::{probe, ui, SessionConfig};
+use chat_node::client::{discovery, probe, ui, SessionConfig};
 use chat_node::settings::ServeArgs;
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,7 +59,8 @@ Examples:
   docker exec node1 /chat-node status --json")]
     Status(StatusArgs),
 
-    /// Exit 0 if the node answers a status request within 1 s, else 1 (for HEALTHCHECK).
+    /// Exit 0 if the local node answers a UDP `find_server` within 1 s, else 1 (the image's
+    /// HEALTHCHECK; over UDP so probes leave no client sessions in the event log).
     Health(HealthArgs),
 }
 
@@ -90,9 +92,12 @@ struct StatusArgs {
 
 #[derive(clap::Args)]
 struct HealthArgs {
-    /// The node's client address.
-    #[arg(long, default_value = "127.0.0.1:7070")]
-    addr: String,
+    /// The cluster name the local node serves (as given to `serve`).
+    #[arg(long, env = "CHAT_CLUSTER", default_value = "faultline")]
+    cluster: String,
+    /// The local node's UDP peer port (as given to `serve`).
+    #[arg(long, env = "CHAT_PEER_PORT", default_value_t = 7400)]
+    peer_port: u16,
 }
 
 fn init_tracing(default_level: &str) {
@@ -101,6 +106,8 @@ fn init_tracing(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for people: container logs and the harness get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -151,11 +158,31 @@ fn main() -> ExitCode {
         }
         Command::Health(args) => {
             init_tracing("warn");
+            // A `find_server` datagram to the local node: answered by the same loop that runs
+            // the protocol, so an answer means the node is alive and not stuck.
+            let local = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.peer_port));
             runtime(false).map_err(Into::into).map(|rt| {
-                match rt.block_on(probe::cluster_status(&args.addr, Duration::from_secs(1))) {
-                    Ok(_) => ExitCode::SUCCESS,
+                match rt.block_on(discovery::ask_one(
+                    &args.cluster,
+                    local,
+                    Duration::from_secs(1),
+                )) {
+                    Ok(Some(info)) => {
+                        println!(
+                            "healthy: node {} is {} in epoch {}",
+                            info.node, info.role, info.epoch
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Ok(None) => {
+                        eprintln!(
+                            "unhealthy: no answer from cluster `{}` on {local} within 1 s",
+                            args.cluster
+                        );
+                        ExitCode::FAILURE
+                    }
                     Err(e) => {
-                        eprintln!("unhealthy: {} does not answer: {e}", args.addr);
+                        eprintln!("unhealthy: cannot ask {local}: {e}");
                         ExitCode::FAILURE
                     }
                 }

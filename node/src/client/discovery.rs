@@ -47,7 +47,13 @@ pub async fn find_leader(
     peer_port: u16,
     window: Duration,
 ) -> std::io::Result<Vec<ServerInfo>> {
-    collect(cluster, &broadcast_targets(peer_port), window, true).await
+    collect(
+        cluster,
+        &broadcast_targets(peer_port),
+        window,
+        StopAt::Leader,
+    )
+    .await
 }
 
 /// Sends `find_server` to each target and collects answers until `window` has passed.
@@ -57,14 +63,34 @@ pub async fn discover_at(
     targets: &[SocketAddr],
     window: Duration,
 ) -> std::io::Result<Vec<ServerInfo>> {
-    collect(cluster, targets, window, false).await
+    collect(cluster, targets, window, StopAt::WindowEnd).await
+}
+
+/// Asks one server (e.g. the local node, for `chat-node health`) and returns its answer, or
+/// `None` when it did not answer within `window`. Over UDP, so a health probe opens no client
+/// session and leaves no `client_connected` events behind.
+pub async fn ask_one(
+    cluster: &str,
+    target: SocketAddr,
+    window: Duration,
+) -> std::io::Result<Option<ServerInfo>> {
+    let found = collect(cluster, &[target], window, StopAt::FirstAnswer).await?;
+    Ok(found.into_iter().next())
+}
+
+/// When [`collect`] stops listening before its window ends.
+#[derive(Clone, Copy, PartialEq)]
+enum StopAt {
+    WindowEnd,
+    Leader,
+    FirstAnswer,
 }
 
 async fn collect(
     cluster: &str,
     targets: &[SocketAddr],
     window: Duration,
-    stop_at_leader: bool,
+    stop_at: StopAt,
 ) -> std::io::Result<Vec<ServerInfo>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     socket.set_broadcast(true)?;
@@ -103,7 +129,7 @@ async fn collect(
                 if !found.iter().any(|f| f.node == info.node) {
                     found.push(info);
                 }
-                if stop_at_leader && is_leader {
+                if stop_at == StopAt::FirstAnswer || (stop_at == StopAt::Leader && is_leader) {
                     break;
                 }
             }
