@@ -123,3 +123,23 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 }
+
+/// Helpers for tests elsewhere in the crate.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::ServeArgs;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    /// `ServeArgs` exactly as `chat-node serve <flags>` parses them.
+    pub(crate) fn serve_args(flags: &[&str]) -> ServeArgs {
+        let mut argv = vec!["chat-node"];
+        argv.extend_from_slice(flags);
+        Cli::try_parse_from(argv).expect("test flags parse").serve
+    }
+}

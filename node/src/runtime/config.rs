@@ -67,19 +67,7 @@ pub fn core_config(args: &ServeArgs, id: NodeId, interface_ip: Ipv4Addr, now_nan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    fn args(flags: &[&str]) -> ServeArgs {
-        let mut argv = vec!["chat-node"];
-        argv.extend_from_slice(flags);
-        Cli::try_parse_from(argv).unwrap().serve
-    }
+    use crate::settings::test_support::serve_args as args;
 
     #[test]
     fn refuses_unimplemented_elections_clearly() {

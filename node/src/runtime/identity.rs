@@ -48,19 +48,7 @@ pub fn resolve(args: &ServeArgs) -> anyhow::Result<NodeId> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
-
-    fn args(flags: &[&str]) -> ServeArgs {
-        let mut argv = vec!["chat-node"];
-        argv.extend_from_slice(flags);
-        Cli::try_parse_from(argv).unwrap().serve
-    }
+    use crate::settings::test_support::serve_args as args;
 
     #[test]
     fn a_data_directory_keeps_its_node_id() {
