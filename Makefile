@@ -130,13 +130,18 @@ build: ## cargo build the workspace (debug)
 .PHONY: test
 # The image is built before cargo test so that the harness's Docker integration tests run
 # against it instead of skipping for want of an image.
-test: ## THE test command: fmt, clippy, image, cargo test, scenario suite (installs what it needs)
+test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario suite (installs what it needs)
 	@scripts/test-prereqs.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
 	@$(MAKE) image
 	cargo test --workspace
+	@$(MAKE) netns-smoke
 	@$(MAKE) scenarios
+
+.PHONY: netns-smoke
+netns-smoke: ## Real network without Docker: 3 servers + 2 users in network namespaces, leader SIGKILLed (root)
+	@scripts/netns-cluster.sh
 
 .PHONY: scenarios
 scenarios: ## Run every scenario in scenarios/ against the image (the harness)
