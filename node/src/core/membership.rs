@@ -100,13 +100,19 @@ impl Membership {
         }
     }
 
-    /// Whether a live peer says it follows a leader of at least `epoch` that is itself live
-    /// in our view: then that leader is fine and we only have not heard it yet.
-    pub fn live_leader_claimed(&self, me: NodeId, epoch: u64) -> bool {
+    /// Whether a live peer says it follows a leader of at least `epoch`: then that leader is
+    /// fine and we only have not heard it yet. A leader out of our view counts too (a
+    /// one-way cut may hide a working leader from us alone; a leader that cannot keep a
+    /// quorum steps down, and its claims stop), except the very leader and epoch we saw go
+    /// silent ourselves (`lost`): peers that have not yet noticed are not news.
+    pub fn live_leader_claimed(&self, me: NodeId, epoch: u64, lost: Option<(NodeId, u64)>) -> bool {
         self.peers.values().any(|p| {
             p.state.in_view()
                 && p.leader_claim.is_some_and(|(l, e)| {
-                    e >= epoch && l != me && self.get(l).is_some_and(|lp| lp.state.in_view())
+                    e >= epoch
+                        && l != me
+                        && (self.get(l).is_some_and(|lp| lp.state.in_view())
+                            || lost != Some((l, e)))
                 })
         })
     }

@@ -25,6 +25,10 @@ use std::collections::BTreeSet;
 /// Discovery broadcasts go out this often.
 const HELLO_INTERVAL_MS: Millis = 1000;
 
+/// A ring successor that has not acknowledged a token for this many heartbeats is skipped
+/// (the token is re-sent every heartbeat meanwhile, so one lost datagram is no reason).
+const TOKEN_ACK_HEARTBEATS: Millis = 2;
+
 pub struct Node {
     cfg: Config,
     quorum: usize,
@@ -55,6 +59,8 @@ pub struct Node {
     listen_until: Millis,
     /// Last time the known leader was heard.
     leader_contact: Millis,
+    /// The leader this node itself saw go silent or leave, with its epoch.
+    lost_leader: Option<(NodeId, u64)>,
     seeking_promises: bool,
     promises: BTreeSet<NodeId>,
     leader_state: LeaderState,
@@ -96,6 +102,7 @@ impl Node {
             election_deadline: None,
             listen_until: now + config.failure_timeout_ms,
             leader_contact: now,
+            lost_leader: None,
             seeking_promises: false,
             promises: BTreeSet::new(),
             leader_state: LeaderState::default(),
@@ -215,7 +222,8 @@ impl Node {
         }));
     }
 
-    fn credentials(&self) -> Credentials {
+    /// This node's election credentials `(last log epoch, last log index, id)`.
+    pub fn credentials(&self) -> Credentials {
         Credentials {
             last_log_epoch: self.log.last_epoch(),
             last_log_index: self.log.last_index(),
@@ -379,6 +387,7 @@ impl Node {
     }
 
     fn lose_leader(&mut self, trigger: &'static str) {
+        self.lost_leader = self.leader.map(|l| (l, self.epoch));
         self.leader = None;
         self.verified = 0;
         if self.election_deadline.is_none() {
@@ -392,7 +401,9 @@ impl Node {
         ElectionContext {
             epoch: self.epoch,
             me: self.credentials(),
-            successor: self.members.ring_successor(self.cfg.id),
+            ring: self.members.view(self.cfg.id),
+            now: self.now,
+            ack_timeout: TOKEN_ACK_HEARTBEATS * self.cfg.heartbeat_ms,
         }
     }
 
@@ -405,12 +416,15 @@ impl Node {
         };
         // Cheap pre-vote: without a quorum in view an election cannot succeed, and running
         // one would only inflate the epoch and later disrupt a healthy leader.
-        if self.members.view(self.cfg.id).len() < self.quorum {
+        if !self.has_quorum_in_view() {
             return;
         }
         // A live member follows a live leader we have not heard yet (a healed partition, a
         // one-off loss): wait for it rather than disrupt a working cluster.
-        if self.members.live_leader_claimed(self.cfg.id, self.epoch) {
+        if self
+            .members
+            .live_leader_claimed(self.cfg.id, self.epoch, self.lost_leader)
+        {
             return;
         }
         self.start_election(trigger);
@@ -443,10 +457,15 @@ impl Node {
     fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
         for a in actions {
             match a {
-                ElectionAction::SendToken { to, candidate } => {
+                ElectionAction::SendToken {
+                    to,
+                    candidate,
+                    hops,
+                } => {
                     let msg = PeerMsg::Token {
                         epoch: self.epoch,
                         candidate,
+                        hops,
                     };
                     self.send_to(to, &msg);
                 }
@@ -455,8 +474,12 @@ impl Node {
         }
     }
 
+    fn has_quorum_in_view(&self) -> bool {
+        self.members.view(self.cfg.id).len() >= self.quorum
+    }
+
     fn seek_promises(&mut self) {
-        if self.leader.is_some() || self.role == Role::Leader {
+        if self.leader.is_some() || self.role == Role::Leader || !self.has_quorum_in_view() {
             return;
         }
         match self.voted_for {
@@ -595,7 +618,16 @@ impl Node {
         self.check_view();
         match env.msg {
             PeerMsg::Hello(b) | PeerMsg::Heartbeat(b) => self.on_beacon(from, b),
-            PeerMsg::Token { epoch, candidate } => self.on_token(from, epoch, candidate),
+            PeerMsg::Token {
+                epoch,
+                candidate,
+                hops,
+            } => self.on_token(from, epoch, candidate, hops),
+            PeerMsg::TokenAck { epoch, candidate } => {
+                if epoch == self.epoch {
+                    self.election.on_token_ack(from, candidate);
+                }
+            }
             PeerMsg::Elected { epoch, credentials } => self.on_elected(from, epoch, credentials),
             PeerMsg::Promise { epoch } => self.on_promise(from, epoch),
             PeerMsg::Stale { epoch } => {
@@ -624,6 +656,7 @@ impl Node {
         self.emit(Event::PeerLeft { peer: from });
         self.check_view();
         if self.leader == Some(from) {
+            self.lost_leader = Some((from, self.epoch));
             self.leader = None;
             self.verified = 0;
             self.election_deadline = None;
@@ -683,7 +716,7 @@ impl Node {
         }
     }
 
-    fn on_token(&mut self, from: NodeId, epoch: u64, candidate: Credentials) {
+    fn on_token(&mut self, from: NodeId, epoch: u64, candidate: Credentials, hops: u32) {
         if epoch < self.epoch {
             self.refuse_stale(from);
             return;
@@ -691,6 +724,18 @@ impl Node {
         if epoch > self.epoch {
             self.adopt_epoch(epoch);
         }
+        if !self.has_quorum_in_view() {
+            // Pre-vote for the ring: with only part of the cluster in view (just restarted,
+            // or cut off) this node's ring is a fragment, and a token that comes back round
+            // a fragment proves nothing. Take no part; without our ack the sender closes the
+            // ring over us.
+            return;
+        }
+        let ack = PeerMsg::TokenAck {
+            epoch: self.epoch,
+            candidate: candidate.id,
+        };
+        self.send_to(from, &ack);
         if self.leader.is_some() || self.role == Role::Leader {
             return; // this epoch's election is over
         }
@@ -700,7 +745,7 @@ impl Node {
             self.wants_election = None;
         }
         let ctx = self.election_context();
-        let actions = self.election.on_token(&ctx, candidate);
+        let actions = self.election.on_token(&ctx, candidate, hops);
         self.run_election_actions(actions);
     }
 
@@ -716,6 +761,23 @@ impl Node {
         let theirs = (credentials.last_log_epoch, credentials.last_log_index);
         let free = self.voted_for.is_none() || self.voted_for == Some(from);
         if !free || theirs < mine {
+            return;
+        }
+        if self.voted_for.is_none() && self.credentials() > credentials && self.leader.is_none() {
+            // LCR must elect the live maximum, and that is us rather than this candidate,
+            // whose ring never carried our candidacy. Withhold the promise and send our
+            // candidacy round (again): the candidate's token passes us and ends at us. The
+            // maximum can always gather its promises, as everyone below it grants them.
+            if self.election_deadline.is_none() {
+                let timeout = self.jittered_timeout();
+                self.election_deadline = Some(self.now + timeout);
+                self.wants_election = None;
+            }
+            if self.has_quorum_in_view() {
+                let ctx = self.election_context();
+                let actions = self.election.assert_candidacy(&ctx);
+                self.run_election_actions(actions);
+            }
             return;
         }
         if self.voted_for.is_none() {

@@ -42,7 +42,19 @@ pub enum PeerMsg {
     /// Multicast every heartbeat interval by every node.
     Heartbeat(Beacon),
     /// LCR token: the best candidate seen so far on its way round the ring.
-    Token { epoch: u64, candidate: Credentials },
+    Token {
+        epoch: u64,
+        candidate: Credentials,
+        /// Hops the token has made since its candidate entered it: a node that sees the same
+        /// candidate again with more hops knows the token went round without meeting it
+        /// (a duplicate or a retransmission carries the same count).
+        #[serde(default)]
+        hops: u32,
+    },
+    /// The ring successor got the token for `candidate` (unicast back to the sender): a
+    /// sender that hears no ack skips that successor for the rest of the epoch, so a
+    /// one-way cut cannot swallow every token of an election.
+    TokenAck { epoch: u64, candidate: NodeId },
     /// The ring's maximum asks everyone for a promise (vote) for `epoch`.
     Elected {
         epoch: u64,
@@ -78,6 +90,7 @@ impl PeerMsg {
             PeerMsg::Hello(_) => "hello",
             PeerMsg::Heartbeat(_) => "heartbeat",
             PeerMsg::Token { .. } => "token",
+            PeerMsg::TokenAck { .. } => "token_ack",
             PeerMsg::Elected { .. } => "elected",
             PeerMsg::Promise { .. } => "promise",
             PeerMsg::Stale { .. } => "stale",
@@ -192,6 +205,11 @@ mod tests {
             PeerMsg::Token {
                 epoch: 2,
                 candidate: creds(),
+                hops: 3,
+            },
+            PeerMsg::TokenAck {
+                epoch: 2,
+                candidate: NodeId(3),
             },
             PeerMsg::Append {
                 epoch: 2,

@@ -2,28 +2,98 @@
 //! best candidate it has seen to its ring successor, substituting itself when it is better
 //! (once per epoch) and swallowing worse tokens after that; the node whose own token comes
 //! back has the maximum credentials `(last log epoch, last log index, id)` and seeks promises.
+//!
+//! Every hop is acknowledged. A successor that does not acknowledge within the ack timeout
+//! is skipped for the rest of the epoch (the ring closes over a dead or one-way-cut link),
+//! and a token that comes round to a node a second time without having met its candidate
+//! (whom some node's view leaves off the ring) is handed to that candidate directly.
 
 use super::{Election, ElectionAction, ElectionContext};
+use crate::core::Millis;
 use crate::events::Credentials;
+use crate::ids::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A token sent and not yet acknowledged.
+#[derive(Clone, Copy, Debug)]
+struct Pending {
+    to: NodeId,
+    candidate: Credentials,
+    hops: u32,
+    since: Millis,
+}
 
 #[derive(Debug, Default)]
 pub struct Lcr {
     /// Whether this node already sent its own candidacy round the ring in this round.
     forwarded_own: bool,
-    /// The last token this node forwarded, re-sent while no leader is known because the
-    /// network may have dropped it (a duplicate token is harmless: it is swallowed or ends
-    /// at the maximum, which then simply asks for promises again).
-    last_forwarded: Option<Credentials>,
+    /// Candidates (other than this node) already forwarded in this round, with the hop
+    /// count their token had when it first arrived.
+    forwarded: BTreeMap<NodeId, u32>,
+    /// Candidates whose looping token was already handed to them directly.
+    handed_over: BTreeSet<NodeId>,
+    /// The token awaiting its successor's ack; re-sent every heartbeat until then.
+    pending: Option<Pending>,
+    /// Successors that did not acknowledge a token in `skipped_epoch`.
+    skipped: BTreeSet<NodeId>,
+    skipped_epoch: u64,
 }
 
 impl Lcr {
-    fn forward(&mut self, ctx: &ElectionContext, candidate: Credentials) -> Vec<ElectionAction> {
-        self.last_forwarded = Some(candidate);
-        match ctx.successor {
-            Some(to) => vec![ElectionAction::SendToken { to, candidate }],
-            // Alone on the ring: the token has gone round.
-            None if candidate.id == ctx.me.id => vec![ElectionAction::SeekPromises],
-            None => Vec::new(),
+    /// The next live id after this node's on the ring, wrapping, leaving out successors
+    /// that did not acknowledge in this epoch; `None` when no one is left.
+    fn successor(&mut self, ctx: &ElectionContext) -> Option<NodeId> {
+        if self.skipped_epoch != ctx.epoch {
+            self.skipped.clear();
+            self.skipped_epoch = ctx.epoch;
+        }
+        let me = ctx.me.id;
+        let usable = |id: &&NodeId| **id != me && !self.skipped.contains(*id);
+        ctx.ring
+            .iter()
+            .filter(usable)
+            .find(|id| **id > me)
+            .or_else(|| ctx.ring.iter().find(usable))
+            .copied()
+    }
+
+    fn send(
+        &mut self,
+        ctx: &ElectionContext,
+        to: NodeId,
+        candidate: Credentials,
+        hops: u32,
+    ) -> ElectionAction {
+        self.pending = Some(Pending {
+            to,
+            candidate,
+            hops,
+            since: ctx.now,
+        });
+        ElectionAction::SendToken {
+            to,
+            candidate,
+            hops,
+        }
+    }
+
+    fn forward(
+        &mut self,
+        ctx: &ElectionContext,
+        candidate: Credentials,
+        hops: u32,
+    ) -> Vec<ElectionAction> {
+        match self.successor(ctx) {
+            Some(to) => vec![self.send(ctx, to, candidate, hops)],
+            // Alone on the ring (or every successor silent): the token has gone round.
+            None if candidate.id == ctx.me.id => {
+                self.pending = None;
+                vec![ElectionAction::SeekPromises]
+            }
+            None => {
+                self.pending = None;
+                Vec::new()
+            }
         }
     }
 }
@@ -35,10 +105,15 @@ impl Election for Lcr {
 
     fn start(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
         self.forwarded_own = true;
-        self.forward(ctx, ctx.me)
+        self.forward(ctx, ctx.me, 1)
     }
 
-    fn on_token(&mut self, ctx: &ElectionContext, candidate: Credentials) -> Vec<ElectionAction> {
+    fn on_token(
+        &mut self,
+        ctx: &ElectionContext,
+        candidate: Credentials,
+        hops: u32,
+    ) -> Vec<ElectionAction> {
         if candidate.id == ctx.me.id {
             // Our own token came back round: nobody on the ring beat us.
             return vec![ElectionAction::SeekPromises];
@@ -48,28 +123,78 @@ impl Election for Lcr {
                 return Vec::new();
             }
             self.forwarded_own = true;
-            return self.forward(ctx, ctx.me);
+            return self.forward(ctx, ctx.me, 1);
         }
-        self.forward(ctx, candidate)
+        match self.forwarded.get(&candidate.id) {
+            None => {
+                self.forwarded.insert(candidate.id, hops);
+                self.forward(ctx, candidate, hops + 1)
+            }
+            // A duplicate or a retransmission: already on its way.
+            Some(first) if hops <= *first => Vec::new(),
+            // Round again without meeting its candidate: some node's view leaves the
+            // candidate off the ring. Hand the token over directly, once; drop later laps so
+            // a token can never circle for ever.
+            Some(_) if self.handed_over.insert(candidate.id) => {
+                vec![self.send(ctx, candidate.id, candidate, hops + 1)]
+            }
+            Some(_) => Vec::new(),
+        }
+    }
+
+    fn on_token_ack(&mut self, from: NodeId, candidate: NodeId) {
+        if self
+            .pending
+            .is_some_and(|p| p.to == from && p.candidate.id == candidate)
+        {
+            self.pending = None;
+        }
+    }
+
+    fn assert_candidacy(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+        self.forwarded_own = true;
+        self.forward(ctx, ctx.me, 1)
     }
 
     fn retransmit(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
-        match self.last_forwarded {
-            Some(c) if c.id == ctx.me.id => self.forward(ctx, ctx.me),
-            Some(c) => self.forward(ctx, c),
-            None => Vec::new(),
+        let Some(p) = self.pending else {
+            return Vec::new();
+        };
+        if ctx.now.saturating_sub(p.since) < ctx.ack_timeout {
+            // Still within the ack timeout: the token or its ack may have been lost.
+            return vec![ElectionAction::SendToken {
+                to: p.to,
+                candidate: p.candidate,
+                hops: p.hops,
+            }];
         }
+        // No ack: this successor is dead or cannot be reached; close the ring over it.
+        if self.skipped_epoch != ctx.epoch {
+            self.skipped.clear();
+            self.skipped_epoch = ctx.epoch;
+        }
+        self.skipped.insert(p.to);
+        let candidate = if p.candidate.id == ctx.me.id {
+            ctx.me
+        } else {
+            p.candidate
+        };
+        self.forward(ctx, candidate, p.hops)
     }
 
     fn reset(&mut self) {
-        *self = Lcr::default();
+        // Skipped successors are remembered for the rest of their epoch.
+        *self = Lcr {
+            skipped: std::mem::take(&mut self.skipped),
+            skipped_epoch: self.skipped_epoch,
+            ..Lcr::default()
+        };
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::NodeId;
 
     fn creds(epoch: u64, index: u64, id: u64) -> Credentials {
         Credentials {
@@ -79,42 +204,98 @@ mod tests {
         }
     }
 
-    fn ctx(me: Credentials, succ: u64) -> ElectionContext {
+    fn ctx_at(me: Credentials, ring: &[u64], now: Millis) -> ElectionContext {
         ElectionContext {
             epoch: 3,
             me,
-            successor: Some(NodeId(succ)),
+            ring: ring.iter().copied().map(NodeId).collect(),
+            now,
+            ack_timeout: 200,
         }
+    }
+
+    fn ctx(me: Credentials, ring: &[u64]) -> ElectionContext {
+        ctx_at(me, ring, 0)
+    }
+
+    fn send(to: u64, candidate: Credentials, hops: u32) -> Vec<ElectionAction> {
+        vec![ElectionAction::SendToken {
+            to: NodeId(to),
+            candidate,
+            hops,
+        }]
     }
 
     #[test]
     fn replaces_a_worse_candidate_once_then_swallows() {
         let mut lcr = Lcr::default();
-        let c = ctx(creds(1, 5, 2), 3);
+        let c = ctx(creds(1, 5, 2), &[1, 2, 3]);
         let worse = creds(1, 4, 9);
-        assert_eq!(
-            lcr.on_token(&c, worse),
-            vec![ElectionAction::SendToken {
-                to: NodeId(3),
-                candidate: c.me
-            }]
-        );
-        assert!(lcr.on_token(&c, worse).is_empty());
+        assert_eq!(lcr.on_token(&c, worse, 1), send(3, c.me, 1));
+        assert!(lcr.on_token(&c, worse, 4).is_empty());
     }
 
     #[test]
     fn forwards_a_better_candidate_and_wins_on_own_token() {
         let mut lcr = Lcr::default();
-        let c = ctx(creds(1, 5, 2), 3);
+        let c = ctx(creds(1, 5, 2), &[1, 2, 3]);
         let better = creds(2, 1, 1);
+        assert_eq!(lcr.on_token(&c, better, 1), send(3, better, 2));
         assert_eq!(
-            lcr.on_token(&c, better),
-            vec![ElectionAction::SendToken {
-                to: NodeId(3),
-                candidate: better
-            }]
+            lcr.on_token(&c, c.me, 3),
+            vec![ElectionAction::SeekPromises]
         );
-        assert_eq!(lcr.on_token(&c, c.me), vec![ElectionAction::SeekPromises]);
+    }
+
+    #[test]
+    fn the_ring_wraps_to_the_lowest_id() {
+        let mut lcr = Lcr::default();
+        let c = ctx(creds(1, 5, 3), &[1, 2, 3]);
+        assert_eq!(lcr.start(&c), send(1, c.me, 1));
+    }
+
+    #[test]
+    fn an_unacknowledged_successor_is_skipped_for_the_epoch() {
+        let mut lcr = Lcr::default();
+        let me = creds(1, 5, 2);
+        let ring = [1, 2, 3, 4];
+        assert_eq!(lcr.start(&ctx_at(me, &ring, 0)), send(3, me, 1));
+        // Within the ack timeout the token is re-sent to the same successor.
+        assert_eq!(lcr.retransmit(&ctx_at(me, &ring, 100)), send(3, me, 1));
+        // Then the successor is skipped, and stays skipped in this epoch.
+        assert_eq!(lcr.retransmit(&ctx_at(me, &ring, 200)), send(4, me, 1));
+        lcr.on_token_ack(NodeId(4), NodeId(2));
+        assert!(lcr.retransmit(&ctx_at(me, &ring, 300)).is_empty(), "acked");
+        lcr.reset();
+        assert_eq!(lcr.start(&ctx_at(me, &ring, 400)), send(4, me, 1));
+    }
+
+    #[test]
+    fn an_ack_for_another_candidate_does_not_stop_retransmission() {
+        let mut lcr = Lcr::default();
+        let me = creds(1, 5, 2);
+        let better = creds(1, 5, 4);
+        let ring = [1, 2, 3, 4];
+        assert_eq!(lcr.on_token(&ctx(me, &ring), better, 2), send(3, better, 3));
+        lcr.on_token_ack(NodeId(3), NodeId(2));
+        assert_eq!(lcr.retransmit(&ctx_at(me, &ring, 50)), send(3, better, 3));
+    }
+
+    #[test]
+    fn a_token_that_circles_without_its_candidate_is_handed_to_it() {
+        let mut lcr = Lcr::default();
+        let c = ctx(creds(1, 5, 2), &[1, 2, 3]);
+        let best = creds(1, 5, 9); // off this node's ring
+        assert_eq!(lcr.on_token(&c, best, 1), send(3, best, 2));
+        assert!(
+            lcr.on_token(&c, best, 1).is_empty(),
+            "a duplicate is dropped"
+        );
+        assert_eq!(lcr.on_token(&c, best, 4), send(9, best, 5));
+        assert!(
+            lcr.on_token(&c, best, 7).is_empty(),
+            "never circles for ever"
+        );
     }
 
     #[test]

@@ -4,14 +4,19 @@
 
 pub mod lcr;
 
+use super::Millis;
 use crate::events::Credentials;
 use crate::ids::NodeId;
 
 /// What an algorithm asks the node to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElectionAction {
-    /// Send an election token carrying `candidate` to `to`.
-    SendToken { to: NodeId, candidate: Credentials },
+    /// Send an election token carrying `candidate`, `hops` hops old, to `to`.
+    SendToken {
+        to: NodeId,
+        candidate: Credentials,
+        hops: u32,
+    },
     /// This node is the chosen candidate: ask every member for a promise.
     SeekPromises,
 }
@@ -21,8 +26,11 @@ pub enum ElectionAction {
 pub struct ElectionContext {
     pub epoch: u64,
     pub me: Credentials,
-    /// The next live member on the ring (`None` when alone).
-    pub successor: Option<NodeId>,
+    /// The live members as this node sees them, itself included, sorted by id.
+    pub ring: Vec<NodeId>,
+    pub now: Millis,
+    /// How long a sent token may go unacknowledged before its successor counts as dead.
+    pub ack_timeout: Millis,
 }
 
 /// One leader-election algorithm.
@@ -32,7 +40,17 @@ pub trait Election: Send {
     /// This node starts a candidacy in `ctx.epoch`.
     fn start(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction>;
     /// An election token for `ctx.epoch` (already the node's epoch) arrived.
-    fn on_token(&mut self, ctx: &ElectionContext, candidate: Credentials) -> Vec<ElectionAction>;
+    fn on_token(
+        &mut self,
+        ctx: &ElectionContext,
+        candidate: Credentials,
+        hops: u32,
+    ) -> Vec<ElectionAction>;
+    /// `from` acknowledged the token for `candidate` this node sent it.
+    fn on_token_ack(&mut self, from: NodeId, candidate: NodeId);
+    /// A candidate this node beats asked for its promise: it never saw this node's
+    /// candidacy, so send it (again) round the ring.
+    fn assert_candidacy(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction>;
     /// Called every heartbeat while no leader is known: retransmit what may have been lost.
     fn retransmit(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction>;
     /// A leader is known for the epoch, or the epoch changed: forget the round.
