@@ -1319,4 +1319,127 @@ mod tests {
             "a restarted node rejoins as follower"
         );
     }
+
+    fn peer_datagram(node: &mut Node, now: Millis, from: u64, msg: &PeerMsg) -> Vec<Output> {
+        node.handle(
+            now,
+            Input::Datagram {
+                from: format!("10.0.0.{from}:7400"),
+                bytes: wire::encode("c", NodeId(from), msg),
+            },
+        )
+    }
+
+    fn sent(out: &[Output]) -> Vec<(NodeId, PeerMsg)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { to, bytes, .. } => {
+                    wire::decode("c", bytes).ok().map(|env| (*to, env.msg))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Node 5 of a 5-node cluster that hears 3 and 7 (a quorum with itself).
+    fn middle_node() -> Node {
+        let mut cfg = config(QuorumMode::Majority);
+        cfg.id = NodeId(5);
+        cfg.cluster_size = 5;
+        let mut node = Node::new(cfg, Restored::default(), 0);
+        for peer in [3, 7] {
+            let beacon = Beacon {
+                epoch: 0,
+                role: Role::Follower,
+                leader: None,
+                credentials: Credentials {
+                    last_log_epoch: 0,
+                    last_log_index: 0,
+                    id: NodeId(peer),
+                },
+                client_addr: String::new(),
+                commit_index: 0,
+            };
+            peer_datagram(&mut node, 1, peer, &PeerMsg::Heartbeat(beacon));
+        }
+        node
+    }
+
+    fn elected(id: u64) -> PeerMsg {
+        PeerMsg::Elected {
+            epoch: 1,
+            credentials: Credentials {
+                last_log_epoch: 0,
+                last_log_index: 0,
+                id: NodeId(id),
+            },
+        }
+    }
+
+    #[test]
+    fn a_live_node_that_beats_the_candidate_withholds_its_promise_and_runs_itself() {
+        let mut node = middle_node();
+        let out = peer_datagram(&mut node, 2, 3, &elected(3));
+        let msgs = sent(&out);
+        assert!(
+            !msgs
+                .iter()
+                .any(|(_, m)| matches!(m, PeerMsg::Promise { .. })),
+            "same log, lower id: no promise ({msgs:?})"
+        );
+        assert!(
+            msgs.iter().any(|(to, m)| *to == NodeId(7)
+                && matches!(m, PeerMsg::Token { candidate, .. } if candidate.id == NodeId(5))),
+            "its own candidacy goes to its ring successor ({msgs:?})"
+        );
+        assert!(!events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::VoteGranted { .. })));
+        // The better candidate gets the promise (and the durable vote).
+        let out = peer_datagram(&mut node, 3, 7, &elected(7));
+        assert!(sent(&out)
+            .iter()
+            .any(|(to, m)| *to == NodeId(7) && matches!(m, PeerMsg::Promise { epoch: 1 })));
+        assert!(out.iter().any(|o| matches!(
+            o,
+            Output::Persist(Persist::HardState {
+                voted_for: Some(NodeId(7)),
+                ..
+            })
+        )));
+    }
+
+    #[test]
+    fn a_node_without_a_quorum_in_view_takes_no_part_in_the_ring() {
+        let mut cfg = config(QuorumMode::Majority);
+        cfg.id = NodeId(5);
+        cfg.cluster_size = 5;
+        let mut node = Node::new(cfg, Restored::default(), 0);
+        let token = PeerMsg::Token {
+            epoch: 1,
+            candidate: Credentials {
+                last_log_epoch: 0,
+                last_log_index: 0,
+                id: NodeId(3),
+            },
+            hops: 1,
+        };
+        // Only node 3 in view (2 of 5): no ack, no candidacy of its own.
+        let out = peer_datagram(&mut node, 2, 3, &token);
+        assert!(sent(&out).is_empty(), "{:?}", sent(&out));
+        // With a quorum in view it acknowledges and runs.
+        let mut node = middle_node();
+        let out = peer_datagram(&mut node, 2, 3, &token);
+        let msgs = sent(&out);
+        assert!(msgs.iter().any(|(to, m)| *to == NodeId(3)
+            && matches!(
+                m,
+                PeerMsg::TokenAck {
+                    candidate: NodeId(3),
+                    ..
+                }
+            )));
+        assert!(msgs.iter().any(|(to, m)| *to == NodeId(7)
+            && matches!(m, PeerMsg::Token { candidate, .. } if candidate.id == NodeId(5))));
+    }
 }
