@@ -162,35 +162,11 @@ impl Membership {
             .filter(|p| p.state != PeerState::Left && now.saturating_sub(p.last_heard) < window)
             .count()
     }
-
-    /// The LCR ring successor of `me`: the next higher live id, wrapping; `None` when alone.
-    pub fn ring_successor(&self, me: NodeId) -> Option<NodeId> {
-        let view = self.view(me);
-        let next = view
-            .iter()
-            .copied()
-            .find(|id| *id > me)
-            .or_else(|| view.first().copied())?;
-        (next != me).then_some(next)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ring_successor_skips_down_peers_and_wraps() {
-        let mut m = Membership::default();
-        for id in [1, 3, 5, 7] {
-            m.heard(NodeId(id), "a", 0);
-        }
-        assert_eq!(m.ring_successor(NodeId(4)), Some(NodeId(5)));
-        m.get_mut(NodeId(5)).unwrap().state = PeerState::Down;
-        assert_eq!(m.ring_successor(NodeId(4)), Some(NodeId(7)));
-        assert_eq!(m.ring_successor(NodeId(8)), Some(NodeId(1)));
-        assert_eq!(Membership::default().ring_successor(NodeId(1)), None);
-    }
 
     #[test]
     fn hearing_again_reports_back_with_silence() {
