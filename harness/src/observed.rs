@@ -146,10 +146,12 @@ impl Observed {
                         }
                     }
                     FaultAction::Kill | FaultAction::Stop => {
+                        // A dead node has no role, leader or view: after a restart only its
+                        // new incarnation's events may say it rejoined.
                         for id in &f.nodes {
                             let n = self.node_mut(*id);
                             n.alive = false;
-                            n.paused = false;
+                            n.reset();
                         }
                     }
                     FaultAction::Pause => {
@@ -163,8 +165,8 @@ impl Observed {
                         }
                     }
                     FaultAction::Restart => {
-                        // No state reset here: the fault is recorded once `docker start`
-                        // returns, often after the node's own `started` event (which resets).
+                        // No state reset here: the kill or stop did that, and the node's own
+                        // `started` event resets it again.
                         for id in &f.nodes {
                             let n = self.node_mut(*id);
                             n.alive = true;
@@ -934,6 +936,47 @@ mod tests {
             Evaluation::Met { figure_ms: 0 }
         );
         assert_eq!(evaluate(&conv, &r, 3000, 3100), Evaluation::Pending);
+    }
+
+    #[test]
+    fn a_restarted_leader_rejoins_only_through_its_new_incarnation() {
+        // The restart is stamped as `docker start` is issued, before the node says anything.
+        let mut r = failover();
+        r.push(fault(3000, FaultAction::Restart, &[3]));
+        let back = exp(Goal::Rejoined { nodes: ids(&[3]) }, 2000);
+        // Its pre-crash state (leader of epoch 1, itself in its view) must not count.
+        assert_eq!(evaluate(&back, &r, 3000, 3100), Evaluation::Pending);
+        r.push(ev(
+            3200,
+            3,
+            1,
+            Role::Follower,
+            chat_node::events::Event::Started {
+                cluster: "t".into(),
+                election: "lcr".into(),
+                quorum: "majority".into(),
+                cluster_size: 3,
+                heartbeat_ms: 100,
+                failure_timeout_ms: 500,
+                restored_entries: 0,
+            },
+        ));
+        r.push(ev(
+            3400,
+            3,
+            2,
+            Role::Follower,
+            chat_node::events::Event::LeaderElected {
+                leader: NodeId(2),
+                votes: 0,
+                credentials: creds(0, 0, 2),
+            },
+        ));
+        r.push(view(3450, 2, 2, Role::Leader, &[1, 2, 3]));
+        assert_eq!(
+            evaluate(&back, &r, 3000, 3500),
+            Evaluation::Met { figure_ms: 450 }
+        );
     }
 
     #[test]

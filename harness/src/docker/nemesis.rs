@@ -61,19 +61,24 @@ impl Nemesis {
 
     /// Starts stopped/killed nodes again. A node still running (e.g. a SIGTERM not yet
     /// finished) is waited for up to 5 s first. Partition rules are re-applied.
-    pub async fn restart(&self, ids: &[u64]) -> Result<(), DockerError> {
+    /// Returns the host ms just before the first `docker start` is issued (after waiting for
+    /// a stopping process to exit), so a rejoin figure includes the whole start.
+    pub async fn restart(&self, ids: &[u64]) -> Result<u64, DockerError> {
         for &id in ids {
             let mut waited = Duration::ZERO;
             while self.cluster.pid(id).await?.is_some() && waited < Duration::from_secs(5) {
                 tokio::time::sleep(Duration::from_millis(25)).await;
                 waited += Duration::from_millis(25);
             }
+        }
+        let issued_ms = super::now_ms();
+        for &id in ids {
             self.cluster.start(id).await?;
             if let Some(pid) = self.cluster.pid(id).await? {
                 self.apply_rules(id, pid).await?;
             }
         }
-        Ok(())
+        Ok(issued_ms)
     }
 
     /// Cuts the network between groups (added to any cuts already in place). Network faults

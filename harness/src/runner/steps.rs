@@ -289,7 +289,7 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
 
 /// Resolves a fault step's targets, injects it, records it: with the time just before the
 /// injection, so figures measured from it are never flattering (network faults: once the
-/// containers' pids are known, just before the rules go in; a restart: once it runs).
+/// containers' pids are known, just before the rules go in; a restart: as `docker start` is issued).
 async fn fault(session: &mut Session, step: &Step) -> Done {
     let description = describe(&step.kind);
     match inject(session, step).await {
@@ -331,10 +331,9 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
                 FaultAction::Pause => nemesis.pause(&targets).await.map_err(err)?,
                 FaultAction::Resume => nemesis.resume(&targets).await.map_err(err)?,
                 FaultAction::Restart => {
-                    nemesis.restart(&targets).await.map_err(err)?;
-                    // `observed` takes a restart as done once the container runs (its own
-                    // `started` event resets its state), so it is stamped after the start.
-                    ts_ms = now_ms();
+                    // Stamped when `docker start` is issued: `observed` forgot the node's
+                    // state at the kill, so only its new incarnation's events can rejoin it.
+                    ts_ms = nemesis.restart(&targets).await.map_err(err)?;
                     restarted = targets.clone();
                 }
                 FaultAction::Isolate => ts_ms = nemesis.isolate(&targets).await.map_err(err)?,
