@@ -431,17 +431,7 @@ impl Node {
     }
 
     fn start_election(&mut self, trigger: &'static str) {
-        self.epoch += 1;
-        self.voted_for = None;
-        self.persist_hard_state();
-        self.leader = None;
-        self.verified = 0;
-        self.seeking_promises = false;
-        self.promises.clear();
-        self.election.reset();
-        self.wants_election = None;
-        let timeout = self.jittered_timeout();
-        self.election_deadline = Some(self.now + timeout);
+        self.enter_epoch(self.epoch + 1);
         self.set_role(Role::Candidate, trigger);
         let credentials = self.credentials();
         self.emit(Event::ElectionStarted {
@@ -529,20 +519,26 @@ impl Node {
 
     /// A newer epoch exists: adopt it, stepping down from whatever this node was doing.
     fn adopt_epoch(&mut self, epoch: u64) {
-        self.epoch = epoch;
-        self.voted_for = None;
-        self.persist_hard_state();
         if self.role == Role::Leader {
             self.abandon_leadership();
         }
+        self.enter_epoch(epoch);
         self.set_role(Role::Follower, "higher_epoch");
+    }
+
+    /// Moves to `epoch` (durably, with no vote cast in it yet) with no leader and no election
+    /// round of our own. An election is running somewhere in this epoch: the deadline retries
+    /// if it produces no leader.
+    fn enter_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+        self.voted_for = None;
+        self.persist_hard_state();
         self.leader = None;
         self.verified = 0;
         self.seeking_promises = false;
         self.promises.clear();
         self.election.reset();
         self.wants_election = None;
-        // An election is running somewhere in this epoch; retry if it produces no leader.
         let timeout = self.jittered_timeout();
         self.election_deadline = Some(self.now + timeout);
     }
