@@ -4,29 +4,12 @@
 //! `faultline/chat-node:latest` or `$FAULTLINE_TEST_IMAGE`; any image whose entrypoint keeps
 //! running and prints lines will do, because nothing here depends on the node electing.
 
-use harness::docker::{
-    self, clean_run, connect, ensure_image, Cluster, ClusterSpec, LogStreams, Nemesis, RUN_LABEL,
-};
+mod common;
+
+use harness::docker::{self, clean_run, Cluster, ClusterSpec, LogStreams, Nemesis, RUN_LABEL};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
-
-async fn docker_or_skip() -> Option<(bollard::Docker, String)> {
-    let image =
-        std::env::var("FAULTLINE_TEST_IMAGE").unwrap_or_else(|_| docker::DEFAULT_IMAGE.to_string());
-    let docker = match connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIP: {e}");
-            return None;
-        }
-    };
-    if let Err(e) = ensure_image(&docker, &image).await {
-        eprintln!("SKIP: {e}");
-        return None;
-    }
-    Some((docker, image))
-}
 
 /// Collects lines until every node in `want` has written at least `min` lines since the call.
 async fn lines_from(
@@ -64,7 +47,7 @@ async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_faults_logs_and_cleanup() {
-    let Some((docker, image)) = docker_or_skip().await else {
+    let Some((docker, image)) = common::docker_and_image_or_skip().await else {
         return;
     };
     let run_id = docker::new_run_id();

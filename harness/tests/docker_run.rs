@@ -2,7 +2,9 @@
 //! its report files and leaves nothing behind; SIGINT during a run removes the cluster.
 //! Skips (with the reason printed) when Docker or the node image is missing.
 
-use harness::docker::{self, connect, ensure_image, RUN_LABEL};
+mod common;
+
+use harness::docker::{self, RUN_LABEL};
 use harness::history::{ClientAction, History, Record};
 use harness::report::Verdict;
 use harness::runner::{self, RunOptions};
@@ -14,23 +16,6 @@ use std::time::{Duration, Instant};
 
 /// Runs share the host's subnets: one at a time.
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn image_or_skip() -> Option<(bollard::Docker, String)> {
-    let image =
-        std::env::var("FAULTLINE_TEST_IMAGE").unwrap_or_else(|_| docker::DEFAULT_IMAGE.to_string());
-    let docker = match connect().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIP: {e}");
-            return None;
-        }
-    };
-    if let Err(e) = ensure_image(&docker, &image).await {
-        eprintln!("SKIP: {e}");
-        return None;
-    }
-    Some((docker, image))
-}
 
 /// Containers plus networks labelled with this run id.
 async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
@@ -65,7 +50,7 @@ checks: [election, delivery]
 #[tokio::test]
 async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothing() {
     let _one_at_a_time = DOCKER.lock().await;
-    let Some((docker, image)) = image_or_skip().await else {
+    let Some((docker, image)) = common::docker_and_image_or_skip().await else {
         return;
     };
     let s = scenario::parse(FAILOVER, "test-failover.yaml").expect("scenario parses");
@@ -116,7 +101,7 @@ checks: [delivery]
 #[tokio::test]
 async fn sigint_during_a_run_removes_the_cluster_and_exits_2() {
     let _one_at_a_time = DOCKER.lock().await;
-    let Some((docker, image)) = image_or_skip().await else {
+    let Some((docker, image)) = common::docker_and_image_or_skip().await else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("faultline-test-{}", docker::new_run_id()));

@@ -1,0 +1,23 @@
+//! Shared by the Docker integration tests.
+
+use harness::docker::{self, connect, ensure_image};
+
+/// The engine and the node image to test, or `None` (with a printed reason) when either is
+/// missing, so `cargo test` on a machine without Docker skips instead of failing.
+/// `make test` builds the image first, so in CI these tests run.
+pub async fn docker_and_image_or_skip() -> Option<(bollard::Docker, String)> {
+    let image =
+        std::env::var("FAULTLINE_TEST_IMAGE").unwrap_or_else(|_| docker::DEFAULT_IMAGE.to_string());
+    let docker = match connect().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("SKIP: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = ensure_image(&docker, &image).await {
+        eprintln!("SKIP: {e}");
+        return None;
+    }
+    Some((docker, image))
+}
