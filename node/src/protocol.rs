@@ -73,16 +73,7 @@ pub enum Request {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerLine {
     /// Sent once when the connection opens.
-    Welcome {
-        node: NodeId,
-        cluster: String,
-        version: u32,
-        role: Role,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        leader: Option<NodeId>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        leader_addr: Option<String>,
-    },
+    Welcome(Welcome),
     /// A request succeeded.
     Ok(OkReply),
     /// A request failed; `code` is machine-readable, `message` is for people.
@@ -91,6 +82,19 @@ pub enum ServerLine {
     Message(InboxMessage),
     /// Someone came online or went offline.
     Presence { user: String, online: bool },
+}
+
+/// The server's first line on a new connection: who it is and where the leader is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub node: NodeId,
+    pub cluster: String,
+    pub version: u32,
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<NodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_addr: Option<String>,
 }
 
 /// The success reply; fields are present when the request produces them.
@@ -240,6 +244,21 @@ mod tests {
         assert!(matches!(f.request, Request::Send { .. }));
         let who: ClientFrame = serde_json::from_str(r#"{"op":"who"}"#).unwrap();
         assert_eq!(who.request, Request::Who);
+    }
+
+    #[test]
+    fn welcome_is_one_flat_line() {
+        let w = ServerLine::Welcome(Welcome {
+            node: NodeId(3),
+            cluster: "c".into(),
+            version: PROTOCOL_VERSION,
+            role: Role::Leader,
+            leader: None,
+            leader_addr: None,
+        });
+        let line = r#"{"type":"welcome","node":3,"cluster":"c","version":1,"role":"leader"}"#;
+        assert_eq!(serde_json::to_string(&w).unwrap(), line);
+        assert_eq!(serde_json::from_str::<ServerLine>(line).unwrap(), w);
     }
 
     #[test]

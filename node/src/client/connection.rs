@@ -2,8 +2,9 @@
 //! by `req`, and the lines the server pushes (messages, presence).
 
 use super::error::ClientError;
-use crate::ids::{NodeId, Role};
-use crate::protocol::{ClientFrame, ErrorReply, InboxMessage, OkReply, Request, ServerLine};
+use crate::protocol::{
+    ClientFrame, ErrorReply, InboxMessage, OkReply, Request, ServerLine, Welcome,
+};
 use crate::runtime::framing::ClientLineCodec;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -17,17 +18,6 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Longest line accepted from a server (a status reply of a large cluster, a full message).
 const MAX_SERVER_LINE: usize = 256 * 1024;
-
-/// The server's first line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Welcome {
-    pub node: NodeId,
-    pub cluster: String,
-    pub version: u32,
-    pub role: Role,
-    pub leader: Option<NodeId>,
-    pub leader_addr: Option<String>,
-}
 
 /// A line the server sent without being asked.
 #[derive(Clone, Debug, PartialEq)]
@@ -78,21 +68,7 @@ impl Connection {
         let mut lines = FramedRead::new(read, ClientLineCodec::with_max_length(MAX_SERVER_LINE));
         let welcome = match lines.next().await {
             Some(Ok(Ok(line))) => match serde_json::from_str::<ServerLine>(&line) {
-                Ok(ServerLine::Welcome {
-                    node,
-                    cluster,
-                    version,
-                    role,
-                    leader,
-                    leader_addr,
-                }) => Welcome {
-                    node,
-                    cluster,
-                    version,
-                    role,
-                    leader,
-                    leader_addr,
-                },
+                Ok(ServerLine::Welcome(welcome)) => welcome,
                 _ => {
                     return Err(ClientError::Protocol(format!(
                         "expected welcome, got {line}"
@@ -242,7 +218,7 @@ async fn read_lines(
                 let _ = pushed.send(Pushed::Presence { user, online });
                 continue;
             }
-            ServerLine::Welcome { .. } => continue,
+            ServerLine::Welcome(_) => continue,
         };
         let waiter = req.and_then(|req| pending.lock().ok()?.remove(&req));
         if let Some(waiter) = waiter {

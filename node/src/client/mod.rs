@@ -15,7 +15,8 @@ pub mod probe;
 pub mod session;
 pub mod ui;
 
-pub use connection::{Connection, Pushed, Welcome};
+pub use crate::protocol::Welcome;
+pub use connection::{Connection, Pushed};
 pub use discovery::{discover, discover_at, find_leader, ServerInfo};
 pub use error::ClientError;
 pub use message_id::MessageIds;

@@ -16,7 +16,7 @@ use super::{Config, Input, LogEntry, Millis, Output, Persist, Restored};
 use crate::events::{Credentials, Event, EventRecord, EVENTS_VERSION};
 use crate::ids::{ConnId, NodeId, Role};
 use crate::protocol::{
-    ClusterStatus, ErrorCode, ErrorReply, MemberStatus, OkReply, Request, ServerLine,
+    ClusterStatus, ErrorCode, ErrorReply, MemberStatus, OkReply, Request, ServerLine, Welcome,
     PROTOCOL_VERSION,
 };
 use crate::settings::QuorumMode;
@@ -1016,14 +1016,14 @@ impl Node {
             conn: conn.0,
             peer: peer.to_string(),
         });
-        let welcome = ServerLine::Welcome {
+        let welcome = ServerLine::Welcome(Welcome {
             node: self.cfg.id,
             cluster: self.cfg.cluster.clone(),
             version: PROTOCOL_VERSION,
             role: self.role,
             leader: self.leader,
             leader_addr: self.leader_addr(),
-        };
+        });
         self.write_client(conn, &welcome);
     }
 

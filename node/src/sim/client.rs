@@ -8,7 +8,7 @@ use crate::core::rng::SplitMix64;
 use crate::core::Millis;
 use crate::events::Target;
 use crate::ids::{ConnId, Role};
-use crate::protocol::{ErrorCode, InboxMessage, ServerLine};
+use crate::protocol::{ErrorCode, InboxMessage, ServerLine, Welcome};
 use std::collections::BTreeMap;
 
 /// Every client joins and posts to this room.
@@ -214,9 +214,9 @@ impl SimClient {
             }
         };
         match parsed {
-            ServerLine::Welcome {
+            ServerLine::Welcome(Welcome {
                 role, leader_addr, ..
-            } => {
+            }) => {
                 if role == Role::Leader {
                     self.phase = Phase::LoggingIn;
                     let since = self.contiguous();
