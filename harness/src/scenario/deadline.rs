@@ -72,6 +72,21 @@ impl Deadline {
         }
     }
 
+    /// The sum of two deadlines. Terms of the same setting are merged (`heartbeat + 2 *
+    /// heartbeat` reads `3 * heartbeat`), so a formula built from parts still reads simply.
+    pub fn plus(mut self, other: Deadline) -> Deadline {
+        for t in other.terms {
+            let same = self.terms.iter_mut().find(|mine| {
+                matches!(mine.quantity, Quantity::Setting(_)) && mine.quantity == t.quantity
+            });
+            match same {
+                Some(mine) => mine.factor += t.factor,
+                None => self.terms.push(t),
+            }
+        }
+        self
+    }
+
     /// Parses an expression; the error says which term is wrong and what is allowed.
     pub fn parse(text: &str) -> Result<Deadline, String> {
         if text.trim().is_empty() {

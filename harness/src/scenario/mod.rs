@@ -352,30 +352,12 @@ pub mod defaults {
     /// A restarted container needs time to start its process before it can say anything.
     pub const STARTUP_MS: u64 = 1000;
 
-    /// Failure detection: the failure timeout, plus up to one heartbeat before the last one
-    /// was missed and one more for the detector's tick to notice.
-    pub fn detection(c: &ClusterSettings) -> Duration {
-        c.failure_timeout + 2 * c.heartbeat
-    }
-
-    /// Election allowance: an LCR token goes round a ring of n nodes (n hops), the elected
-    /// announcement goes round again (n hops), a promise round trip (2 hops), plus two
-    /// heartbeats for a candidate that starts its round a little late.
-    pub fn election_allowance(c: &ClusterSettings) -> Duration {
-        let hops = 2 * c.cluster_size as u64 + 2;
-        Duration::from_millis(hops * HOP_MS) + 2 * c.heartbeat
-    }
-
-    /// Failover: detection, then an election.
-    pub fn failover(c: &ClusterSettings) -> Duration {
-        detection(c) + election_allowance(c)
-    }
-
     fn term(factor: f64, quantity: Quantity) -> Term {
         Term { factor, quantity }
     }
 
-    /// [`detection`] as an expression, so reports show the formula.
+    /// Failure detection: the failure timeout, plus up to one heartbeat before the last one
+    /// was missed and one more for the detector's tick to notice.
     pub fn detection_deadline(_c: &ClusterSettings) -> Deadline {
         Deadline {
             terms: vec![
@@ -385,36 +367,49 @@ pub mod defaults {
         }
     }
 
-    /// [`failover`] as an expression.
-    pub fn failover_deadline(c: &ClusterSettings) -> Deadline {
+    /// Election allowance: an LCR token goes round a ring of n nodes (n hops), the elected
+    /// announcement goes round again (n hops), a promise round trip (2 hops), plus two
+    /// heartbeats for a candidate that starts its round a little late.
+    pub fn election_allowance_deadline(c: &ClusterSettings) -> Deadline {
         let hops = 2 * c.cluster_size as u64 + 2;
         Deadline {
             terms: vec![
-                term(1.0, Quantity::Setting(Setting::FailureTimeout)),
-                term(4.0, Quantity::Setting(Setting::Heartbeat)),
+                term(2.0, Quantity::Setting(Setting::Heartbeat)),
                 term(1.0, Quantity::Literal(Duration::from_millis(hops * HOP_MS))),
             ],
         }
     }
 
-    /// [`convergence`] as an expression.
-    pub fn convergence_deadline(c: &ClusterSettings) -> Deadline {
-        let hops = 2 * c.cluster_size as u64 + 2;
-        Deadline {
-            terms: vec![
-                term(2.0, Quantity::Setting(Setting::FailureTimeout)),
-                term(4.0, Quantity::Setting(Setting::Heartbeat)),
-                term(1.0, Quantity::Literal(Duration::from_millis(hops * HOP_MS))),
-                term(1.0, Quantity::Literal(Duration::from_millis(STARTUP_MS))),
-            ],
-        }
+    /// Failover: detection, then an election.
+    pub fn failover_deadline(c: &ClusterSettings) -> Deadline {
+        detection_deadline(c).plus(election_allowance_deadline(c))
     }
 
     /// Convergence after a heal or restart: nodes must hear each other again (a heartbeat),
     /// a stale leader must notice and step down (up to a failure timeout), then one election,
     /// plus container start-up time after a restart.
+    pub fn convergence_deadline(c: &ClusterSettings) -> Deadline {
+        failover_deadline(c).plus(Deadline {
+            terms: vec![
+                term(1.0, Quantity::Setting(Setting::FailureTimeout)),
+                term(1.0, Quantity::Literal(Duration::from_millis(STARTUP_MS))),
+            ],
+        })
+    }
+
+    /// [`detection_deadline`] for these settings.
+    pub fn detection(c: &ClusterSettings) -> Duration {
+        detection_deadline(c).resolve(c)
+    }
+
+    /// [`failover_deadline`] for these settings.
+    pub fn failover(c: &ClusterSettings) -> Duration {
+        failover_deadline(c).resolve(c)
+    }
+
+    /// [`convergence_deadline`] for these settings.
     pub fn convergence(c: &ClusterSettings) -> Duration {
-        failover(c) + c.failure_timeout + Duration::from_millis(STARTUP_MS)
+        convergence_deadline(c).resolve(c)
     }
 }
 
@@ -486,20 +481,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_deadline_formulas_match_their_durations() {
+    fn default_deadlines_read_as_formulas_and_resolve_for_the_settings() {
         let c = ClusterSettings::default();
-        assert_eq!(
-            defaults::detection_deadline(&c).resolve(&c),
-            defaults::detection(&c)
-        );
-        assert_eq!(
-            defaults::failover_deadline(&c).resolve(&c),
-            defaults::failover(&c)
-        );
-        assert_eq!(
-            defaults::convergence_deadline(&c).resolve(&c),
-            defaults::convergence(&c)
-        );
         // 5 nodes, heartbeat 100ms, failure timeout 500ms.
         assert_eq!(defaults::detection(&c), Duration::from_millis(700));
         assert_eq!(defaults::failover(&c), Duration::from_millis(1140));
@@ -511,6 +494,16 @@ mod tests {
         assert_eq!(
             defaults::convergence_deadline(&c).to_string(),
             "2 * failure_timeout + 4 * heartbeat + 240ms + 1s"
+        );
+    }
+
+    #[test]
+    fn deadlines_add_by_merging_settings_and_keeping_literals() {
+        let a = Deadline::parse("failure_timeout + heartbeat + 20ms").unwrap();
+        let b = Deadline::parse("2 * heartbeat + 1s").unwrap();
+        assert_eq!(
+            a.plus(b).to_string(),
+            "failure_timeout + 3 * heartbeat + 20ms + 1s"
         );
     }
 }
