@@ -6,7 +6,7 @@
 
 mod common;
 
-use harness::docker::{self, clean_run, Cluster, ClusterSpec, LogStreams, Nemesis, RUN_LABEL};
+use harness::docker::{self, clean_run, Cluster, ClusterSpec, LogStreams, Nemesis};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -28,23 +28,6 @@ async fn lines_from(
     got
 }
 
-async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
-    let containers = docker
-        .list_containers(Some(bollard::container::ListContainersOptions {
-            all: true,
-            filters: filters.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list containers");
-    let networks = docker
-        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
-        .await
-        .expect("list networks");
-    containers.len() + networks.len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_faults_logs_and_cleanup() {
     let Some((docker, image)) = common::docker_and_image_or_skip().await else {
@@ -63,7 +46,7 @@ async fn cluster_faults_logs_and_cleanup() {
         .await
         .expect("create cluster");
     assert_eq!(
-        labelled_objects(&docker, &run_id).await,
+        common::labelled_objects(&docker, &run_id).await,
         4,
         "3 containers + 1 network"
     );
@@ -137,5 +120,9 @@ async fn cluster_faults_logs_and_cleanup() {
     assert_eq!(removed.containers.len(), 3);
     assert_eq!(removed.networks.len(), 1);
     guard.disarm();
-    assert_eq!(labelled_objects(&docker, &run_id).await, 0, "leftovers");
+    assert_eq!(
+        common::labelled_objects(&docker, &run_id).await,
+        0,
+        "leftovers"
+    );
 }

@@ -4,36 +4,17 @@
 
 mod common;
 
-use harness::docker::{self, RUN_LABEL};
+use harness::docker;
 use harness::history::{ClientAction, History, Record};
 use harness::report::Verdict;
 use harness::runner::{self, RunOptions};
 use harness::scenario;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs share the host's subnets: one at a time.
 static DOCKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Containers plus networks labelled with this run id.
-async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
-    let containers = docker
-        .list_containers(Some(bollard::container::ListContainersOptions {
-            all: true,
-            filters: filters.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list containers");
-    let networks = docker
-        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
-        .await
-        .expect("list networks");
-    containers.len() + networks.len()
-}
 
 const FAILOVER: &str = "\
 name: test-failover
@@ -83,7 +64,7 @@ async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothin
         )
         .count();
     assert!(acked >= 10, "only {acked} acknowledged messages");
-    assert_eq!(labelled_objects(&docker, &result.run_id).await, 0);
+    assert_eq!(common::labelled_objects(&docker, &result.run_id).await, 0);
     let _ = std::fs::remove_dir_all(&out);
 }
 
@@ -138,7 +119,7 @@ async fn sigint_during_a_run_removes_the_cluster_and_exits_2() {
     }
     let run_id = run_id.expect("the harness printed its run id");
     assert!(
-        labelled_objects(&docker, &run_id).await > 0,
+        common::labelled_objects(&docker, &run_id).await > 0,
         "cluster is up"
     );
     let status = Command::new("kill")
@@ -159,7 +140,7 @@ async fn sigint_during_a_run_removes_the_cluster_and_exits_2() {
     };
     assert_eq!(code, Some(2), "an interrupted run could not be made");
     assert_eq!(
-        labelled_objects(&docker, &run_id).await,
+        common::labelled_objects(&docker, &run_id).await,
         0,
         "containers or network of run {run_id} left behind"
     );

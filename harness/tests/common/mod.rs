@@ -1,6 +1,7 @@
 //! Shared by the Docker integration tests.
 
-use harness::docker::{self, connect, ensure_image};
+use harness::docker::{self, connect, ensure_image, RUN_LABEL};
+use std::collections::HashMap;
 
 /// The engine and the node image to test, or `None` (with a printed reason) when either is
 /// missing, so `cargo test` on a machine without Docker skips instead of failing.
@@ -20,4 +21,22 @@ pub async fn docker_and_image_or_skip() -> Option<(bollard::Docker, String)> {
         return None;
     }
     Some((docker, image))
+}
+
+/// Containers plus networks labelled with this run id: what a run left behind.
+pub async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
+    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
+    let containers = docker
+        .list_containers(Some(bollard::container::ListContainersOptions {
+            all: true,
+            filters: filters.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers");
+    let networks = docker
+        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
+        .await
+        .expect("list networks");
+    containers.len() + networks.len()
 }
