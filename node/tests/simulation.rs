@@ -136,6 +136,18 @@ fn failover_after_leader_crash_is_under_a_second_at_the_median() {
     assert!(median < 1000, "median failover {median} ms");
 }
 
+/// Five nodes elect a leader; it crashes and the four survivors split 2|2 for 3 s. Returns the
+/// simulator (partition still in place) and the crashed leader's index.
+fn leader_crash_then_2_2_split(quorum: QuorumMode, seed: u64) -> (Sim, usize) {
+    let mut sim = cluster(5, quorum, seed);
+    let leader = stable_leader(&mut sim, 5_000);
+    let others: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
+    sim.crash(leader);
+    sim.partition(&[others[..2].to_vec(), others[2..].to_vec()]);
+    sim.run_for(3_000);
+    (sim, leader)
+}
+
 /// Proves the checker can fail: without a quorum, a partition that also loses the leader
 /// lets both sides elect a leader in the same epoch, and the checker reports it. The same
 /// story with a majority quorum elects nobody on either side and stays safe.
@@ -143,12 +155,7 @@ fn failover_after_leader_crash_is_under_a_second_at_the_median() {
 fn quorum_none_split_brain_is_caught_by_the_checker() {
     let mut caught = 0;
     for seed in 1..=20 {
-        let mut sim = cluster(5, QuorumMode::None, seed);
-        let leader = stable_leader(&mut sim, 5_000);
-        let others: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
-        sim.crash(leader);
-        sim.partition(&[others[..2].to_vec(), others[2..].to_vec()]);
-        sim.run_for(3_000);
+        let (sim, _) = leader_crash_then_2_2_split(QuorumMode::None, seed);
         if sim
             .checker
             .violations
@@ -166,12 +173,7 @@ fn quorum_none_split_brain_is_caught_by_the_checker() {
     // Healed, the two sides merge into one cluster with one leader and one log: the losing
     // side's divergent (even locally committed) entries are replaced by the winner's.
     for seed in 1..=20 {
-        let mut sim = cluster(5, QuorumMode::None, seed);
-        let leader = stable_leader(&mut sim, 5_000);
-        let others: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
-        sim.crash(leader);
-        sim.partition(&[others[..2].to_vec(), others[2..].to_vec()]);
-        sim.run_for(3_000);
+        let (mut sim, leader) = leader_crash_then_2_2_split(QuorumMode::None, seed);
         sim.heal();
         sim.restart(leader);
         let merged = sim.run_until_cond(10_000, |s| {
@@ -192,12 +194,7 @@ fn quorum_none_split_brain_is_caught_by_the_checker() {
     }
 
     for seed in 1..=20 {
-        let mut sim = cluster(5, QuorumMode::Majority, seed);
-        let leader = stable_leader(&mut sim, 5_000);
-        let others: Vec<usize> = (0..5).filter(|i| *i != leader).collect();
-        sim.crash(leader);
-        sim.partition(&[others[..2].to_vec(), others[2..].to_vec()]);
-        sim.run_for(3_000);
+        let (sim, _) = leader_crash_then_2_2_split(QuorumMode::Majority, seed);
         assert!(sim.checker.ok(), "{:?}", sim.checker.violations);
         assert!(sim.leaders().is_empty(), "a 2-of-5 side must not elect");
     }
