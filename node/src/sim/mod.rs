@@ -209,16 +209,7 @@ impl Sim {
             .map(|(c, _)| *c)
             .collect();
         for conn in dropped {
-            if let Some((client, _)) = self.conns.remove(&conn) {
-                self.enqueue(
-                    1,
-                    Packet::ToClient {
-                        client,
-                        conn,
-                        line: None,
-                    },
-                );
-            }
+            self.close_conn(conn);
         }
     }
 
@@ -373,6 +364,20 @@ impl Sim {
 
     // ----- plumbing ------------------------------------------------------------------
 
+    /// Forgets a client connection and tells its client, 1 ms later, that it closed.
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some((client, _)) = self.conns.remove(&conn) {
+            self.enqueue(
+                1,
+                Packet::ToClient {
+                    client,
+                    conn,
+                    line: None,
+                },
+            );
+        }
+    }
+
     fn enqueue(&mut self, delay: Millis, p: Packet) {
         let id = self.next_packet;
         self.next_packet += 1;
@@ -470,18 +475,7 @@ impl Sim {
                         );
                     }
                 }
-                Output::CloseClient { conn } => {
-                    if let Some((client, _)) = self.conns.remove(&conn) {
-                        self.enqueue(
-                            1,
-                            Packet::ToClient {
-                                client,
-                                conn,
-                                line: None,
-                            },
-                        );
-                    }
-                }
+                Output::CloseClient { conn } => self.close_conn(conn),
                 Output::Event(rec) => {
                     self.checker.on_event(now, i, &rec);
                     if self.cfg.record_events {
