@@ -5,7 +5,7 @@
 mod common;
 
 use harness::docker;
-use harness::history::{ClientAction, History, Record};
+use harness::history::{ClientAction, FaultAction, History, Record};
 use harness::report::Verdict;
 use harness::runner::{self, RunOptions};
 use harness::scenario;
@@ -25,6 +25,7 @@ steps:
   - await: {leader: any, within: 10s}
   - kill: {target: leader, as: old}
   - expect: {leader: {not: old}}
+  - sleep: 1s
 checks: [election, delivery]
 ";
 
@@ -54,16 +55,28 @@ async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothin
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let checks = summary["checks"].as_array().expect("checks in summary");
     assert_eq!(checks.len(), 2, "{summary}");
-    // The short scenario still gets a send window: users sent and got acknowledgements.
+    // Users keep chatting through the failover: the new leader acknowledges their messages.
     let history = History::load(&out.join("history.jsonl")).expect("history loads");
-    let acked = history
+    let killed_at = history
         .records()
         .iter()
-        .filter(
-            |r| matches!(r, Record::Client(c) if matches!(c.action, ClientAction::Acked { .. })),
-        )
+        .find_map(|r| match r {
+            Record::Fault(f) if f.action == FaultAction::Kill => Some(f.ts_ms),
+            _ => None,
+        })
+        .expect("the kill is in the history");
+    let acked_after = history
+        .records()
+        .iter()
+        .filter(|r| {
+            r.ts_ms() > killed_at
+                && matches!(r, Record::Client(c) if matches!(c.action, ClientAction::Acked { .. }))
+        })
         .count();
-    assert!(acked >= 10, "only {acked} acknowledged messages");
+    assert!(
+        acked_after >= 10,
+        "only {acked_after} messages acknowledged after the leader was killed"
+    );
     assert_eq!(common::labelled_objects(&docker, &result.run_id).await, 0);
     let _ = std::fs::remove_dir_all(&out);
 }
