@@ -46,6 +46,10 @@ pub enum Command {
         /// Leave the cluster running afterwards and print how to remove it.
         #[arg(long)]
         keep: bool,
+        /// Seed for the steps' random choices (`random_follower`); random by default. Each
+        /// run prints its seed: pass it back to replay the same choices.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Parse and validate scenario files (no Docker needed).
     Validate {
@@ -71,7 +75,19 @@ pub async fn main() -> i32 {
             image,
             out,
             keep,
-        } => run(&paths, RunOptions { image, out, keep }).await,
+            seed,
+        } => {
+            run(
+                &paths,
+                RunOptions {
+                    image,
+                    out,
+                    keep,
+                    seed,
+                },
+            )
+            .await
+        }
         Command::Validate { files } => validate(&files),
         Command::List { dir } => list(&dir),
         Command::Clean => clean().await,

@@ -9,7 +9,8 @@ pub mod observed;
 pub mod report;
 pub mod scenario;
 
-// Effectful parts: Docker, faults, clients, the step runner, the CLI.
+// Effectful parts: the backend seam, Docker, faults, clients, the step runner, the CLI.
+pub mod backend;
 pub mod cli;
 pub mod docker;
 pub mod runner;

@@ -1,21 +1,26 @@
 //! Running one scenario: check prerequisites, bring the cluster up, start the users, execute
 //! the steps in order (targets resolved from the state observed at that moment), drain the
 //! workload, collect the history, tear everything down (also on error and Ctrl-C), run the
-//! checkers and write the report.
+//! checkers and write the report. The runner talks to the nodes only through a
+//! [`Backend`] (Docker today); every random choice a step makes comes from one seeded RNG,
+//! so a run's seed (printed, and in the history) replays the same choices.
 
-mod records;
 mod steps;
+#[cfg(test)]
+mod tests;
 
+use crate::backend::Backend;
 use crate::checkers;
-use crate::docker::{
-    self, now_ms, CleanupGuard, Cluster, ClusterSpec, LogLine, LogStreams, Nemesis,
-};
+use crate::docker::{self, now_ms, ClusterSpec, DockerBackend};
 use crate::history::{FaultAction, FaultRecord, HarnessRecord, History, Record};
 use crate::observed::Aliases;
 use crate::report::{self, RunOutcome, StepResult, StepStatus, Verdict};
 use crate::scenario::{Scenario, StartMode, StepKind};
 use crate::workload::Workload;
 use chat_node::ids::NodeId;
+use futures_util::future::BoxFuture;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -31,6 +36,21 @@ pub struct RunOptions {
     pub image: String,
     pub out: Option<PathBuf>,
     pub keep: bool,
+    /// Seeds the steps' random choices (`random_follower`, …); random when absent. The seed
+    /// used is printed and noted in the history, so `--seed` replays the same choices.
+    pub seed: Option<u64>,
+}
+
+impl RunOptions {
+    /// Options for `image` with every other setting at its default.
+    pub fn new(image: impl Into<String>) -> RunOptions {
+        RunOptions {
+            image: image.into(),
+            out: None,
+            keep: false,
+            seed: None,
+        }
+    }
 }
 
 /// A scenario's outcome as the CLI needs it.
@@ -41,6 +61,8 @@ pub struct RunResult {
     pub out_dir: PathBuf,
     pub interrupted: bool,
     pub run_id: String,
+    /// The seed the steps' random choices came from.
+    pub seed: u64,
 }
 
 /// Why a run could not be made.
@@ -52,16 +74,13 @@ enum Abort {
 }
 
 /// Everything a run owns, kept outside the step future so teardown works after Ctrl-C.
-#[derive(Default)]
 struct Session {
     run_id: String,
-    cluster: Option<Cluster>,
-    nemesis: Option<Nemesis>,
-    logs: Option<LogStreams>,
-    log_rx: Option<UnboundedReceiver<LogLine>>,
+    backend: Option<Box<dyn Backend>>,
     workload: Option<Workload>,
     client_rx: Option<UnboundedReceiver<Record>>,
-    guard: Option<CleanupGuard>,
+    /// Every random choice a step makes.
+    rng: StdRng,
     history: History,
     steps: Vec<StepResult>,
     aliases: Aliases,
@@ -74,11 +93,40 @@ struct Session {
 }
 
 impl Session {
+    fn new(run_id: String, seed: u64) -> Session {
+        Session {
+            run_id,
+            backend: None,
+            workload: None,
+            client_rx: None,
+            rng: StdRng::seed_from_u64(seed),
+            history: History::default(),
+            steps: Vec::new(),
+            aliases: Aliases::default(),
+            fault_ref_ms: None,
+            stopped: false,
+            timings: Vec::new(),
+        }
+    }
+
+    /// The backend's clock (the host clock before the cluster exists).
+    fn now(&self) -> u64 {
+        self.backend.as_ref().map_or_else(now_ms, |b| b.now_ms())
+    }
+
+    /// Waits on the backend's clock.
+    async fn sleep(&self, d: Duration) {
+        match self.backend.as_ref() {
+            Some(b) => b.sleep(d).await,
+            None => tokio::time::sleep(d).await,
+        }
+    }
+
     /// Moves every record that arrived into the history.
     fn pull(&mut self) {
-        if let Some(rx) = self.log_rx.as_mut() {
-            while let Ok(line) = rx.try_recv() {
-                self.history.push(records::log_record(line));
+        if let Some(b) = self.backend.as_mut() {
+            for r in b.records() {
+                self.history.push(r);
             }
         }
         if let Some(rx) = self.client_rx.as_mut() {
@@ -90,7 +138,7 @@ impl Session {
 
     fn note(&mut self, msg: impl Into<String>) {
         self.history.push(Record::Harness(HarnessRecord {
-            ts_ms: now_ms(),
+            ts_ms: self.now(),
             msg: msg.into(),
         }));
     }
@@ -122,23 +170,45 @@ fn needs_partitions(s: &Scenario) -> bool {
     })
 }
 
-/// Runs one scenario end to end, writes history.jsonl, summary.json and junit.xml, and prints
-/// the report.
+/// Makes the backend for a run, from the cluster it must hold and whether the scenario
+/// needs network faults (so it can refuse before anything starts).
+pub type MakeBackend = Box<
+    dyn FnOnce(ClusterSpec, bool) -> BoxFuture<'static, Result<Box<dyn Backend>, String>> + Send,
+>;
+
+/// The Docker engine as the backend (what `harness run` uses).
+pub fn docker_backend() -> MakeBackend {
+    Box::new(|spec, network_faults| {
+        Box::pin(async move {
+            DockerBackend::create(&spec, network_faults)
+                .await
+                .map(|b| Box::new(b) as Box<dyn Backend>)
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// Runs one scenario end to end on Docker, writes history.jsonl, summary.json and
+/// junit.xml, and prints the report.
 pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
+    run_with(s, opts, docker_backend()).await
+}
+
+/// [`run`] on the backend `make` creates.
+pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> RunResult {
     let started = Instant::now();
     let started_at_ms = now_ms();
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out(&s.name));
-    let mut session = Session {
-        run_id: docker::new_run_id(),
-        ..Default::default()
-    };
+    let seed = opts.seed.unwrap_or_else(rand::random);
+    let mut session = Session::new(docker::new_run_id(), seed);
     println!("▶ {} — {}", s.name, s.about);
     println!(
-        "  run {} · {} nodes · image {}",
+        "  run {} · {} nodes · image {} · seed {seed}",
         session.run_id, s.cluster.nodes, opts.image
     );
+    session.note(format!("seed {seed}"));
     let outcome = tokio::select! {
-        r = execute(&mut session, s, opts) => r,
+        r = execute(&mut session, s, opts, make) => r,
         _ = interrupt() => Err(Abort::Interrupted),
     };
     let interrupted = matches!(outcome, Err(Abort::Interrupted));
@@ -201,6 +271,7 @@ pub async fn run(s: &Scenario, opts: &RunOptions) -> RunResult {
         out_dir,
         interrupted,
         run_id: session.run_id,
+        seed,
     }
 }
 
@@ -261,16 +332,12 @@ fn serve_args(s: &Scenario, run_id: &str) -> Vec<String> {
     args
 }
 
-async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Result<(), Abort> {
-    if needs_partitions(s) {
-        Nemesis::check_partition_support().map_err(|e| Abort::CouldNotRun(e.to_string()))?;
-    }
-    let could_not = |e: docker::DockerError| Abort::CouldNotRun(e.to_string());
-    let client = docker::connect().await.map_err(could_not)?;
-    docker::ensure_image(&client, &opts.image)
-        .await
-        .map_err(could_not)?;
-    session.guard = Some(CleanupGuard::new(&session.run_id));
+async fn execute(
+    session: &mut Session,
+    s: &Scenario,
+    opts: &RunOptions,
+    make: MakeBackend,
+) -> Result<(), Abort> {
     let t0 = Instant::now();
     let spec = ClusterSpec {
         run_id: session.run_id.clone(),
@@ -279,27 +346,23 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
         serve_args: serve_args(s, &session.run_id),
         env: vec![],
     };
-    let cluster = Cluster::create(&client, &spec).await.map_err(could_not)?;
-    let (logs, log_rx) = LogStreams::start(&cluster);
-    session.logs = Some(logs);
-    session.log_rx = Some(log_rx);
-    session.cluster = Some(cluster.clone());
-    session.nemesis = Some(Nemesis::new(cluster.clone()));
-    // The start counts from the first container's start, so the first election's figure
+    let backend = make(spec, needs_partitions(s))
+        .await
+        .map_err(Abort::CouldNotRun)?;
+    let backend: &mut Box<dyn Backend> = session.backend.insert(backend);
+    let ids = backend.ids();
+    // The start counts from the first node's start, so the first election's figure
     // includes everything a real cluster start takes.
-    let start_ts = now_ms();
-    match s.cluster.start {
-        StartMode::Simultaneous => cluster.start_all().await.map_err(could_not)?,
-        StartMode::Staggered => {
-            for id in cluster.ids() {
-                cluster.start(id).await.map_err(could_not)?;
-            }
-        }
-    }
+    let start_ts = backend
+        .start(&ids, s.cluster.start == StartMode::Simultaneous)
+        .await
+        .map_err(|e| Abort::CouldNotRun(e.to_string()))?;
+    let servers = backend.client_addrs();
+    let described = backend.describe();
     session.history.push(Record::Fault(FaultRecord {
         ts_ms: start_ts,
         action: FaultAction::Start,
-        nodes: cluster.ids().into_iter().map(NodeId).collect(),
+        nodes: ids.into_iter().map(NodeId).collect(),
         step: None,
         groups: vec![],
         to: vec![],
@@ -308,14 +371,11 @@ async fn execute(session: &mut Session, s: &Scenario, opts: &RunOptions) -> Resu
     session.fault_ref_ms = Some(start_ts);
     session.timing("cluster_start", t0);
     println!(
-        "  cluster up: {} on {} in {} ms",
-        cluster.network,
-        cluster.subnet,
+        "  cluster up: {described} in {} ms",
         t0.elapsed().as_millis()
     );
     if s.workload.users > 0 {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let servers = cluster.nodes.iter().map(|n| n.client_addr()).collect();
         session.workload = Some(Workload::start(
             &s.workload,
             &format!("fl-{}", session.run_id),
@@ -360,46 +420,8 @@ async fn finish(session: &mut Session, keep: bool) {
         w.stop().await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    if let Some(l) = session.logs.take() {
-        l.stop().await;
+    if let Some(b) = session.backend.as_mut() {
+        b.teardown(keep).await;
     }
     session.pull();
-    let Some(cluster) = session.cluster.take() else {
-        if let Some(g) = session.guard.take() {
-            g.disarm();
-        }
-        return;
-    };
-    if keep {
-        if let Some(g) = session.guard.take() {
-            g.disarm();
-        }
-        println!(
-            "  --keep: cluster left running ({}: {}). Remove it with `harness clean`, or \
-             `docker rm -f $(docker ps -aq --filter label={}={})` and `docker network rm {}`",
-            cluster.network,
-            cluster
-                .nodes
-                .iter()
-                .map(|n| format!("{}={}", n.name, n.ip))
-                .collect::<Vec<_>>()
-                .join(" "),
-            docker::RUN_LABEL,
-            cluster.run_id,
-            cluster.network
-        );
-        return;
-    }
-    let t0 = Instant::now();
-    match cluster.remove().await {
-        Ok(()) => {
-            if let Some(g) = session.guard.take() {
-                g.disarm();
-            }
-            println!("  cluster removed in {} ms", t0.elapsed().as_millis());
-        }
-        // The guard's drop retries by label.
-        Err(e) => eprintln!("  teardown: {e}; retrying by label"),
-    }
-    session.guard = None;
 }

@@ -41,6 +41,7 @@ async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothin
         image,
         out: Some(out.clone()),
         keep: false,
+        seed: None,
     };
     let result = runner::run(&s, &opts).await;
     assert_eq!(result.verdict, Verdict::Pass, "see {}", out.display());

@@ -1,17 +1,21 @@
 //! Everything that talks to the Docker engine: the per-run network and containers, their log
-//! streams, the faults (nemesis), and cleanup by label.
+//! streams, the faults (nemesis), cleanup by label, and all of it as the runner's
+//! [`crate::backend::Backend`] ([`DockerBackend`]).
 //!
 //! Every object a run creates carries the label [`RUN_LABEL`]`=<run id>`, so two runs can share
 //! a host and `harness clean` removes exactly what the harness made.
 
+pub mod backend;
 pub mod cleanup;
 pub mod cluster;
 pub mod connect;
 pub mod logs;
 pub mod nemesis;
 pub mod partition;
+mod records;
 pub mod subnet;
 
+pub use backend::DockerBackend;
 pub use cleanup::{clean_all, clean_run, CleanupGuard, CleanupSummary};
 pub use cluster::{Cluster, ClusterSpec, NodeHandle};
 pub use connect::{connect, ensure_image, DockerError};

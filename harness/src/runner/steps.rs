@@ -3,7 +3,7 @@
 //! `observed::evaluate` every [`POLL`] until it is met, fails, or passes its deadline.
 
 use super::Session;
-use crate::docker::{now_ms, DockerError};
+use crate::backend::BackendError;
 use crate::history::{FaultAction, FaultRecord, Record, StepRecord, StepStatus as RecordStatus};
 use crate::observed::{self, Evaluation, Expectation, Goal, Observed};
 use crate::report::{StepResult, StepStatus};
@@ -13,7 +13,7 @@ use crate::scenario::{
 };
 use crate::workload::Command as UserCommand;
 use chat_node::ids::NodeId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often `await`/`expect` look at the history.
 const POLL: Duration = Duration::from_millis(25);
@@ -135,9 +135,9 @@ fn goal_text(goal: &Goal) -> String {
 /// Runs one step, records it in the history and the session's step results, prints a line.
 pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
     session.pull();
-    let started = Instant::now();
+    let started_ms = session.now();
     session.history.push(Record::Step(StepRecord {
-        ts_ms: now_ms(),
+        ts_ms: session.now(),
         index: step.index,
         status: RecordStatus::Start,
         figure_ms: None,
@@ -147,7 +147,7 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
     let done = match &step.kind {
         StepKind::Await(e) | StepKind::Expect(e) => expect(session, s, step, e).await,
         StepKind::Sleep(d) => {
-            tokio::time::sleep(*d).await;
+            session.sleep(*d).await;
             Done::ok(describe(&step.kind))
         }
         StepKind::Offline { user } => user_command(session, step, user, UserCommand::Offline),
@@ -173,7 +173,7 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
     }
     session.pull();
     session.history.push(Record::Step(StepRecord {
-        ts_ms: now_ms(),
+        ts_ms: session.now(),
         index: step.index,
         status: if done.passed {
             RecordStatus::Met
@@ -219,7 +219,7 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
         figure_ms: done.figure_ms,
         deadline_ms: done.deadline_ms,
         message: done.message,
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        elapsed_ms: session.now().saturating_sub(started_ms),
     });
 }
 
@@ -242,14 +242,14 @@ fn observe_now(session: &Session) -> Observed {
 /// only `await`/`expect` steps ran since (so detection and failover figures mean what they
 /// say), else from the step's start; the deadline counts from the same moment.
 async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep) -> Done {
-    let step_start = now_ms();
+    let step_start = session.now();
     let obs = observe_now(session);
     let exp: Expectation = match observed::resolve_expectation(
         e,
         &s.cluster,
         &obs,
         &session.aliases,
-        &mut rand::thread_rng(),
+        &mut session.rng,
     ) {
         Ok(exp) => exp,
         Err(why) => return Done::failed(describe(&step.kind), why),
@@ -260,13 +260,14 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
         Goal::NoLeader { duration_ms, .. } => *duration_ms,
         _ => exp.within_ms,
     };
-    let give_up = Instant::now() + Duration::from_millis(window) + POLL_SLACK;
+    let give_up_ms = step_start + window + POLL_SLACK.as_millis() as u64;
     loop {
         session.pull();
-        let evaluation = observed::evaluate(&exp, session.history.records(), since, now_ms());
+        let now = session.now();
+        let evaluation = observed::evaluate(&exp, session.history.records(), since, now);
         let (passed, figure_ms, message) = match evaluation {
-            Evaluation::Pending if Instant::now() < give_up => {
-                tokio::time::sleep(POLL).await;
+            Evaluation::Pending if now < give_up_ms => {
+                session.sleep(POLL).await;
                 continue;
             }
             Evaluation::Pending => (
@@ -300,66 +301,70 @@ async fn fault(session: &mut Session, step: &Step) -> Done {
 
 async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
     let obs = observe_now(session);
-    let mut rng = rand::thread_rng();
-    let err = |e: DockerError| e.to_string();
+    let err = |e: BackendError| e.to_string();
     let as_u64 = |nodes: &[NodeId]| nodes.iter().map(|n| n.0).collect::<Vec<u64>>();
-    let nemesis = session
-        .nemesis
-        .as_mut()
-        .ok_or("no cluster to inject faults into")?;
-    let mut ts_ms = now_ms();
+    let Session {
+        backend,
+        rng,
+        aliases,
+        ..
+    } = session;
+    let backend = backend.as_mut().ok_or("no cluster to inject faults into")?;
     let mut record = FaultRecord {
-        ts_ms,
+        ts_ms: 0,
         action: FaultAction::Heal,
         nodes: vec![],
         step: Some(step.index),
         groups: vec![],
         to: vec![],
     };
-    let mut restarted = Vec::new();
-    let description = match &step.kind {
+    let (description, ts_ms) = match &step.kind {
         StepKind::Fault {
             action,
             target,
             alias,
         } => {
-            let nodes = observed::resolve_target(target, &obs, &session.aliases, &mut rng)?;
+            let nodes = observed::resolve_target(target, &obs, aliases, rng)?;
             let targets = as_u64(&nodes);
-            match action {
-                FaultAction::Kill => nemesis.kill(&targets).await.map_err(err)?,
-                FaultAction::Stop => nemesis.stop(&targets).await.map_err(err)?,
-                FaultAction::Pause => nemesis.pause(&targets).await.map_err(err)?,
-                FaultAction::Resume => nemesis.resume(&targets).await.map_err(err)?,
-                FaultAction::Restart => {
-                    // Stamped when `docker start` is issued: `observed` forgot the node's
-                    // state at the kill, so only its new incarnation's events can rejoin it.
-                    ts_ms = nemesis.restart(&targets).await.map_err(err)?;
-                    restarted = targets.clone();
-                }
-                FaultAction::Isolate => ts_ms = nemesis.isolate(&targets).await.map_err(err)?,
+            let ts_ms = match action {
+                FaultAction::Kill => backend.kill(&targets).await,
+                FaultAction::Stop => backend.stop(&targets).await,
+                FaultAction::Pause => backend.pause(&targets).await,
+                FaultAction::Resume => backend.resume(&targets).await,
+                // Stamped when the start is issued: `observed` forgot the node's state at
+                // the kill, so only its new incarnation's events can rejoin it.
+                FaultAction::Restart => backend.restart(&targets).await,
+                FaultAction::Isolate => backend.isolate(&targets).await,
                 other => return Err(format!("`{}` is not a node fault", other.keyword())),
             }
+            .map_err(err)?;
             record.action = *action;
             record.nodes = nodes.clone();
             if let Some(a) = alias {
-                session.aliases.insert(a.clone(), nodes.clone());
+                aliases.insert(a.clone(), nodes.clone());
             }
-            format!("{} {target} -> {}", action.keyword(), ids(&nodes))
+            (
+                format!("{} {target} -> {}", action.keyword(), ids(&nodes)),
+                ts_ms,
+            )
         }
         StepKind::Partition { groups } => {
-            let resolved = observed::resolve_groups(groups, &obs, &session.aliases, &mut rng)?;
+            let resolved = observed::resolve_groups(groups, &obs, aliases, rng)?;
             let as_ids: Vec<Vec<u64>> = resolved.iter().map(|g| as_u64(g)).collect();
-            ts_ms = nemesis.partition(&as_ids).await.map_err(err)?;
+            let ts_ms = backend.partition(&as_ids).await.map_err(err)?;
             record.action = FaultAction::Partition;
             record.nodes = resolved.iter().flatten().copied().collect();
             let text: Vec<String> = resolved.iter().map(|g| ids(g)).collect();
             record.groups = resolved;
-            format!("partition {} -> {}", groups_text(groups), text.join(" | "))
+            (
+                format!("partition {} -> {}", groups_text(groups), text.join(" | ")),
+                ts_ms,
+            )
         }
         StepKind::Cut { from, to } => {
-            let from_ids = observed::resolve_target(from, &obs, &session.aliases, &mut rng)?;
-            let to_ids = observed::resolve_target(to, &obs, &session.aliases, &mut rng)?;
-            ts_ms = nemesis
+            let from_ids = observed::resolve_target(from, &obs, aliases, rng)?;
+            let to_ids = observed::resolve_target(to, &obs, aliases, rng)?;
+            let ts_ms = backend
                 .cut(&as_u64(&from_ids), &as_u64(&to_ids))
                 .await
                 .map_err(err)?;
@@ -367,21 +372,16 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
             let text = format!("cut {from} -> {to}: {} -> {}", ids(&from_ids), ids(&to_ids));
             record.nodes = from_ids;
             record.to = to_ids;
-            text
+            (text, ts_ms)
         }
         StepKind::Heal => {
-            ts_ms = nemesis.heal().await.map_err(err)?;
+            let ts_ms = backend.heal().await.map_err(err)?;
             record.action = FaultAction::Heal;
             record.nodes = obs.all_nodes();
-            "heal".to_string()
+            ("heal".to_string(), ts_ms)
         }
         other => return Err(format!("`{}` is not a fault", other.keyword())),
     };
-    if let Some(logs) = session.logs.as_ref() {
-        for id in restarted {
-            logs.reattach(id);
-        }
-    }
     record.ts_ms = ts_ms;
     session.fault_ref_ms = Some(ts_ms);
     session.history.push(Record::Fault(record));

@@ -1,0 +1,204 @@
+//! Docker as a [`Backend`]: one labelled network and one container per node, faults by the
+//! nemesis (signals, the cgroup freezer, nftables in each node's network namespace), the
+//! nodes' stdout/stderr followed into history records, and everything removed by label at
+//! the end (a guard also covers errors, Ctrl-C and panics).
+
+use super::cluster::{Cluster, ClusterSpec};
+use super::connect::{connect, ensure_image, DockerError};
+use super::logs::{LogLine, LogStreams};
+use super::nemesis::Nemesis;
+use super::records::log_record;
+use super::{now_ms, CleanupGuard, RUN_LABEL};
+use crate::backend::{Backend, BackendError, Stamped};
+use crate::history::Record;
+use futures_util::future::BoxFuture;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// A run's cluster on the Docker engine.
+pub struct DockerBackend {
+    cluster: Cluster,
+    nemesis: Nemesis,
+    logs: Option<LogStreams>,
+    log_rx: UnboundedReceiver<LogLine>,
+    /// Removes the run's objects if teardown never happens (error, panic).
+    guard: Option<CleanupGuard>,
+}
+
+impl DockerBackend {
+    /// Connects to the engine, checks the image and (when the scenario needs them) that
+    /// network faults can be made here, then creates the network and the containers (not
+    /// started yet) and starts following their logs.
+    pub async fn create(spec: &ClusterSpec, network_faults: bool) -> Result<Self, DockerError> {
+        if network_faults {
+            Nemesis::check_partition_support()?;
+        }
+        let client = connect().await?;
+        ensure_image(&client, &spec.image).await?;
+        let guard = CleanupGuard::new(&spec.run_id);
+        let cluster = Cluster::create(&client, spec).await?;
+        let (logs, log_rx) = LogStreams::start(&cluster);
+        Ok(DockerBackend {
+            nemesis: Nemesis::new(cluster.clone()),
+            cluster,
+            logs: Some(logs),
+            log_rx,
+            guard: Some(guard),
+        })
+    }
+
+    /// Runs `op` and stamps it with the time just before it (signals and the freezer act at
+    /// once; the Docker round trip is after the stamp, so figures include it).
+    async fn stamped<F>(op: F) -> Stamped
+    where
+        F: std::future::Future<Output = Result<(), DockerError>>,
+    {
+        let ts = now_ms();
+        op.await?;
+        Ok(ts)
+    }
+}
+
+fn failed(e: DockerError) -> BackendError {
+    BackendError::from(e)
+}
+
+impl Backend for DockerBackend {
+    fn describe(&self) -> String {
+        format!(
+            "docker: {} on {}",
+            self.cluster.network, self.cluster.subnet
+        )
+    }
+
+    fn ids(&self) -> Vec<u64> {
+        self.cluster.ids()
+    }
+
+    fn client_addrs(&self) -> Vec<SocketAddr> {
+        self.cluster.nodes.iter().map(|n| n.client_addr()).collect()
+    }
+
+    fn start<'a>(&'a mut self, ids: &'a [u64], all_at_once: bool) -> BoxFuture<'a, Stamped> {
+        Box::pin(async move {
+            let ts = now_ms();
+            if all_at_once {
+                let starts = ids.iter().map(|&id| self.cluster.start(id));
+                for r in futures_util::future::join_all(starts).await {
+                    r?;
+                }
+            } else {
+                for &id in ids {
+                    self.cluster.start(id).await?;
+                }
+            }
+            Ok(ts)
+        })
+    }
+
+    fn kill<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(Self::stamped(self.nemesis.kill(ids)))
+    }
+
+    fn stop<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(Self::stamped(self.nemesis.stop(ids)))
+    }
+
+    fn pause<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(Self::stamped(self.nemesis.pause(ids)))
+    }
+
+    fn resume<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(Self::stamped(self.nemesis.resume(ids)))
+    }
+
+    fn restart<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(async move {
+            // Stamped when `docker start` is issued (after a stopping process has exited).
+            let ts = self.nemesis.restart(ids).await.map_err(failed)?;
+            if let Some(logs) = self.logs.as_ref() {
+                for &id in ids {
+                    logs.reattach(id);
+                }
+            }
+            Ok(ts)
+        })
+    }
+
+    fn partition<'a>(&'a mut self, groups: &'a [Vec<u64>]) -> BoxFuture<'a, Stamped> {
+        Box::pin(async move { Ok(self.nemesis.partition(groups).await?) })
+    }
+
+    fn cut<'a>(&'a mut self, from: &'a [u64], to: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(async move { Ok(self.nemesis.cut(from, to).await?) })
+    }
+
+    fn isolate<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
+        Box::pin(async move { Ok(self.nemesis.isolate(ids).await?) })
+    }
+
+    fn heal(&mut self) -> BoxFuture<'_, Stamped> {
+        Box::pin(async move { Ok(self.nemesis.heal().await?) })
+    }
+
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+
+    fn sleep(&self, d: Duration) -> BoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(d))
+    }
+
+    fn records(&mut self) -> Vec<Record> {
+        let mut out = Vec::new();
+        while let Ok(line) = self.log_rx.try_recv() {
+            out.push(log_record(line));
+        }
+        out
+    }
+
+    fn teardown(&mut self, keep: bool) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // Lines already read stay in the channel for `records`.
+            if let Some(l) = self.logs.take() {
+                l.stop().await;
+            }
+            let cluster = &self.cluster;
+            if keep {
+                if let Some(g) = self.guard.take() {
+                    g.disarm();
+                }
+                println!(
+                    "  --keep: cluster left running ({}: {}). Remove it with `harness clean`, or \
+                     `docker rm -f $(docker ps -aq --filter label={}={})` and `docker network rm {}`",
+                    cluster.network,
+                    cluster
+                        .nodes
+                        .iter()
+                        .map(|n| format!("{}={}", n.name, n.ip))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    RUN_LABEL,
+                    cluster.run_id,
+                    cluster.network
+                );
+                return;
+            }
+            let t0 = Instant::now();
+            match cluster.remove().await {
+                Ok(()) => {
+                    if let Some(g) = self.guard.take() {
+                        g.disarm();
+                    }
+                    println!("  cluster removed in {} ms", t0.elapsed().as_millis());
+                }
+                // The guard's drop retries by label.
+                Err(e) => {
+                    eprintln!("  teardown: {e}; retrying by label");
+                    self.guard = None;
+                }
+            }
+        })
+    }
+}
