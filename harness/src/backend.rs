@@ -33,6 +33,28 @@ impl From<crate::docker::DockerError> for BackendError {
 /// A result stamped with the backend-clock ms at which it took effect.
 pub type Stamped = Result<u64, BackendError>;
 
+/// A degraded link, on resolved node ids. Each replaces the same kind of fault already in
+/// force on the same receiver (a second `delay` to a node sets its new delay); `heal`
+/// removes them all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkFault {
+    /// Packets from `from` to `to` dropped at random, `percent` in 100.
+    Loss {
+        from: Vec<u64>,
+        to: Vec<u64>,
+        percent: u8,
+    },
+    /// Packets from the other nodes to `to` held `ms` ± `jitter_ms` (uniform), so the jitter
+    /// also reorders them.
+    Delay {
+        to: Vec<u64>,
+        ms: u64,
+        jitter_ms: u64,
+    },
+    /// Traffic to `to` limited to `rate_bps` bits per second.
+    Bandwidth { to: Vec<u64>, rate_bps: u64 },
+}
+
 /// What the runner needs from the thing that runs the nodes. Node ids are 1-based and name
 /// the same node for the whole run (a restarted node keeps its id and address).
 pub trait Backend: Send {
@@ -63,6 +85,13 @@ pub trait Backend: Send {
     fn isolate<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped>;
     /// Every partition, cut, isolation and link fault removed.
     fn heal(&mut self) -> BoxFuture<'_, Stamped>;
+    /// Degrades links. Returns the stamp and the mechanism that made it (`nft numgen`,
+    /// `netem`, `nfqueue delayer`, `tbf`); [`BackendError::Unsupported`] naming what is
+    /// missing when this host cannot.
+    fn link<'a>(
+        &'a mut self,
+        fault: &'a LinkFault,
+    ) -> BoxFuture<'a, Result<(u64, String), BackendError>>;
 
     /// The backend's clock, Unix ms (the history's time base).
     fn now_ms(&self) -> u64;

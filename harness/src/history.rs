@@ -67,8 +67,14 @@ pub enum FaultAction {
     Cut,
     /// `nodes` can reach nobody and nobody reaches them.
     Isolate,
-    /// All partitions, cuts and isolations removed.
+    /// All partitions, cuts, isolations and link faults removed.
     Heal,
+    /// Packets from `nodes` to `to` dropped at random (`link.percent`).
+    Loss,
+    /// Packets to `nodes` held for `link.ms` ± `link.jitter_ms` (reordered by the jitter).
+    Delay,
+    /// Traffic to `nodes` limited to `link.rate_bps`.
+    Bandwidth,
 }
 
 impl FaultAction {
@@ -84,6 +90,9 @@ impl FaultAction {
             FaultAction::Cut => "cut",
             FaultAction::Isolate => "isolate",
             FaultAction::Heal => "heal",
+            FaultAction::Loss => "loss",
+            FaultAction::Delay => "delay",
+            FaultAction::Bandwidth => "bandwidth",
         }
     }
 
@@ -109,9 +118,29 @@ pub struct FaultRecord {
     /// For `partition`: the groups, every node in exactly one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Vec<NodeId>>,
-    /// For `cut`: the receiving side.
+    /// For `cut` and `loss`: the receiving side.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub to: Vec<NodeId>,
+    /// For link faults (`loss`, `delay`, `bandwidth`): how bad the link is, and the
+    /// mechanism that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkParams>,
+}
+
+/// A link fault's parameters as applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_bps: Option<u64>,
+    /// What made it: `nft numgen`, `netem`, `nfqueue delayer`, `tbf`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mechanism: String,
 }
 
 /// A user's operation or observation.
@@ -315,6 +344,7 @@ mod tests {
                 step: Some(1),
                 groups: vec![],
                 to: vec![],
+                link: None,
             }),
             Record::Client(ClientRecord {
                 ts_ms: 7,

@@ -206,6 +206,8 @@ impl Observed {
                         }
                     }
                     FaultAction::Heal => self.blocked.clear(),
+                    // A degraded link still carries traffic.
+                    FaultAction::Loss | FaultAction::Delay | FaultAction::Bandwidth => {}
                 }
                 true
             }

@@ -162,6 +162,7 @@ fn needs_partitions(s: &Scenario) -> bool {
             StepKind::Partition { .. }
                 | StepKind::Cut { .. }
                 | StepKind::Heal
+                | StepKind::Link(_)
                 | StepKind::Fault {
                     action: FaultAction::Isolate,
                     ..
@@ -366,6 +367,7 @@ async fn execute(
         step: None,
         groups: vec![],
         to: vec![],
+        link: None,
     }));
     // The first `await leader` measures the election from the cluster start.
     session.fault_ref_ms = Some(start_ts);

@@ -129,6 +129,7 @@ pub fn fault(ts: u64, action: FaultAction, nodes: &[u64]) -> Record {
         step: Some(0),
         groups: vec![],
         to: vec![],
+        link: None,
     })
 }
 
@@ -143,6 +144,7 @@ pub fn partition(ts: u64, groups: &[&[u64]]) -> Record {
             .map(|g| g.iter().map(|n| NodeId(*n)).collect())
             .collect(),
         to: vec![],
+        link: None,
     })
 }
 

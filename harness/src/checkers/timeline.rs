@@ -71,7 +71,11 @@ impl Timeline {
     fn apply(&mut self, f: &FaultRecord) {
         let ts = f.ts_ms;
         match f.action {
-            FaultAction::Start => {}
+            // A degraded link still carries traffic: nothing is down or blocked.
+            FaultAction::Start
+            | FaultAction::Loss
+            | FaultAction::Delay
+            | FaultAction::Bandwidth => {}
             FaultAction::Kill | FaultAction::Stop => {
                 for n in &f.nodes {
                     close(&mut self.paused, *n, ts);
@@ -190,6 +194,7 @@ mod tests {
             step: None,
             groups: vec![],
             to: vec![],
+            link: None,
         })
     }
 

@@ -9,7 +9,7 @@ use super::logs::{LogLine, LogStreams};
 use super::nemesis::Nemesis;
 use super::records::log_record;
 use super::{now_ms, CleanupGuard, RUN_LABEL};
-use crate::backend::{Backend, BackendError, Stamped};
+use crate::backend::{Backend, BackendError, LinkFault, Stamped};
 use crate::history::Record;
 use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
@@ -140,6 +140,13 @@ impl Backend for DockerBackend {
 
     fn heal(&mut self) -> BoxFuture<'_, Stamped> {
         Box::pin(async move { Ok(self.nemesis.heal().await?) })
+    }
+
+    fn link<'a>(
+        &'a mut self,
+        fault: &'a LinkFault,
+    ) -> BoxFuture<'a, Result<(u64, String), BackendError>> {
+        Box::pin(self.nemesis.link(fault))
     }
 
     fn now_ms(&self) -> u64 {

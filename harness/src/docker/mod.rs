@@ -9,6 +9,8 @@ pub mod backend;
 pub mod cleanup;
 pub mod cluster;
 pub mod connect;
+mod delayer;
+pub mod links;
 pub mod logs;
 pub mod nemesis;
 pub mod partition;

@@ -1,10 +1,14 @@
 //! The faults, on nodes already resolved to ids: kill (SIGKILL), stop (SIGTERM), pause and
 //! resume (cgroup freezer), restart (same container: same id, address and data), and
-//! partitions (nftables, see [`super::partition`]).
+//! partitions (nftables, see [`super::partition`]), and link faults (loss, delay, bandwidth,
+//! see [`super::links`]).
 
 use super::cluster::Cluster;
 use super::connect::DockerError;
-use super::partition::{apply_in_netns, nft_script, partition_prerequisites, Blocks};
+use super::links::{self, DelayMechanism, Delayers, LinkState};
+use super::partition::{apply_in_netns, nft_script_with, partition_prerequisites, Blocks};
+use crate::backend::{BackendError, LinkFault};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -13,6 +17,12 @@ use std::time::Duration;
 pub struct Nemesis {
     cluster: Cluster,
     blocks: Blocks,
+    links: LinkState,
+    delayers: Delayers,
+    /// Nodes whose delay or bandwidth mechanism was set up (to undo at the heal).
+    shaped: BTreeSet<u64>,
+    /// Seeds the delayers' jitter.
+    seed: u64,
 }
 
 impl Nemesis {
@@ -20,7 +30,16 @@ impl Nemesis {
         Nemesis {
             cluster,
             blocks: Blocks::default(),
+            links: LinkState::default(),
+            delayers: Delayers::default(),
+            shaped: BTreeSet::new(),
+            seed: 0,
         }
+    }
+
+    /// Seeds the delayers' jitter (the run's seed).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.seed = seed;
     }
 
     /// Crash: SIGKILL, no goodbye.
@@ -63,7 +82,7 @@ impl Nemesis {
     /// finished) is waited for up to 5 s first. Partition rules are re-applied.
     /// Returns the host ms just before the first `docker start` is issued (after waiting for
     /// a stopping process to exit), so a rejoin figure includes the whole start.
-    pub async fn restart(&self, ids: &[u64]) -> Result<u64, DockerError> {
+    pub async fn restart(&mut self, ids: &[u64]) -> Result<u64, DockerError> {
         for &id in ids {
             let mut waited = Duration::ZERO;
             while self.cluster.pid(id).await?.is_some() && waited < Duration::from_secs(5) {
@@ -76,6 +95,11 @@ impl Nemesis {
             self.cluster.start(id).await?;
             if let Some(pid) = self.cluster.pid(id).await? {
                 self.apply_rules(id, pid).await?;
+                if self.shaped.contains(&id) {
+                    self.apply_shaping(id, pid)
+                        .await
+                        .map_err(|e| DockerError::Other(e.to_string()))?;
+                }
             }
         }
         Ok(issued_ms)
@@ -107,10 +131,98 @@ impl Nemesis {
         self.apply_all().await
     }
 
-    /// Removes every cut.
+    /// Removes every cut and every link fault.
     pub async fn heal(&mut self) -> Result<u64, DockerError> {
         self.blocks.clear();
-        self.apply_all().await
+        self.links.clear();
+        let ts = self.apply_all().await?;
+        // Delays and rate limits go after the drops are lifted (the stamp is the lift).
+        self.delayers.clear();
+        for id in std::mem::take(&mut self.shaped) {
+            if let Some(pid) = self.cluster.pid(id).await? {
+                self.apply_shaping(id, pid)
+                    .await
+                    .map_err(|e| DockerError::Other(e.to_string()))?;
+            }
+        }
+        Ok(ts)
+    }
+
+    /// Degrades links; returns the stamp and the mechanism used.
+    pub async fn link(&mut self, fault: &LinkFault) -> Result<(u64, String), BackendError> {
+        match fault {
+            LinkFault::Loss { from, to, percent } => {
+                for &t in to {
+                    for &f in from {
+                        if f != t {
+                            self.links.loss.entry(t).or_default().insert(f, *percent);
+                        }
+                    }
+                }
+                let ts = self.apply_all().await?;
+                Ok((ts, "nft numgen".to_string()))
+            }
+            LinkFault::Delay { to, ms, jitter_ms } => {
+                for &t in to {
+                    self.links.delay.insert(t, (*ms, *jitter_ms));
+                }
+                self.shape(to).await
+            }
+            LinkFault::Bandwidth { to, rate_bps } => {
+                for &t in to {
+                    self.links.bandwidth.insert(t, *rate_bps);
+                }
+                self.shape(to).await
+            }
+        }
+    }
+
+    /// Applies delay and bandwidth to the running nodes among `ids`.
+    async fn shape(&mut self, ids: &[u64]) -> Result<(u64, String), BackendError> {
+        let mut running = Vec::new();
+        for &id in ids {
+            if let Some(pid) = self.cluster.pid(id).await? {
+                running.push((id, pid));
+            }
+        }
+        let ts = super::now_ms();
+        let mut mechanism = String::new();
+        for (id, pid) in running {
+            self.shaped.insert(id);
+            mechanism = self.apply_shaping(id, pid).await?;
+        }
+        Ok((ts, mechanism))
+    }
+
+    /// Makes node `id`'s delay and bandwidth what [`LinkState`] says (none: undone).
+    /// Returns the mechanisms used.
+    async fn apply_shaping(&mut self, id: u64, pid: u32) -> Result<String, BackendError> {
+        let delay = self.links.delay.get(&id).copied();
+        let rate = self.links.bandwidth.get(&id).copied();
+        let mut used = Vec::new();
+        let mut netem = None;
+        match delay {
+            Some((ms, jitter)) => match links::delay_mechanism(pid).await? {
+                DelayMechanism::Netem => {
+                    netem = Some((ms, jitter));
+                    used.push(DelayMechanism::Netem.name());
+                }
+                DelayMechanism::Nfqueue => {
+                    self.delayers.set(id, pid, ms, jitter, self.seed)?;
+                    links::set_queue_rule(pid, true).await?;
+                    used.push(DelayMechanism::Nfqueue.name());
+                }
+            },
+            None => {
+                self.delayers.remove(id);
+                links::set_queue_rule(pid, false).await?;
+            }
+        }
+        if rate.is_some() {
+            used.push("tbf");
+        }
+        links::set_host_qdisc(pid, netem, rate).await?;
+        Ok(used.join(" + "))
     }
 
     /// Checks, before a scenario that needs partitions starts, that they can be made.
@@ -141,15 +253,18 @@ impl Nemesis {
         Ok(started_ms)
     }
 
-    /// Writes node `id`'s current drop list into the namespace of its process `pid`.
+    /// Writes node `id`'s current drop list (and its loss rules) into the namespace of its
+    /// process `pid`.
     async fn apply_rules(&self, id: u64, pid: u32) -> Result<(), DockerError> {
+        let ip_of = |s: u64| self.cluster.node(s).ok().map(|n| n.ip);
         let sources: Vec<Ipv4Addr> = self
             .blocks
             .dropped_by(id)
             .into_iter()
-            .filter_map(|s| self.cluster.node(s).ok().map(|n| n.ip))
+            .filter_map(ip_of)
             .collect();
-        apply_in_netns(pid, &nft_script(&sources))
+        let loss = self.links.loss_rules(id, ip_of);
+        apply_in_netns(pid, &nft_script_with(&sources, &loss))
             .await
             .map_err(|e| DockerError::Other(format!("{e}; partitions need root and nftables")))
     }

@@ -70,6 +70,11 @@ impl Blocks {
 /// The nft script that makes a node drop everything from `sources` (an empty list leaves the
 /// table in place, empty: an idempotent heal). Recreating the table replaces earlier rules.
 pub fn nft_script(sources: &[Ipv4Addr]) -> String {
+    nft_script_with(sources, &[])
+}
+
+/// [`nft_script`] plus `extra` rules in the same input chain after the drops (link loss).
+pub fn nft_script_with(sources: &[Ipv4Addr], extra: &[String]) -> String {
     let mut script = format!(
         "table inet {NFT_TABLE}\ndelete table inet {NFT_TABLE}\ntable inet {NFT_TABLE} {{\n  \
          chain input {{\n    type filter hook input priority -10; policy accept;\n"
@@ -77,6 +82,9 @@ pub fn nft_script(sources: &[Ipv4Addr]) -> String {
     if !sources.is_empty() {
         let list: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
         script.push_str(&format!("    ip saddr {{ {} }} drop\n", list.join(", ")));
+    }
+    for rule in extra {
+        script.push_str(&format!("    {rule}\n"));
     }
     script.push_str("  }\n}\n");
     script
@@ -153,6 +161,33 @@ pub async fn apply_in_netns(pid: u32, script: &str) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }
+}
+
+/// Runs `tool args…` in the network namespace of process `pid`; its stdout on success.
+pub async fn output_in_netns(pid: u32, tool: &str, args: &[&str]) -> Result<String, String> {
+    let path = find_in_path(tool).ok_or_else(|| format!("the `{tool}` command is missing"))?;
+    let out = tokio::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| format!("cannot run nsenter: {e} (apt-get install util-linux)"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "`{tool} {}` in the namespace of pid {pid} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// [`output_in_netns`] for commands whose output does not matter.
+pub async fn run_in_netns(pid: u32, tool: &str, args: &[&str]) -> Result<(), String> {
+    output_in_netns(pid, tool, args).await.map(|_| ())
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 //! `observed::evaluate` every [`POLL`] until it is met, fails, or passes its deadline.
 
 use super::Session;
-use crate::backend::BackendError;
-use crate::history::{FaultAction, FaultRecord, Record, StepRecord, StepStatus as RecordStatus};
+use crate::backend::{BackendError, LinkFault};
+use crate::history::{
+    FaultAction, FaultRecord, LinkParams, Record, StepRecord, StepStatus as RecordStatus,
+};
 use crate::observed::{self, Evaluation, Expectation, Goal, Observed};
 use crate::report::{StepResult, StepStatus};
 use crate::scenario::{
-    Condition, ExpectStep, Group, LeaderCondition, Observers, Scenario, SendTarget, Step, StepKind,
-    Target,
+    rate_text, Condition, ExpectStep, Group, LeaderCondition, LinkStep, Observers, Scenario,
+    SendTarget, Step, StepKind, Target,
 };
 use crate::workload::Command as UserCommand;
 use chat_node::ids::NodeId;
@@ -61,6 +63,7 @@ pub fn describe(kind: &StepKind) -> String {
         StepKind::Partition { groups } => format!("partition {}", groups_text(groups)),
         StepKind::Cut { from, to } => format!("cut {from} -> {to}"),
         StepKind::Heal => "heal".into(),
+        StepKind::Link(l) => l.describe(),
         StepKind::Sleep(d) => format!("sleep {} ms", d.as_millis()),
         StepKind::Offline { user } => format!("offline {user}"),
         StepKind::Online { user } => format!("online {user}"),
@@ -168,6 +171,7 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
     match &step.kind {
         StepKind::Await(_) | StepKind::Expect(_) => {}
         StepKind::Fault { .. } | StepKind::Partition { .. } | StepKind::Cut { .. } => {}
+        StepKind::Link(_) => {}
         StepKind::Heal => {}
         _ => session.fault_ref_ms = None,
     }
@@ -317,6 +321,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         step: Some(step.index),
         groups: vec![],
         to: vec![],
+        link: None,
     };
     let (description, ts_ms) = match &step.kind {
         StepKind::Fault {
@@ -373,6 +378,68 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
             record.nodes = from_ids;
             record.to = to_ids;
             (text, ts_ms)
+        }
+        StepKind::Link(link) => {
+            let (fault, action, nodes, to, mut params) = match link {
+                LinkStep::Loss { from, to, percent } => {
+                    let f = observed::resolve_target(from, &obs, aliases, rng)?;
+                    let t = observed::resolve_target(to, &obs, aliases, rng)?;
+                    let fault = LinkFault::Loss {
+                        from: as_u64(&f),
+                        to: as_u64(&t),
+                        percent: *percent,
+                    };
+                    let params = LinkParams {
+                        percent: Some(*percent),
+                        ..Default::default()
+                    };
+                    (fault, FaultAction::Loss, f, t, params)
+                }
+                LinkStep::Delay { to, ms, jitter_ms } => {
+                    let t = observed::resolve_target(to, &obs, aliases, rng)?;
+                    let fault = LinkFault::Delay {
+                        to: as_u64(&t),
+                        ms: *ms,
+                        jitter_ms: *jitter_ms,
+                    };
+                    let params = LinkParams {
+                        ms: Some(*ms),
+                        jitter_ms: Some(*jitter_ms),
+                        ..Default::default()
+                    };
+                    (fault, FaultAction::Delay, t, vec![], params)
+                }
+                LinkStep::Bandwidth { to, rate_bps } => {
+                    let t = observed::resolve_target(to, &obs, aliases, rng)?;
+                    let fault = LinkFault::Bandwidth {
+                        to: as_u64(&t),
+                        rate_bps: *rate_bps,
+                    };
+                    let params = LinkParams {
+                        rate_bps: Some(*rate_bps),
+                        ..Default::default()
+                    };
+                    (fault, FaultAction::Bandwidth, t, vec![], params)
+                }
+            };
+            let (ts_ms, mechanism) = backend.link(&fault).await.map_err(err)?;
+            let text = match link {
+                LinkStep::Loss { percent, .. } => {
+                    format!("loss {percent}% {} -> {}", ids(&nodes), ids(&to))
+                }
+                LinkStep::Delay { ms, jitter_ms, .. } => {
+                    format!("delay {ms}±{jitter_ms} ms -> {}", ids(&nodes))
+                }
+                LinkStep::Bandwidth { rate_bps, .. } => {
+                    format!("bandwidth {} -> {}", rate_text(*rate_bps), ids(&nodes))
+                }
+            };
+            params.mechanism = mechanism.clone();
+            record.action = action;
+            record.nodes = nodes;
+            record.to = to;
+            record.link = Some(params);
+            (format!("{text} ({mechanism})"), ts_ms)
         }
         StepKind::Heal => {
             let ts_ms = backend.heal().await.map_err(err)?;

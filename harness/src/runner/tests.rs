@@ -2,7 +2,7 @@
 //! whole run (no Docker), and that the seed alone decides the steps' random choices.
 
 use super::*;
-use crate::backend::{BackendError, Stamped};
+use crate::backend::{BackendError, LinkFault, Stamped};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,12 @@ impl Backend for FakeBackend {
     }
     fn heal(&mut self) -> BoxFuture<'_, Stamped> {
         Box::pin(async move { self.call("heal", &[]) })
+    }
+    fn link<'a>(
+        &'a mut self,
+        _fault: &'a LinkFault,
+    ) -> BoxFuture<'a, Result<(u64, String), BackendError>> {
+        Box::pin(async move { Err(BackendError::Unsupported("links in the fake".into())) })
     }
     fn now_ms(&self) -> u64 {
         self.clock.load(Ordering::SeqCst)

@@ -4,12 +4,14 @@
 
 mod deadline;
 mod error;
+mod link;
 mod locate;
 mod raw;
 mod validate;
 
 pub use deadline::{Deadline, Quantity, Setting, Term};
 pub use error::ScenarioError;
+pub use link::{rate_text, LinkStep};
 
 use crate::history::FaultAction;
 use std::path::Path;
@@ -158,8 +160,10 @@ pub enum StepKind {
         from: Target,
         to: Target,
     },
-    /// Remove every partition, cut and isolation.
+    /// Remove every partition, cut, isolation and link fault.
     Heal,
+    /// Degrade links: loss, delay, bandwidth.
+    Link(LinkStep),
     Sleep(Duration),
     /// A workload user disconnects (messages to it go to its mailbox).
     Offline {
@@ -187,6 +191,7 @@ impl StepKind {
             StepKind::Partition { .. } => "partition",
             StepKind::Cut { .. } => "cut",
             StepKind::Heal => "heal",
+            StepKind::Link(l) => l.keyword(),
             StepKind::Sleep(_) => "sleep",
             StepKind::Offline { .. } => "offline",
             StepKind::Online { .. } => "online",

@@ -74,6 +74,9 @@ pub struct RawStep {
     pub offline: Option<RawUser>,
     pub online: Option<RawUser>,
     pub send: Option<RawSend>,
+    pub loss: Option<super::link::RawLoss>,
+    pub delay: Option<super::link::RawDelay>,
+    pub bandwidth: Option<super::link::RawBandwidth>,
 }
 
 impl RawStep {
@@ -100,6 +103,9 @@ impl RawStep {
         add(self.offline.is_some(), "offline");
         add(self.online.is_some(), "online");
         add(self.send.is_some(), "send");
+        add(self.loss.is_some(), "loss");
+        add(self.delay.is_some(), "delay");
+        add(self.bandwidth.is_some(), "bandwidth");
         keys
     }
 }

@@ -304,7 +304,7 @@ fn step(
     if keys.len() != 1 {
         let msg = if keys.is_empty() {
             "step has no action; use one of: await, expect, kill, stop, pause, resume, restart, \
-             partition, cut, isolate, heal, sleep, offline, online, send"
+             partition, cut, isolate, heal, loss, delay, bandwidth, sleep, offline, online, send"
                 .to_string()
         } else {
             format!(
@@ -382,6 +382,24 @@ fn step(
         }
     } else if rs.heal.is_some() {
         StepKind::Heal
+    } else if let Some(l) = rs.loss {
+        StepKind::Link(LinkStep::Loss {
+            from: tx.target(&l.from)?,
+            to: tx.target(&l.to)?,
+            percent: link::percent(l.percent).map_err(|e| tx.err("percent", e))?,
+        })
+    } else if let Some(d) = rs.delay {
+        let (ms, jitter_ms) = link::delay(d.ms, d.jitter).map_err(|e| tx.err("ms", e))?;
+        StepKind::Link(LinkStep::Delay {
+            to: tx.target(&d.to)?,
+            ms,
+            jitter_ms,
+        })
+    } else if let Some(b) = rs.bandwidth {
+        StepKind::Link(LinkStep::Bandwidth {
+            to: tx.target(&b.to)?,
+            rate_bps: link::parse_rate(&b.rate).map_err(|e| tx.err("rate", e))?,
+        })
     } else if let Some(d) = rs.sleep {
         StepKind::Sleep(
             parse_duration(&d)
