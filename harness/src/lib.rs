@@ -4,6 +4,7 @@
 
 // Pure parts (no Docker): parsed plans, the history, what it shows, verdicts.
 pub mod checkers;
+pub mod faults;
 pub mod history;
 pub mod observed;
 pub mod report;

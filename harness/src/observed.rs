@@ -3,6 +3,7 @@
 //! with, and the evaluation of `await`/`expect` conditions against the history. Pure: the
 //! runner polls [`evaluate`] with the history so far and the current time.
 
+use crate::faults::{self, Faults};
 use crate::history::{FaultAction, Record};
 use crate::scenario::{Condition, ExpectStep, Group, LeaderCondition, Observers, Target};
 use chat_node::events::Event;
@@ -14,13 +15,11 @@ use std::collections::{BTreeMap, BTreeSet};
 /// condition is declared failed only this long after its deadline, so a late line still counts.
 pub const LOG_LAG_MS: u64 = 300;
 
-/// One node as the history shows it.
+/// One node as the history shows it (whether it is up, paused or cut off is the fault
+/// model's: [`Observed::faults`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeState {
     pub id: NodeId,
-    /// Not killed or stopped.
-    pub alive: bool,
-    pub paused: bool,
     pub epoch: u64,
     pub role: Role,
     /// The leader this node follows (itself when leading), with that leader's epoch.
@@ -36,8 +35,6 @@ impl NodeState {
     fn new(id: NodeId) -> Self {
         NodeState {
             id,
-            alive: true,
-            paused: false,
             epoch: 0,
             role: Role::Follower,
             leader: None,
@@ -47,17 +44,10 @@ impl NodeState {
         }
     }
 
-    /// Alive and not frozen: able to act.
-    pub fn live(&self) -> bool {
-        self.alive && !self.paused
-    }
-
     fn reset(&mut self) {
-        let id = self.id;
         *self = NodeState {
-            alive: self.alive,
             last_event_ts: self.last_event_ts,
-            ..NodeState::new(id)
+            ..NodeState::new(self.id)
         };
     }
 }
@@ -69,8 +59,9 @@ pub type Aliases = BTreeMap<String, Vec<NodeId>>;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
     nodes: BTreeMap<NodeId, NodeState>,
-    /// `(from, to)`: packets from `from` do not reach `to`.
-    blocked: BTreeSet<(NodeId, NodeId)>,
+    /// Who is up, paused, and which links are cut: the shared fault model, fed by the fault
+    /// records and by the nodes' own `started` / `stopping` events.
+    faults: Faults,
     cluster_size: Option<usize>,
     last_ts: u64,
 }
@@ -90,6 +81,7 @@ impl Observed {
     }
 
     fn node_mut(&mut self, id: NodeId) -> &mut NodeState {
+        self.faults.add_node(id);
         self.nodes.entry(id).or_insert_with(|| NodeState::new(id))
     }
 
@@ -105,10 +97,10 @@ impl Observed {
                 n.role = ev.role;
                 match &ev.event {
                     Event::Started { cluster_size, .. } => {
-                        n.alive = true;
                         n.reset();
                         n.epoch = ev.epoch;
                         self.cluster_size = Some(*cluster_size);
+                        self.faults.restart(ev.node);
                     }
                     Event::LeaderElected { leader, .. } => n.leader = Some((*leader, ev.epoch)),
                     Event::RoleChanged { to, .. } => match to {
@@ -133,86 +125,47 @@ impl Observed {
                     Event::PeerBack { peer, .. } | Event::PeerDiscovered { peer, .. } => {
                         n.down_peers.remove(peer);
                     }
-                    Event::Stopping { .. } => n.alive = false,
+                    Event::Stopping { .. } => self.faults.crash(ev.node),
                     _ => {}
                 }
                 true
             }
             Record::Fault(f) => {
-                match f.action {
-                    FaultAction::Start => {
-                        for id in &f.nodes {
-                            self.node_mut(*id).alive = true;
-                        }
-                    }
-                    FaultAction::Kill | FaultAction::Stop => {
-                        // A dead node has no role, leader or view: after a restart only its
-                        // new incarnation's events may say it rejoined.
-                        for id in &f.nodes {
-                            let n = self.node_mut(*id);
-                            n.alive = false;
-                            n.reset();
-                        }
-                    }
-                    FaultAction::Pause => {
-                        for id in &f.nodes {
-                            self.node_mut(*id).paused = true;
-                        }
-                    }
-                    FaultAction::Resume => {
-                        for id in &f.nodes {
-                            self.node_mut(*id).paused = false;
-                        }
-                    }
-                    FaultAction::Restart => {
-                        // No state reset here: the kill or stop did that, and the node's own
-                        // `started` event resets it again.
-                        for id in &f.nodes {
-                            let n = self.node_mut(*id);
-                            n.alive = true;
-                            n.paused = false;
-                        }
-                    }
-                    FaultAction::Partition => {
-                        self.blocked.clear();
-                        for (i, a) in f.groups.iter().enumerate() {
-                            for (j, b) in f.groups.iter().enumerate() {
-                                if i != j {
-                                    for x in a {
-                                        for y in b {
-                                            self.blocked.insert((*x, *y));
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    FaultAction::Cut => {
-                        for x in &f.nodes {
-                            for y in &f.to {
-                                self.blocked.insert((*x, *y));
-                            }
-                        }
-                    }
-                    FaultAction::Isolate => {
-                        let all: Vec<NodeId> = self.nodes.keys().copied().collect();
-                        for x in &f.nodes {
-                            for y in &all {
-                                if x != y {
-                                    self.blocked.insert((*x, *y));
-                                    self.blocked.insert((*y, *x));
-                                }
-                            }
-                        }
-                    }
-                    FaultAction::Heal => self.blocked.clear(),
-                    // A degraded link still carries traffic.
-                    FaultAction::Loss | FaultAction::Delay | FaultAction::Bandwidth => {}
+                for id in f.nodes.iter().chain(&f.to).chain(f.groups.iter().flatten()) {
+                    self.node_mut(*id);
                 }
+                if matches!(f.action, FaultAction::Kill | FaultAction::Stop) {
+                    // A dead node has no role, leader or view: after a restart only its
+                    // new incarnation's events may say it rejoined. (A restart resets
+                    // nothing: the kill or stop did, and its `started` event does again.)
+                    for id in &f.nodes {
+                        self.node_mut(*id).reset();
+                    }
+                }
+                faults::apply(&mut self.faults, f);
                 true
             }
             _ => false,
         }
+    }
+
+    /// The fault state as the history shows it now.
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Not killed or stopped (a paused node is up).
+    pub fn is_up(&self, id: NodeId) -> bool {
+        self.faults.is_up(id)
+    }
+
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.faults.is_paused(id)
+    }
+
+    /// Up and not paused: able to act.
+    pub fn is_live(&self, id: NodeId) -> bool {
+        self.faults.is_live(id)
     }
 
     pub fn node(&self, id: NodeId) -> Option<&NodeState> {
@@ -227,9 +180,9 @@ impl Observed {
     /// Nodes alive and not paused, by id.
     pub fn live_nodes(&self) -> Vec<NodeId> {
         self.nodes
-            .values()
-            .filter(|n| n.live())
-            .map(|n| n.id)
+            .keys()
+            .copied()
+            .filter(|n| self.is_live(*n))
             .collect()
     }
 
@@ -240,14 +193,14 @@ impl Observed {
 
     /// Whether packets from `from` reach `to` (partitions and cuts only, not crashes).
     pub fn can_reach(&self, from: NodeId, to: NodeId) -> bool {
-        !self.blocked.contains(&(from, to))
+        self.faults.link_open(from, to)
     }
 
     /// Live nodes whose role is leader.
     pub fn leaders(&self) -> Vec<NodeId> {
         self.nodes
             .values()
-            .filter(|n| n.live() && n.role == Role::Leader)
+            .filter(|n| self.is_live(n.id) && n.role == Role::Leader)
             .map(|n| n.id)
             .collect()
     }
@@ -263,9 +216,7 @@ impl Observed {
                 ln.view.iter().all(|&m| {
                     m == l
                         || match self.nodes.get(&m) {
-                            Some(mn)
-                                if mn.live() && self.can_reach(l, m) && self.can_reach(m, l) =>
-                            {
+                            Some(mn) if self.faults.talk(l, m) => {
                                 mn.leader.is_some_and(|(who, _)| who == l)
                             }
                             _ => true,
@@ -591,14 +542,14 @@ fn goal_met(goal: &Goal, obs: &Observed, since: &SinceTracker) -> bool {
             let Some((l, _)) = ns.leader else {
                 return false;
             };
-            ns.live()
-                && obs
-                    .node(l)
-                    .is_some_and(|ls| ls.live() && ls.role == Role::Leader && ls.view.contains(n))
+            obs.is_live(*n)
+                && obs.node(l).is_some_and(|ls| {
+                    obs.is_live(l) && ls.role == Role::Leader && ls.view.contains(n)
+                })
         }),
         Goal::SteppedDown { nodes } => nodes.iter().all(|n| {
             obs.node(*n)
-                .is_none_or(|s| !s.alive || (!s.paused && s.role != Role::Leader))
+                .is_none_or(|s| !obs.is_up(*n) || (!obs.is_paused(*n) && s.role != Role::Leader))
         }),
         Goal::NoLeader { .. } => false,
         Goal::Converged => obs.converged().is_some(),
@@ -758,6 +709,26 @@ mod tests {
         assert_eq!(o.live_nodes(), ids(&[1, 2]));
         assert_eq!(o.current_leader(), None);
         assert_eq!(o.converged(), None);
+    }
+
+    #[test]
+    fn a_cut_followed_by_a_partition_is_judged_as_applied() {
+        // What the nemesis applies: the partition adds to the cut, it does not clear it.
+        let mut r = steady();
+        let mut cut = fault(600, FaultAction::Cut, &[3]);
+        if let Record::Fault(f) = &mut cut {
+            f.to = ids(&[1]);
+        }
+        r.push(cut);
+        r.push(partition(700, &[&[1, 3], &[2]]));
+        let o = Observed::from_records(&r);
+        assert!(!o.can_reach(NodeId(3), NodeId(1)), "the cut must survive");
+        assert!(o.can_reach(NodeId(1), NodeId(3)));
+        assert!(!o.can_reach(NodeId(2), NodeId(3)));
+        assert!(!o.faults().talk(NodeId(1), NodeId(3)));
+        r.push(fault(800, FaultAction::Heal, &[]));
+        let o = Observed::from_records(&r);
+        assert!(o.can_reach(NodeId(3), NodeId(1)));
     }
 
     #[test]

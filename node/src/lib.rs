@@ -10,6 +10,7 @@ pub mod client;
 pub mod core;
 pub mod duration;
 pub mod events;
+pub mod faults;
 pub mod ids;
 pub mod protocol;
 pub mod runtime;

@@ -1,44 +1,30 @@
-//! When each node, and each link, was broken by the nemesis: the intervals checkers use to
-//! tell a justified detection from a false suspicion, and a live node from a frozen one.
+//! The fault state over time: the shared fault model ([`crate::faults`]) after each fault
+//! record, so a checker can ask who was up, frozen or cut off at any instant — to tell a
+//! justified detection from a false suspicion, a live node from a frozen one, and whether a
+//! quorum could elect at all.
 
-use crate::history::{FaultAction, FaultRecord, Record};
+use crate::faults::{self, Faults};
+use crate::history::{FaultRecord, Record};
 use chat_node::ids::NodeId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// `[start, end)` in Unix ms; `end == u64::MAX` while not repaired.
 pub type Interval = (u64, u64);
 
 #[derive(Debug, Default)]
 pub struct Timeline {
-    /// Killed or stopped, until restarted.
-    pub down: BTreeMap<NodeId, Vec<Interval>>,
-    /// Paused, until resumed.
-    pub paused: BTreeMap<NodeId, Vec<Interval>>,
-    /// Packets from `.0` do not reach `.1` (partition, cut, isolate), until healed.
-    pub blocked: BTreeMap<(NodeId, NodeId), Vec<Interval>>,
     /// Every node named by a fault or an event.
     pub nodes: BTreeSet<NodeId>,
     /// The fault records in time order.
     pub faults: Vec<FaultRecord>,
+    /// `after[k]`: the fault state once `faults[k]` (and every earlier one) applied.
+    after: Vec<Faults>,
+    /// Before any fault.
+    initial: Faults,
 }
 
-fn open(map: &mut BTreeMap<NodeId, Vec<Interval>>, id: NodeId, ts: u64) {
-    let v = map.entry(id).or_default();
-    if v.last().is_none_or(|(_, e)| *e != u64::MAX) {
-        v.push((ts, u64::MAX));
-    }
-}
-
-fn close<K: Ord + Copy>(map: &mut BTreeMap<K, Vec<Interval>>, id: K, ts: u64) {
-    if let Some(v) = map.get_mut(&id) {
-        if let Some(last) = v.last_mut() {
-            if last.1 == u64::MAX {
-                last.1 = ts;
-            }
-        }
-    }
-}
-
+// `after`/`before` are for the checkers that judge each fault against the state it changed.
+#[allow(dead_code)]
 impl Timeline {
     /// Builds the timeline from records sorted by time.
     pub fn build(records: &[Record]) -> Timeline {
@@ -52,125 +38,81 @@ impl Timeline {
                     t.nodes.extend(f.nodes.iter().copied());
                     t.nodes.extend(f.to.iter().copied());
                     t.nodes.extend(f.groups.iter().flatten().copied());
-                    t.apply(f);
                     t.faults.push(f.clone());
                 }
                 _ => {}
             }
         }
+        t.initial = Faults::new(t.nodes.iter().copied());
+        let mut state = t.initial.clone();
+        for f in &t.faults {
+            faults::apply(&mut state, f);
+            t.after.push(state.clone());
+        }
         t
     }
 
-    fn block(&mut self, from: NodeId, to: NodeId, ts: u64) {
-        let v = self.blocked.entry((from, to)).or_default();
-        if v.last().is_none_or(|(_, e)| *e != u64::MAX) {
-            v.push((ts, u64::MAX));
+    /// The state once fault `k` applied.
+    pub fn after(&self, k: usize) -> &Faults {
+        &self.after[k]
+    }
+
+    /// The state just before fault `k`.
+    pub fn before(&self, k: usize) -> &Faults {
+        if k == 0 {
+            &self.initial
+        } else {
+            &self.after[k - 1]
         }
     }
 
-    fn apply(&mut self, f: &FaultRecord) {
-        let ts = f.ts_ms;
-        match f.action {
-            // A degraded link still carries traffic: nothing is down or blocked.
-            FaultAction::Start
-            | FaultAction::Loss
-            | FaultAction::Delay
-            | FaultAction::Bandwidth => {}
-            FaultAction::Kill | FaultAction::Stop => {
-                for n in &f.nodes {
-                    close(&mut self.paused, *n, ts);
-                    open(&mut self.down, *n, ts);
-                }
-            }
-            FaultAction::Restart => {
-                for n in &f.nodes {
-                    close(&mut self.paused, *n, ts);
-                    close(&mut self.down, *n, ts);
-                }
-            }
-            FaultAction::Pause => {
-                for n in &f.nodes {
-                    open(&mut self.paused, *n, ts);
-                }
-            }
-            FaultAction::Resume => {
-                for n in &f.nodes {
-                    close(&mut self.paused, *n, ts);
-                }
-            }
-            FaultAction::Partition => {
-                for (i, a) in f.groups.iter().enumerate() {
-                    for (j, b) in f.groups.iter().enumerate() {
-                        if i != j {
-                            for x in a {
-                                for y in b {
-                                    self.block(*x, *y, ts);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            FaultAction::Cut => {
-                for x in &f.nodes {
-                    for y in &f.to {
-                        self.block(*x, *y, ts);
-                    }
-                }
-            }
-            FaultAction::Isolate => {
-                let all: Vec<NodeId> = self.nodes.iter().copied().collect();
-                for x in &f.nodes {
-                    for y in &all {
-                        if x != y {
-                            self.block(*x, *y, ts);
-                            self.block(*y, *x, ts);
-                        }
-                    }
-                }
-            }
-            FaultAction::Heal => {
-                let keys: Vec<_> = self.blocked.keys().copied().collect();
-                for k in keys {
-                    close(&mut self.blocked, k, ts);
-                }
-            }
+    /// The state at `ts` (faults stamped at `ts` included).
+    pub fn at(&self, ts: u64) -> &Faults {
+        match self.faults.partition_point(|f| f.ts_ms <= ts) {
+            0 => &self.initial,
+            n => &self.after[n - 1],
         }
     }
 
-    fn within(list: Option<&Vec<Interval>>, ts: u64) -> bool {
-        list.is_some_and(|v| v.iter().any(|(a, b)| *a <= ts && ts < *b))
+    /// The instants at which the state may change after `from`, each with the state from
+    /// then on: `(from, state at from)` first, then every later fault.
+    pub fn changes_from(&self, from: u64) -> impl Iterator<Item = (u64, &Faults)> {
+        let first = self.faults.partition_point(|f| f.ts_ms <= from);
+        std::iter::once((from, self.at(from)))
+            .chain((first..self.faults.len()).map(move |k| (self.faults[k].ts_ms, &self.after[k])))
     }
 
     pub fn is_down(&self, n: NodeId, ts: u64) -> bool {
-        Self::within(self.down.get(&n), ts)
+        !self.at(ts).is_up(n)
     }
 
     /// Live during the whole of `[from, to]`.
     pub fn live_throughout(&self, n: NodeId, from: u64, to: u64) -> bool {
-        let overlaps = |list: Option<&Vec<Interval>>| {
-            list.is_some_and(|v| v.iter().any(|(a, b)| *a <= to && from < *b))
-        };
-        !overlaps(self.down.get(&n)) && !overlaps(self.paused.get(&n))
+        self.changes_from(from)
+            .take_while(|(ts, _)| *ts <= to)
+            .all(|(_, s)| s.is_live(n))
     }
 
-    /// When `observer` could not hear `peer`: the peer down or frozen, the observer frozen,
-    /// or the link from the peer to the observer blocked.
+    /// When `observer` could not hear `peer`: either of them down or frozen, or the link
+    /// from the peer to the observer cut.
     pub fn silences(&self, observer: NodeId, peer: NodeId) -> Vec<Interval> {
-        let mut v: Vec<Interval> = Vec::new();
-        for list in [
-            self.down.get(&peer),
-            self.paused.get(&peer),
-            self.paused.get(&observer),
-            self.blocked.get(&(peer, observer)),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            v.extend(list.iter().copied());
+        let mut out: Vec<Interval> = Vec::new();
+        let mut open: Option<u64> = None;
+        for (ts, s) in self.changes_from(0) {
+            let silent = !s.hears(observer, peer);
+            match (silent, open) {
+                (true, None) => open = Some(ts),
+                (false, Some(a)) => {
+                    out.push((a, ts));
+                    open = None;
+                }
+                _ => {}
+            }
         }
-        v.sort();
-        v
+        if let Some(a) = open {
+            out.push((a, u64::MAX));
+        }
+        out
     }
 
     /// Whether `observer` could not hear `peer` at some time in `[ts - lookback, ts]`.
@@ -185,38 +127,42 @@ impl Timeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fault(ts: u64, action: FaultAction, nodes: &[u64]) -> Record {
-        Record::Fault(FaultRecord {
-            ts_ms: ts,
-            action,
-            nodes: nodes.iter().map(|n| NodeId(*n)).collect(),
-            step: None,
-            groups: vec![],
-            to: vec![],
-            link: None,
-        })
-    }
+    use crate::checkers::testkit::{fault, partition};
+    use crate::history::FaultAction;
 
     #[test]
     fn tracks_down_paused_and_blocked_intervals() {
-        let mut part = fault(300, FaultAction::Partition, &[]);
-        if let Record::Fault(f) = &mut part {
-            f.groups = vec![vec![NodeId(1), NodeId(2)], vec![NodeId(3)]];
-        }
         let t = Timeline::build(&[
             fault(0, FaultAction::Start, &[1, 2, 3]),
             fault(100, FaultAction::Kill, &[1]),
             fault(200, FaultAction::Restart, &[1]),
             fault(250, FaultAction::Pause, &[2]),
-            part,
+            partition(300, &[&[1, 2], &[3]]),
             fault(400, FaultAction::Heal, &[]),
         ]);
         assert!(t.is_down(NodeId(1), 150) && !t.is_down(NodeId(1), 200));
         assert!(!t.live_throughout(NodeId(2), 1000, 1001));
         assert!(!t.live_throughout(NodeId(1), 0, 150));
+        assert!(t.live_throughout(NodeId(3), 0, 5000));
         assert!(t.silence_near(NodeId(3), NodeId(1), 350, 0));
         assert!(!t.silence_near(NodeId(3), NodeId(1), 450, 10));
         assert!(t.silence_near(NodeId(3), NodeId(1), 450, 100));
+    }
+
+    #[test]
+    fn a_partition_after_a_cut_keeps_the_cut() {
+        let mut cut = fault(100, FaultAction::Cut, &[1]);
+        if let Record::Fault(f) = &mut cut {
+            f.to = vec![NodeId(2)];
+        }
+        let t = Timeline::build(&[
+            fault(0, FaultAction::Start, &[1, 2, 3]),
+            cut,
+            partition(200, &[&[1, 2], &[3]]),
+            fault(300, FaultAction::Heal, &[]),
+        ]);
+        assert_eq!(t.silences(NodeId(2), NodeId(1)), vec![(100, 300)]);
+        assert_eq!(t.silences(NodeId(1), NodeId(2)), vec![]);
+        assert!(!t.at(250).link_open(NodeId(1), NodeId(2)));
     }
 }

@@ -6,17 +6,18 @@
 use super::cluster::Cluster;
 use super::connect::DockerError;
 use super::links::{self, DelayMechanism, Delayers, LinkState};
-use super::partition::{apply_in_netns, nft_script_with, partition_prerequisites, Blocks};
+use super::partition::{apply_in_netns, nft_script_with, partition_prerequisites};
 use crate::backend::{BackendError, LinkFault};
+use chat_node::faults::FaultState;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// Injects faults into one cluster and remembers the partition rules so a restarted node (a
-/// new network namespace) gets them again.
+/// Injects faults into one cluster and keeps the fault state it applied (the shared model),
+/// so a restarted node (a new network namespace) gets its rules again.
 pub struct Nemesis {
     cluster: Cluster,
-    blocks: Blocks,
+    state: FaultState<u64>,
     links: LinkState,
     delayers: Delayers,
     /// Nodes whose delay or bandwidth mechanism was set up (to undo at the heal).
@@ -28,13 +29,18 @@ pub struct Nemesis {
 impl Nemesis {
     pub fn new(cluster: Cluster) -> Nemesis {
         Nemesis {
+            state: FaultState::new(cluster.ids()),
             cluster,
-            blocks: Blocks::default(),
             links: LinkState::default(),
             delayers: Delayers::default(),
             shaped: BTreeSet::new(),
             seed: 0,
         }
+    }
+
+    /// What has been applied so far: who is down or paused, which links are cut.
+    pub fn state(&self) -> &FaultState<u64> {
+        &self.state
     }
 
     /// Seeds the delayers' jitter (the run's seed).
@@ -43,21 +49,25 @@ impl Nemesis {
     }
 
     /// Crash: SIGKILL, no goodbye.
-    pub async fn kill(&self, ids: &[u64]) -> Result<(), DockerError> {
+    pub async fn kill(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+        ids.iter().for_each(|id| self.state.crash(*id));
         self.each(ids, |id| self.cluster.signal(id, "SIGKILL"))
             .await
     }
 
     /// Graceful stop: SIGTERM; the node leaves and exits by itself (the container stays).
-    pub async fn stop(&self, ids: &[u64]) -> Result<(), DockerError> {
+    pub async fn stop(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+        ids.iter().for_each(|id| self.state.crash(*id));
         self.each(ids, |id| self.cluster.signal(id, "SIGTERM"))
             .await
     }
 
-    pub async fn pause(&self, ids: &[u64]) -> Result<(), DockerError> {
-        self.each(ids, |id| async move {
-            let node = self.cluster.node(id)?;
-            self.cluster
+    pub async fn pause(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+        ids.iter().for_each(|id| self.state.pause(*id));
+        let this = &*self;
+        this.each(ids, |id| async move {
+            let node = this.cluster.node(id)?;
+            this.cluster
                 .docker
                 .pause_container(&node.container_id)
                 .await
@@ -66,10 +76,12 @@ impl Nemesis {
         .await
     }
 
-    pub async fn resume(&self, ids: &[u64]) -> Result<(), DockerError> {
-        self.each(ids, |id| async move {
-            let node = self.cluster.node(id)?;
-            self.cluster
+    pub async fn resume(&mut self, ids: &[u64]) -> Result<(), DockerError> {
+        ids.iter().for_each(|id| self.state.resume(*id));
+        let this = &*self;
+        this.each(ids, |id| async move {
+            let node = this.cluster.node(id)?;
+            this.cluster
                 .docker
                 .unpause_container(&node.container_id)
                 .await
@@ -83,6 +95,7 @@ impl Nemesis {
     /// Returns the host ms just before the first `docker start` is issued (after waiting for
     /// a stopping process to exit), so a rejoin figure includes the whole start.
     pub async fn restart(&mut self, ids: &[u64]) -> Result<u64, DockerError> {
+        ids.iter().for_each(|id| self.state.restart(*id));
         for &id in ids {
             let mut waited = Duration::ZERO;
             while self.cluster.pid(id).await?.is_some() && waited < Duration::from_secs(5) {
@@ -108,7 +121,7 @@ impl Nemesis {
     /// Cuts the network between groups (added to any cuts already in place). Network faults
     /// return the host ms at which the rules started going in (see [`Nemesis::apply_all`]).
     pub async fn partition(&mut self, groups: &[Vec<u64>]) -> Result<u64, DockerError> {
-        self.blocks.partition(groups);
+        self.state.partition(groups);
         self.apply_all().await
     }
 
@@ -116,7 +129,7 @@ impl Nemesis {
     pub async fn cut(&mut self, from: &[u64], to: &[u64]) -> Result<u64, DockerError> {
         for &f in from {
             for &t in to {
-                self.blocks.cut(f, t);
+                self.state.cut(f, t);
             }
         }
         self.apply_all().await
@@ -124,16 +137,15 @@ impl Nemesis {
 
     /// Cuts `ids` off from every other node, both ways.
     pub async fn isolate(&mut self, ids: &[u64]) -> Result<u64, DockerError> {
-        let all = self.cluster.ids();
         for &id in ids {
-            self.blocks.isolate(id, &all);
+            self.state.isolate(id);
         }
         self.apply_all().await
     }
 
     /// Removes every cut and every link fault.
     pub async fn heal(&mut self) -> Result<u64, DockerError> {
-        self.blocks.clear();
+        self.state.heal();
         self.links.clear();
         let ts = self.apply_all().await?;
         // Delays and rate limits go after the drops are lifted (the stamp is the lift).
@@ -258,7 +270,7 @@ impl Nemesis {
     async fn apply_rules(&self, id: u64, pid: u32) -> Result<(), DockerError> {
         let ip_of = |s: u64| self.cluster.node(s).ok().map(|n| n.ip);
         let sources: Vec<Ipv4Addr> = self
-            .blocks
+            .state
             .dropped_by(id)
             .into_iter()
             .filter_map(ip_of)

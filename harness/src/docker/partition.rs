@@ -1,8 +1,8 @@
 //! Network partitions as nftables rules inside each receiving node's network namespace,
 //! matched on the source address — so unicast, broadcast and multicast are all cut, and a
-//! one-way cut is just a rule on one side.
+//! one-way cut is just a rule on one side. Which sources each node drops comes from the
+//! shared fault model ([`chat_node::faults::FaultState::dropped_by`]).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Stdio;
@@ -10,62 +10,6 @@ use tokio::io::AsyncWriteExt;
 
 /// Our own nftables table; flushing it (deleting it) heals everything.
 pub const NFT_TABLE: &str = "faultline";
-
-/// Which sources each receiving node drops: receiver id -> source ids.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Blocks {
-    drops: BTreeMap<u64, BTreeSet<u64>>,
-}
-
-impl Blocks {
-    /// `to` no longer hears `from` (a one-way cut).
-    pub fn cut(&mut self, from: u64, to: u64) {
-        if from != to {
-            self.drops.entry(to).or_default().insert(from);
-        }
-    }
-
-    /// Nodes in different groups stop hearing each other. Nodes in no group keep their links.
-    pub fn partition(&mut self, groups: &[Vec<u64>]) {
-        for (gi, group) in groups.iter().enumerate() {
-            for (gj, other) in groups.iter().enumerate() {
-                if gi == gj {
-                    continue;
-                }
-                for &to in group {
-                    for &from in other {
-                        self.cut(from, to);
-                    }
-                }
-            }
-        }
-    }
-
-    /// `node` is cut off from every node in `all` in both directions.
-    pub fn isolate(&mut self, node: u64, all: &[u64]) {
-        for &other in all {
-            self.cut(other, node);
-            self.cut(node, other);
-        }
-    }
-
-    /// Everything heals.
-    pub fn clear(&mut self) {
-        self.drops.clear();
-    }
-
-    /// Sources node `to` drops.
-    pub fn dropped_by(&self, to: u64) -> Vec<u64> {
-        self.drops
-            .get(&to)
-            .map(|s| s.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.drops.values().all(|s| s.is_empty())
-    }
-}
 
 /// The nft script that makes a node drop everything from `sources` (an empty list leaves the
 /// table in place, empty: an idempotent heal). Recreating the table replaces earlier rules.
@@ -193,28 +137,6 @@ pub async fn run_in_netns(pid: u32, tool: &str, args: &[&str]) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_cuts_both_ways_between_groups_only() {
-        let mut b = Blocks::default();
-        b.partition(&[vec![1, 2], vec![3, 4, 5]]);
-        assert_eq!(b.dropped_by(1), vec![3, 4, 5]);
-        assert_eq!(b.dropped_by(4), vec![1, 2]);
-        b.clear();
-        assert!(b.is_empty());
-    }
-
-    #[test]
-    fn cut_is_one_way_and_isolate_is_two_way() {
-        let mut b = Blocks::default();
-        b.cut(1, 2);
-        assert_eq!(b.dropped_by(2), vec![1]);
-        assert!(b.dropped_by(1).is_empty());
-        b.isolate(3, &[1, 2, 3]);
-        assert_eq!(b.dropped_by(3), vec![1, 2]);
-        assert_eq!(b.dropped_by(1), vec![3]);
-        assert_eq!(b.dropped_by(2), vec![1, 3]);
-    }
 
     #[test]
     fn script_drops_listed_sources_and_heals_when_empty() {

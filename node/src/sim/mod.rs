@@ -11,12 +11,13 @@ pub mod workload;
 use crate::core::rng::SplitMix64;
 use crate::core::{Config, Input, Millis, Node, Output, Persist, Restored, TICK_MS};
 use crate::events::EventRecord;
+use crate::faults::FaultState;
 use crate::ids::{ConnId, NodeId, Role};
 use crate::settings::{ElectionKind, QuorumMode};
 use checker::Checker;
 use client::SimClient;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap};
 
 /// Settings of one simulated cluster.
 #[derive(Clone, Debug)]
@@ -97,8 +98,8 @@ pub struct Sim {
     packets: BTreeMap<usize, Packet>,
     next_packet: usize,
     seq: u64,
-    /// (from, to) pairs whose datagrams are cut.
-    blocked: BTreeSet<(usize, usize)>,
+    /// Which nodes are up or paused and which links are cut: the model the harness uses too.
+    faults: FaultState<usize>,
     pub clients: Vec<SimClient>,
     /// conn -> (client, node)
     conns: BTreeMap<ConnId, (usize, usize)>,
@@ -123,7 +124,7 @@ impl Sim {
             packets: BTreeMap::new(),
             next_packet: 0,
             seq: 0,
-            blocked: BTreeSet::new(),
+            faults: FaultState::new(0..cfg.nodes),
             clients: Vec::new(),
             conns: BTreeMap::new(),
             next_conn: 1,
@@ -174,6 +175,7 @@ impl Sim {
         let restored = Restored::replay(&self.nodes[i].disk);
         self.nodes[i].node = Some(Node::new(cfg, restored, self.now));
         self.nodes[i].boots += 1;
+        self.faults.restart(i);
         self.checker.node_restarted(i);
     }
 
@@ -201,6 +203,7 @@ impl Sim {
             return;
         }
         self.nodes[i].paused = false;
+        self.faults.crash(i);
         self.nodes[i].buffered.clear();
         let dropped: Vec<ConnId> = self
             .conns
@@ -228,6 +231,7 @@ impl Sim {
     pub fn pause(&mut self, i: usize) {
         if self.nodes[i].node.is_some() {
             self.nodes[i].paused = true;
+            self.faults.pause(i);
         }
     }
 
@@ -236,30 +240,36 @@ impl Sim {
             return;
         }
         self.nodes[i].paused = false;
+        self.faults.resume(i);
         for p in std::mem::take(&mut self.nodes[i].buffered) {
             self.deliver(p);
         }
     }
 
-    /// Cuts every link between different groups (nodes in no group are cut from all).
+    /// Cuts every link between different groups (added to the cuts in force). Here a node
+    /// in no group is a group of its own: cut from all.
     pub fn partition(&mut self, groups: &[Vec<usize>]) {
-        let group_of = |n: usize| groups.iter().position(|g| g.contains(&n));
-        for a in 0..self.nodes.len() {
-            for b in 0..self.nodes.len() {
-                if a != b && (group_of(a).is_none() || group_of(a) != group_of(b)) {
-                    self.blocked.insert((a, b));
-                }
+        let mut all: Vec<Vec<usize>> = groups.to_vec();
+        for n in 0..self.nodes.len() {
+            if !groups.iter().any(|g| g.contains(&n)) {
+                all.push(vec![n]);
             }
         }
+        self.faults.partition(&all);
     }
 
     /// One-way cut: datagrams from `from` no longer reach `to`.
     pub fn cut(&mut self, from: usize, to: usize) {
-        self.blocked.insert((from, to));
+        self.faults.cut(from, to);
     }
 
     pub fn heal(&mut self) {
-        self.blocked.clear();
+        self.faults.heal();
+    }
+
+    /// The fault state the simulated network and nodes are in (the shared model).
+    pub fn faults(&self) -> &FaultState<usize> {
+        &self.faults
     }
 
     pub fn set_loss(&mut self, drop: f64, duplicate: f64) {
@@ -387,7 +397,7 @@ impl Sim {
     }
 
     fn send_datagram(&mut self, from: usize, to: usize, bytes: &[u8]) {
-        if self.blocked.contains(&(from, to)) || self.rng.chance(self.cfg.drop) {
+        if !self.faults.link_open(from, to) || self.rng.chance(self.cfg.drop) {
             return;
         }
         let copies = if self.rng.chance(self.cfg.duplicate) {
@@ -411,7 +421,7 @@ impl Sim {
     fn deliver(&mut self, p: Packet) {
         match p {
             Packet::Datagram { from, to, bytes } => {
-                if self.blocked.contains(&(from, to)) || self.nodes[to].node.is_none() {
+                if !self.faults.link_open(from, to) || self.nodes[to].node.is_none() {
                     return;
                 }
                 if self.nodes[to].paused {
