@@ -8,7 +8,7 @@ use super::timeline::Timeline;
 use super::CheckResult;
 use crate::history::{FaultAction, Record};
 use crate::observed::Observed;
-use crate::scenario::{Quorum, Scenario};
+use crate::scenario::Scenario;
 use chat_node::events::{Credentials, Event};
 use chat_node::ids::{NodeId, Role};
 use std::collections::{BTreeMap, BTreeSet};
@@ -210,10 +210,13 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             .find(|w| w.ts >= start)
             .map(|w| w.ts - start);
     }
-    // A graceful stop makes the leader leave (its `stopping` event, as leader) before the
-    // stop fault is recorded, and a successor may even be elected before it: measure such
-    // a failover from the moment the leader began to stop.
+    // A graceful stop makes the leader leave (its `stopping` event, as leader) before the stop
+    // fault is recorded, and a successor may even be elected before it: measure such a
+    // failover from the moment the leader began to stop. Only a `stop` of that very node
+    // uses it, once (a partition or heal lists every node, and is not that stop).
+    let quorum = crate::faults::quorum(&s.cluster);
     let mut leader_stopping_at: BTreeMap<NodeId, u64> = BTreeMap::new();
+    let mut fault_index = 0usize;
     for r in records {
         if let Record::Node(ev) = r {
             if ev.role == Role::Leader && matches!(ev.event, Event::Stopping { .. }) {
@@ -221,48 +224,49 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             }
         }
         if let Record::Fault(f) = r {
-            let stopped_leader = f.nodes.iter().find_map(|n| {
-                leader_stopping_at
-                    .get(n)
-                    .filter(|t| **t <= f.ts_ms && f.ts_ms - **t < 10_000)
-                    .map(|t| (*n, *t))
-            });
+            let k = fault_index;
+            fault_index += 1;
+            let stopped_leader = if f.action == FaultAction::Stop {
+                f.nodes.iter().find_map(|n| {
+                    leader_stopping_at
+                        .get(n)
+                        .filter(|t| **t <= f.ts_ms && f.ts_ms - **t < 10_000)
+                        .map(|t| (*n, *t))
+                })
+            } else {
+                None
+            };
+            if let Some((n, _)) = stopped_leader {
+                leader_stopping_at.remove(&n);
+            }
             let old = stopped_leader.map(|(n, _)| n).or(obs.current_leader());
             if let Some(old) = old {
                 let from_ts = stopped_leader.map(|(_, t)| t).unwrap_or(f.ts_ms);
-                let takes_leader = match f.action {
-                    FaultAction::Kill
-                    | FaultAction::Stop
-                    | FaultAction::Pause
-                    | FaultAction::Isolate => f.nodes.contains(&old),
-                    FaultAction::Partition => {
-                        let maj = s.cluster.cluster_size / 2 + 1;
-                        s.cluster.quorum == Quorum::Majority
-                            && f.groups.iter().any(|g| g.contains(&old) && g.len() < maj)
-                    }
-                    _ => false,
-                };
+                let before = timeline.before(k);
+                let after = timeline.after(k);
+                // The fault takes the leader away when, with every fault in force, it can no
+                // longer gather a quorum around itself (with `--quorum none`: it is gone).
+                let takes_leader = (stopped_leader.is_some() || before.can_lead(old, quorum))
+                    && !after.can_lead(old, quorum);
                 if takes_leader {
-                    let mut probe = obs.clone();
-                    probe.apply(r);
-                    let remaining = probe.live_nodes().len();
-                    let quorum_left =
-                        s.cluster.quorum == Quorum::None || remaining > s.cluster.cluster_size / 2;
-                    let next = all_wins
-                        .iter()
-                        .find(|w| w.ts >= from_ts && w.node != old)
-                        .map(|w| w.ts - from_ts);
-                    match next {
-                        Some(ms) => failovers.push(ms),
-                        None if quorum_left => violations.push(format!(
+                    match failover(
+                        &timeline,
+                        records,
+                        &all_wins,
+                        old,
+                        from_ts,
+                        quorum,
+                        deadline_ms,
+                    ) {
+                        Failover::Took(ms) => failovers.push(ms),
+                        Failover::Missing => violations.push(format!(
                             "no new leader after the {} of leader {old} at step {}",
                             f.action.keyword(),
                             f.step.map(|i| (i + 1).to_string()).unwrap_or("-".into())
                         )),
-                        None => notes.push(format!(
-                            "{} of leader {old}: no quorum left, no new leader expected",
-                            f.action.keyword()
-                        )),
+                        Failover::NotExpected(why) => {
+                            notes.push(format!("{} of leader {old}: {why}", f.action.keyword()))
+                        }
                     }
                 }
             }
@@ -311,6 +315,93 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         headroom_ms: worst.map(|w| deadline_ms as i64 - w as i64),
         details: violations,
     }
+}
+
+/// How a failover went.
+enum Failover {
+    /// A new leader this many ms after a quorum could elect one.
+    Took(u64),
+    /// A quorum could elect for longer than the deadline, and nobody else won (before the
+    /// old leader could lead again, or the run ended).
+    Missing,
+    /// No failover was owed (no quorum, or the old leader came back first).
+    NotExpected(String),
+}
+
+/// After leader `old` was taken away at `from_ts`: a win by another node, measured from the
+/// moment a group of live nodes that talk both ways held a quorum (the whole fault state at
+/// each instant, from the one fault model). While no quorum exists nothing can be elected, so
+/// the clock starts again when one is restored — for a restart, once the restarted node's
+/// process has said `started`. If the old leader can lead again before anyone else won, no
+/// failover was owed, unless a quorum had waited longer than the deadline by then.
+fn failover(
+    timeline: &Timeline,
+    records: &[Record],
+    wins: &[Win],
+    old: NodeId,
+    from_ts: u64,
+    quorum: usize,
+    deadline_ms: u64,
+) -> Failover {
+    let next_win = wins.iter().find(|w| w.ts >= from_ts && w.node != old);
+    let until = next_win.map(|w| w.ts).unwrap_or(u64::MAX);
+    let end = records.last().map(Record::ts_ms).unwrap_or(from_ts);
+    let mut anchor: Option<u64> = None;
+    for (ts, state) in timeline.changes_from(from_ts) {
+        if ts > until {
+            break;
+        }
+        if ts > from_ts && state.can_lead(old, quorum) {
+            return match anchor {
+                Some(a) if ts.saturating_sub(a) > deadline_ms => Failover::Missing,
+                _ => Failover::NotExpected(format!(
+                    "it could lead again {} ms later, before another node won",
+                    ts - from_ts
+                )),
+            };
+        }
+        if state.quorum_possible(quorum) {
+            if anchor.is_none() {
+                anchor = Some(started_after(records, timeline, ts).max(ts));
+            }
+        } else {
+            anchor = None;
+        }
+    }
+    match (next_win, anchor) {
+        (Some(w), Some(a)) => Failover::Took(w.ts.saturating_sub(a)),
+        // Won while no group held a quorum: the other checks judge that; measure from the fault.
+        (Some(w), None) => Failover::Took(w.ts - from_ts),
+        (None, Some(a)) if end > a + deadline_ms => Failover::Missing,
+        (None, Some(_)) => Failover::NotExpected("the run ended before the deadline".into()),
+        (None, None) => Failover::NotExpected("no quorum left, no new leader expected".into()),
+    }
+}
+
+/// When the nodes restarted by the fault stamped `ts` (if any) said `started`.
+fn started_after(records: &[Record], timeline: &Timeline, ts: u64) -> u64 {
+    let restarted: Vec<NodeId> = timeline
+        .faults
+        .iter()
+        .filter(|f| f.ts_ms == ts && f.action == FaultAction::Restart)
+        .flat_map(|f| f.nodes.iter().copied())
+        .collect();
+    if restarted.is_empty() {
+        return ts;
+    }
+    records
+        .iter()
+        .find_map(|r| match r {
+            Record::Node(ev)
+                if ev.ts_ms >= ts
+                    && restarted.contains(&ev.node)
+                    && matches!(ev.event, Event::Started { .. }) =>
+            {
+                Some(ev.ts_ms)
+            }
+            _ => None,
+        })
+        .unwrap_or(ts)
 }
 
 fn lcr_rule(records: &[Record], wins: &[Win], timeline: &Timeline, violations: &mut Vec<String>) {
@@ -459,7 +550,10 @@ mod tests {
         let c = run(r);
         assert!(!c.passed);
         assert_eq!(c.headroom_ms, Some(-1200));
-        let r: Vec<Record> = healthy().into_iter().filter(|r| r.ts_ms() < 2500).collect();
+        let mut r: Vec<Record> = healthy().into_iter().filter(|r| r.ts_ms() < 2500).collect();
+        // The run ends right after the kill: too early to demand a leader.
+        assert!(run(r.clone()).passed);
+        r.push(fault(4000, FaultAction::Heal, &[]));
         let c = run(r);
         assert!(!c.passed);
         assert!(
@@ -504,6 +598,104 @@ mod tests {
             c.details[0].contains("already committed"),
             "{:?}",
             c.details
+        );
+    }
+
+    #[test]
+    fn a_failover_across_a_lost_quorum_counts_from_its_restoration() {
+        // Issue 10 a: 5 nodes; the leader and two followers die (no quorum left); one comes
+        // back 4.5 s later and says `started` 300 ms after that; a leader 700 ms later.
+        let s = scenario_nodes("election", 5);
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3, 4, 5])];
+        r.extend(elect(800, 5, 1, &[1, 2, 3, 4], (0, 0)));
+        r.push(fault(2000, FaultAction::Kill, &[5, 4, 3]));
+        r.push(fault(6500, FaultAction::Restart, &[4]));
+        r.push(started(6800, 4, 5));
+        r.extend(elect(7500, 4, 2, &[1, 2], (0, 0)));
+        r.sort_by_key(Record::ts_ms);
+        let c = check(&s, &r, 1140, "1140ms".into());
+        assert!(c.passed, "{c:?}");
+        assert!(c.figure.starts_with("failover 700 ms"), "{}", c.figure);
+    }
+
+    #[test]
+    fn no_leader_is_owed_while_no_group_holds_a_quorum() {
+        // Issue 10 g: 3 nodes; a follower stopped, then the leader isolated: 1 of 3 cannot
+        // elect, and after the heal the old leader may simply go on.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.extend(elect(800, 3, 1, &[1, 2], (0, 0)));
+        r.push(fault(2000, FaultAction::Stop, &[1]));
+        r.push(fault(3000, FaultAction::Isolate, &[3]));
+        r.push(fault(6000, FaultAction::Heal, &[]));
+        r.push(committed(9000, 3, 1, Role::Leader, 1, "a"));
+        let c = run(r);
+        assert!(c.passed, "{c:?}");
+        // 5 nodes, [leader] | [x, y] | [z, w]: no group of 3, so no failover is timed.
+        let s = scenario_nodes("election", 5);
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3, 4, 5])];
+        r.extend(elect(800, 5, 1, &[1, 2, 3, 4], (0, 0)));
+        r.push(partition(2000, &[&[5], &[1, 2], &[3, 4]]));
+        r.push(fault(4000, FaultAction::Heal, &[]));
+        r.extend(elect(4737, 4, 2, &[1, 2, 3, 5], (0, 0)));
+        r.sort_by_key(Record::ts_ms);
+        let c = check(&s, &r, 1140, "1140ms".into());
+        assert!(c.passed, "{c:?}");
+        assert!(c.figure.starts_with("no failover"), "{}", c.figure);
+        // But a quorum that could elect and did not, fails.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3, 4, 5])];
+        r.extend(elect(800, 5, 1, &[1, 2, 3, 4], (0, 0)));
+        r.push(partition(2000, &[&[5], &[1, 2, 3, 4]]));
+        r.push(fault(6000, FaultAction::Heal, &[]));
+        let c = check(&s, &r, 1140, "1140ms".into());
+        assert!(!c.passed, "{c:?}");
+        assert!(
+            c.details[0].contains("no new leader after the partition of leader 5"),
+            "{:?}",
+            c.details
+        );
+    }
+
+    #[test]
+    fn a_partition_after_a_graceful_stop_is_not_that_stops_failover() {
+        // Issue 10 h: leader 3 stops, 2 wins; a partition (listing every node, 3 included)
+        // isolates the new leader 2 within 10 s: that is 2's loss, and it must be timed.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3, 4, 5])];
+        r.extend(elect(800, 3, 1, &[1, 2, 4, 5], (0, 0)));
+        r.push(ev(
+            2000,
+            3,
+            1,
+            Role::Leader,
+            Event::Stopping {
+                reason: "shutdown".into(),
+            },
+        ));
+        r.extend(elect(2500, 2, 2, &[1, 4, 5], (0, 0)));
+        r.push(fault(2010, FaultAction::Stop, &[3]));
+        // As the runner records it: the partition lists every node it names.
+        let mut p = partition(4000, &[&[2], &[1, 3, 4, 5]]);
+        if let Record::Fault(f) = &mut p {
+            f.nodes = f.groups.concat();
+        }
+        r.push(p);
+        r.push(fault(9000, FaultAction::Heal, &[]));
+        r.sort_by_key(Record::ts_ms);
+        let s = scenario_nodes("election", 5);
+        let c = check(&s, &r, 1140, "1140ms".into());
+        assert!(!c.passed, "the new leader's loss went unchecked: {c:?}");
+        assert!(
+            c.details[0].contains("no new leader after the partition of leader 2"),
+            "{:?}",
+            c.details
+        );
+        r.extend(elect(4900, 4, 3, &[1, 5], (0, 0)));
+        r.sort_by_key(Record::ts_ms);
+        let c = check(&s, &r, 1140, "1140ms".into());
+        assert!(c.passed, "{c:?}");
+        assert!(
+            c.figure.starts_with("failover 900 ms (max of 2)"),
+            "{}",
+            c.figure
         );
     }
 }

@@ -7,9 +7,14 @@ use chat_node::ids::{NodeId, Role};
 use chat_node::protocol::InboxMessage;
 
 pub fn scenario(checks: &str) -> Scenario {
+    scenario_nodes(checks, 3)
+}
+
+/// [`scenario`] with `nodes` nodes.
+pub fn scenario_nodes(checks: &str, nodes: usize) -> Scenario {
     let text = format!(
         "name: t\nabout: a hand-made history for a checker test\n\
-         cluster: {{nodes: 3, heartbeat: 100ms, failure_timeout: 500ms}}\n\
+         cluster: {{nodes: {nodes}, heartbeat: 100ms, failure_timeout: 500ms}}\n\
          workload: {{users: 3, rooms: [general], rate: 5/s}}\n\
          steps:\n  - sleep: 1s\nchecks: [{checks}]\n"
     );
@@ -75,6 +80,25 @@ pub fn elect(ts: u64, leader: u64, epoch: u64, followers: &[u64], c: (u64, u64))
         ));
     }
     v
+}
+
+/// Node `node`'s `started` event (a new incarnation) in a cluster of `size`.
+pub fn started(ts: u64, node: u64, size: usize) -> Record {
+    ev(
+        ts,
+        node,
+        0,
+        Role::Follower,
+        Event::Started {
+            cluster: "t".into(),
+            election: "lcr".into(),
+            quorum: "majority".into(),
+            cluster_size: size,
+            heartbeat_ms: 100,
+            failure_timeout_ms: 500,
+            restored_entries: 0,
+        },
+    )
 }
 
 pub fn view(ts: u64, node: u64, epoch: u64, role: Role, members: &[u64]) -> Record {
