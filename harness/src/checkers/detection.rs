@@ -146,6 +146,21 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             .unwrap_or(fault_ts)
     };
     let believed = beliefs(records);
+    let starts: Vec<(NodeId, u64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev) if matches!(ev.event, Event::Started { .. }) => {
+                Some((ev.node, ev.ts_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    let first_start = |p: NodeId, from: u64| {
+        starts
+            .iter()
+            .find(|(n, t)| *n == p && *t >= from)
+            .map(|(_, t)| *t)
+    };
     let mut expected: Vec<Expected> = Vec::new();
     let mut not_new = 0usize;
     for (k, f) in t.faults.iter().enumerate() {
@@ -196,10 +211,20 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         // Only required when the silence lasts at least the failure timeout (shorter ones
         // need not be noticed), the observer is live meanwhile, and the run went on long
         // enough to see it.
+        // A restarted peer is silent until its new process starts (its `started` event),
+        // not only until `docker start` was issued.
         let silence_lasts = t
             .silences(e.observer, e.peer)
             .iter()
-            .any(|(a, b)| *a <= e.fault_ts && e.fault_ts < *b && *b >= e.since + failure_timeout);
+            .find(|(a, b)| *a <= e.fault_ts && e.fault_ts < *b)
+            .is_some_and(|(_, b)| {
+                let end = if t.is_down(e.peer, e.fault_ts) {
+                    first_start(e.peer, *b).unwrap_or(*b)
+                } else {
+                    *b
+                };
+                end >= e.since + failure_timeout
+            });
         let window_end = e.since + deadline_ms;
         if !silence_lasts || !t.live_throughout(e.observer, e.since, window_end) || window_end > end
         {
@@ -493,6 +518,27 @@ mod tests {
         ));
         let c = run(r);
         assert!(c.passed, "{c:?}");
+    }
+
+    #[test]
+    fn a_restarted_peer_is_silent_until_its_process_starts() {
+        // Killed at 1000, `docker start` at 1200, but the node says `started` only at 1600:
+        // 600 ms of silence, longer than the failure timeout.
+        let mut r = all_heard(100);
+        r.extend([
+            fault(0, FaultAction::Start, &[1, 2, 3]),
+            fault(1000, FaultAction::Kill, &[3]),
+            fault(1200, FaultAction::Restart, &[3]),
+            started(1600, 3, 3),
+            fault(5000, FaultAction::Heal, &[]),
+        ]);
+        let c = run(r.clone());
+        assert!(!c.passed, "{c:?}");
+        r.push(peer_down(1510, 1, 3));
+        r.push(peer_down(1520, 2, 3));
+        let c = run(r);
+        assert!(c.passed, "{c:?}");
+        assert!(c.figure.starts_with("detection 520 ms"), "{}", c.figure);
     }
 
     #[test]
