@@ -126,7 +126,7 @@ next_steps() {
     cat <<'EOF'
 
 Chat (two terminals, two people):
-  make chat USER=alice        then: /join general, type a line, /msg bob hi, /who, /status, /help
+  make chat USER=alice        choose a password (first login registers the name), then: /join general, type a line, /msg bob hi, /who, /status, /help
   make chat USER=bob
 
 Break it, then look again with `make state`:

@@ -48,6 +48,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// A message is retried (same id) across failovers for this long before it counts as failed.
 const RETRY_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A random password for one workload user: 24 hex digits (96 bits).
+fn generated_password() -> String {
+    use rand::Rng;
+    let bits: u128 = rand::thread_rng().gen::<u128>() >> 32;
+    format!("{bits:024x}")
+}
+
 impl Workload {
     /// Starts the users against `servers` (the nodes' client addresses) of cluster `cluster`;
     /// records go to `sink`.
@@ -73,7 +80,10 @@ impl Workload {
         for (index, name) in names.iter().enumerate() {
             let (tx, rx) = mpsc::unbounded_channel();
             commands.insert(name.clone(), tx);
-            let mut config = SessionConfig::new(name);
+            // Each user registers with a fresh random password at its first login and keeps
+            // it for the run (protocol version 2: a name's later logins need it).
+            let password = generated_password();
+            let mut config = SessionConfig::new(name, &password);
             config.cluster = cluster.to_string();
             // Every user starts on a different server, so not all of them hit one node first.
             config.servers = servers.clone();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 type Fail = Box<dyn std::error::Error>;
 
 fn session(user: &str) -> Session {
-    let mut config = SessionConfig::new(user);
+    let mut config = SessionConfig::new(user, &format!("smoke-{user}-{}", std::process::id()));
     config.retry_deadline = Duration::from_secs(20);
     config.discovery_window = Duration::from_millis(400);
     Session::new(config)

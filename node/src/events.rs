@@ -135,6 +135,9 @@ pub enum Event {
         conn: u64,
         mailbox: u64,
     },
+    /// A login was refused: wrong password (or a registration that lost a race). The
+    /// password is never logged.
+    AuthFailed { user: String, conn: u64 },
     /// A datagram or client line was refused. `count` is the node's running total.
     InputRejected {
         source: String,

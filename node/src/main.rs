@@ -18,7 +18,7 @@ Examples:
   chat-node serve --id 1 --cluster-size 3 --data-dir /var/lib/chat-node
   chat-node serve --cluster-size 3 --log-format pretty     # random id, memory only
 
-  # chat: finds a server by broadcast (or give --server ip:7070)
+  # chat: finds a server by broadcast (or give --server ip:7070); asks for the password
   chat-node client --user alice
 
   # ask a node how it sees the cluster; the container healthcheck
@@ -48,8 +48,11 @@ Events go to stdout as JSON lines (see docs/EVENTS.md); diagnostics go to stderr
     #[command(after_help = "\
 Examples:
   chat-node client --user alice                     # find a server by broadcast
-  chat-node client --user bob --server 10.99.0.2:7070
-  printf '/join general\\nhello\\n/quit\\n' | chat-node client --user carol")]
+  chat-node client --user bob --server 10.99.0.2:7070 --password-file ~/.chat-pw
+  printf '/join general\\nhello\\n/quit\\n' | CHAT_PASSWORD=s3cret chat-node client --user carol
+
+The first login of a name registers it with the password given; every later login needs it.
+Without --password-file or CHAT_PASSWORD the password is asked on the terminal (not echoed).")]
     Client(ClientArgs),
 
     /// Print how a node sees the cluster (leader, epoch, members).
@@ -69,6 +72,10 @@ struct ClientArgs {
     /// Your user name (1-32 characters of A-Z a-z 0-9 _ . -).
     #[arg(long, env = "CHAT_USER")]
     user: String,
+    /// A file whose first line is the password (for scripts). Default: CHAT_PASSWORD, else
+    /// ask on the terminal without echo.
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
     /// A server's client address; repeat for several. Default: find servers by broadcast.
     #[arg(long = "server", env = "CHAT_SERVER", value_delimiter = ',')]
     servers: Vec<String>,
@@ -123,6 +130,33 @@ fn runtime(multi_thread: bool) -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
+/// The client's password: `--password-file`, else `CHAT_PASSWORD`, else asked on the
+/// terminal without echo.
+fn password(args: &ClientArgs) -> anyhow::Result<String> {
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading --password-file {}: {e}", path.display()))?;
+        let first = text.lines().next().unwrap_or("").to_string();
+        if first.is_empty() {
+            anyhow::bail!(
+                "--password-file {}: the first line is empty",
+                path.display()
+            );
+        }
+        return Ok(first);
+    }
+    if let Ok(password) = std::env::var("CHAT_PASSWORD") {
+        if !password.is_empty() {
+            return Ok(password);
+        }
+    }
+    rpassword::prompt_password(format!("password for {}: ", args.user)).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot ask for the password ({e}): give --password-file PATH or set CHAT_PASSWORD"
+        )
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -135,13 +169,15 @@ fn main() -> ExitCode {
         }
         Command::Client(args) => {
             init_tracing("warn");
-            let mut config = SessionConfig::new(&args.user);
-            config.cluster = args.cluster;
-            config.peer_port = args.peer_port;
-            config.servers = args.servers;
-            runtime(true)
-                .map_err(Into::into)
-                .and_then(|rt| rt.block_on(ui::run(config)).map(|_| ExitCode::SUCCESS))
+            password(&args).and_then(|password| {
+                let mut config = SessionConfig::new(&args.user, &password);
+                config.cluster = args.cluster;
+                config.peer_port = args.peer_port;
+                config.servers = args.servers;
+                runtime(true)
+                    .map_err(Into::into)
+                    .and_then(|rt| rt.block_on(ui::run(config)).map(|_| ExitCode::SUCCESS))
+            })
         }
         Command::Status(args) => {
             init_tracing("warn");

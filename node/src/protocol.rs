@@ -4,14 +4,17 @@
 use crate::ids::{NodeId, Role};
 use serde::{Deserialize, Serialize};
 
-/// Version of the client protocol, sent in the `welcome` line.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the client protocol, sent in the `welcome` line. Version 2: passwords and
+/// server-issued session tokens (docs/PROTOCOL.md, "Changes from version 1").
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Longest accepted client line in bytes (including the JSON around the text).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Longest accepted chat text in bytes.
 pub const MAX_TEXT_BYTES: usize = 4 * 1024;
 /// Longest accepted user or room name in bytes.
 pub const MAX_NAME_BYTES: usize = 32;
+/// Longest accepted password in bytes (at least 1).
+pub const MAX_PASSWORD_BYTES: usize = 256;
 
 /// One line from a client: an optional request number echoed in the reply, and the request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,12 +29,15 @@ pub struct ClientFrame {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
-    /// Log in (registering the name on first use). `session` is a client-chosen token: a login
-    /// with the same token takes over the user's old session (reconnect after failover); a
-    /// login of an online name with another token is refused. `since` is the highest inbox
-    /// sequence the client already has; without it the server resumes after the last `ack`.
+    /// Log in. The first login of a name registers it with `password`; every later login
+    /// needs the same password. `session` is a token the server issued at an earlier login:
+    /// with the user's current token the login takes the session over (the reconnect after a
+    /// failover); a login of an online name without it is refused. `since` is the highest
+    /// inbox sequence the client already has; without it the server resumes after the last
+    /// `ack`.
     Login {
         user: String,
+        password: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +120,13 @@ pub struct OkReply {
     /// For `login`: how many stored messages follow.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<u64>,
+    /// For `login`: the session token the server issued (send it with the next login to take
+    /// this session over after a reconnect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// For `login`: this login registered the name (its first login).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub registered: bool,
     /// For `who`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<String>>,
@@ -147,6 +160,8 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// The name is online in another session.
     NameTaken,
+    /// Wrong password for a registered name (or a registration that lost a race).
+    AuthFailed,
     /// The recipient has never registered.
     UnknownUser,
     /// The user is not a member of that room.
@@ -156,6 +171,11 @@ pub enum ErrorCode {
     /// The leader lost its leadership or its quorum before the request committed: retry
     /// (with the same message id) once a leader is known.
     Unavailable,
+    /// The server has as many connections as it accepts (`--max-connections`); it closes
+    /// this one. Try another server or later.
+    TooManyConnections,
+    /// The connection did not log in within the login timeout; the server closes it.
+    LoginTimeout,
 }
 
 /// A room and its members.
@@ -256,7 +276,7 @@ mod tests {
             leader: None,
             leader_addr: None,
         });
-        let line = r#"{"type":"welcome","node":3,"cluster":"c","version":1,"role":"leader"}"#;
+        let line = r#"{"type":"welcome","node":3,"cluster":"c","version":2,"role":"leader"}"#;
         assert_eq!(serde_json::to_string(&w).unwrap(), line);
         assert_eq!(serde_json::from_str::<ServerLine>(line).unwrap(), w);
     }

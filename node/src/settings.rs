@@ -122,6 +122,23 @@ pub struct ServeArgs {
     /// and a restarted node comes back empty (and must not have voted: see ARCHITECTURE.md).
     #[arg(long, env = "CHAT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// Client connections served at once. One more is answered with a `too_many_connections`
+    /// error line and closed. Kept well below the open-file limit (the node lowers it and
+    /// says so if it is not), so the node always has descriptors for its own work.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 1000)]
+    pub max_connections: usize,
+
+    /// A client connection that has not logged in this long after connecting is closed with
+    /// a `login_timeout` error line.
+    #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value = "5s", value_parser = duration_arg)]
+    pub login_timeout: Duration,
+
+    /// Start even though the data directory has a node id but no durable hard state (epoch
+    /// and vote): the node may then vote a second time in an epoch it already voted in. Only
+    /// for a node whose state was lost for good, while the rest of the cluster keeps a majority.
+    #[arg(long, env = "CHAT_ACCEPT_DATA_LOSS")]
+    pub accept_data_loss: bool,
 }
 
 /// Helpers for tests elsewhere in the crate.

@@ -78,7 +78,7 @@ async fn fake(welcome: Value, script: Script) -> Fake {
 }
 
 fn welcome(node: u64, role: &str, leader_addr: Option<&str>) -> Value {
-    let mut w = json!({"type":"welcome","node":node,"cluster":"faultline","version":1,"role":role});
+    let mut w = json!({"type":"welcome","node":node,"cluster":"faultline","version":2,"role":role});
     if let Some(addr) = leader_addr {
         w["leader_addr"] = json!(addr);
         w["leader"] = json!(9);
@@ -91,7 +91,7 @@ fn ok(req: &Value) -> Value {
 }
 
 fn config(user: &str, servers: Vec<String>) -> SessionConfig {
-    let mut c = SessionConfig::new(user);
+    let mut c = SessionConfig::new(user, &format!("pw-{user}"));
     c.servers = servers;
     c.request_timeout = Duration::from_millis(500);
     c.retry_deadline = Duration::from_secs(5);
@@ -152,7 +152,7 @@ async fn retries_with_the_same_message_id_after_a_crash_and_unavailable() {
         welcome(9, "leader", None),
         Arc::new(move |line, _| match line["op"].as_str() {
             Some("login") => vec![Act::Reply(
-                json!({"type":"ok","req":line["req"],"mailbox":0}),
+                json!({"type":"ok","req":line["req"],"mailbox":0,"session":"0123456789abcdef0123456789abcdef"}),
             )],
             Some("send") => {
                 let mut n = counter.lock().unwrap();
@@ -187,10 +187,18 @@ async fn retries_with_the_same_message_id_after_a_crash_and_unavailable() {
         "same id on every retry: {ids:?}"
     );
     assert_eq!(ids[0].as_str(), Some(outcome.id.as_str()));
-    // Logged in again after each failure, with the same session token.
+    // Logged in again after each failure with the password and the token the server issued.
     let logins = leader.ops("login");
     assert_eq!(logins.len(), 3);
-    assert!(logins.iter().all(|l| l["session"] == logins[0]["session"]));
+    assert!(logins.iter().all(|l| l["password"] == "pw-alice"));
+    assert_eq!(
+        logins[0].get("session"),
+        None,
+        "no token before the server issues one"
+    );
+    assert!(logins[1..]
+        .iter()
+        .all(|l| l["session"] == "0123456789abcdef0123456789abcdef"));
     let attempts = events
         .lock()
         .unwrap()

@@ -101,7 +101,7 @@ async fn wait_for_leader(lines: &Arc<Mutex<Vec<String>>>) {
 }
 
 fn session(user: &str, client_addr: &str) -> Session {
-    let mut config = SessionConfig::new(user);
+    let mut config = SessionConfig::new(user, &format!("pw-{user}"));
     config.servers = vec![client_addr.to_string()];
     Session::new(config)
 }

@@ -30,6 +30,8 @@ pub struct SessionConfig {
     /// Client addresses (`ip:port`) to try; empty means "discover by broadcast".
     pub servers: Vec<String>,
     pub user: String,
+    /// The user's password: registers the name at its first login, needed at every later one.
+    pub password: String,
     /// Time allowed to open a connection and read the welcome line. Short: a crashed
     /// server's address often does not answer at all, and another server may be leading.
     pub connect_timeout: Duration,
@@ -44,12 +46,13 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    pub fn new(user: &str) -> SessionConfig {
+    pub fn new(user: &str, password: &str) -> SessionConfig {
         SessionConfig {
             cluster: "faultline".into(),
             peer_port: 7400,
             servers: Vec::new(),
             user: user.into(),
+            password: password.into(),
             connect_timeout: Duration::from_millis(500),
             request_timeout: Duration::from_secs(2),
             retry_deadline: Duration::from_secs(10),
@@ -133,7 +136,12 @@ pub struct SendOutcome {
 /// One user's session (see the module docs).
 pub struct Session {
     config: SessionConfig,
-    token: String,
+    /// The session token the server issued at the last login.
+    token: Option<String>,
+    /// A login request got no answer (timeout, broken connection): it may have committed,
+    /// so until the next successful login a `name_taken` or `auth_failed` may be our own
+    /// earlier session or registration rather than someone else's.
+    login_unanswered: bool,
     ids: MessageIds,
     conn: Option<Connection>,
     /// Where the leader probably is (from a redirect or a welcome line).
@@ -151,7 +159,8 @@ impl Session {
     pub fn new(config: SessionConfig) -> Session {
         Session {
             config,
-            token: MessageIds::new().prefix().to_string(),
+            token: None,
+            login_unanswered: false,
             ids: MessageIds::new(),
             conn: None,
             leader_hint: None,
@@ -594,12 +603,15 @@ impl Session {
         }
         let login = Request::Login {
             user: self.config.user.clone(),
-            session: Some(self.token.clone()),
+            password: self.config.password.clone(),
+            session: self.token.clone(),
             since: (self.highest_useq > 0).then_some(self.highest_useq),
         };
         match conn.request(login, timeout).await {
             Ok(reply) => {
+                self.login_unanswered = false;
                 self.logins += 1;
+                self.token = reply.session.clone();
                 self.conn = Some(conn);
                 self.observe(SessionEvent::Connected {
                     server: addr.to_string(),
@@ -613,10 +625,19 @@ impl Session {
                     Some(leader) => Err(Redirect::To(leader)),
                     None => Err(Redirect::Next),
                 },
-                ErrorCode::Unavailable => Err(Redirect::Next),
+                ErrorCode::Unavailable | ErrorCode::TooManyConnections => Err(Redirect::Next),
+                // After an unanswered login these may be our own earlier attempt (a session
+                // the server closes when it sees the old connection gone, a registration that
+                // committed): try again until the deadline.
+                ErrorCode::AuthFailed | ErrorCode::NameTaken if self.login_unanswered => {
+                    Err(Redirect::Next)
+                }
                 _ => Err(Redirect::Fatal(ClientError::Server(reply))),
             },
-            Err(_) => Err(Redirect::Next),
+            Err(_) => {
+                self.login_unanswered = true;
+                Err(Redirect::Next)
+            }
         }
     }
 }

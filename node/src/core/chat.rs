@@ -13,9 +13,14 @@ pub enum ChatOp {
     /// Written by a new leader to commit its epoch; also sets everyone offline (clients log
     /// in again on the new leader).
     NewEpoch,
+    /// A login. `session` is the server-issued token of the session. With `password_hash` it
+    /// is the name's registration: the leader hashed the password (argon2id, random salt)
+    /// before proposing, so every replica stores the same hash and none sees the password.
     Login {
         user: String,
         session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        password_hash: Option<String>,
     },
     Logout {
         user: String,
@@ -77,9 +82,16 @@ impl ChatOp {
 pub struct User {
     /// The session token of the online session, if any.
     pub online: Option<String>,
+    /// The argon2id PHC string of the user's password (`None` only for a name registered by
+    /// a version-1 log entry: its next login sets the password).
+    pub password_hash: Option<String>,
     /// Every message ever delivered to the user; `useq` = position + 1.
     pub inbox: Vec<InboxMessage>,
-    /// The client holds every message up to this `useq`.
+    /// The acknowledgement cursor: the user's client has confirmed (with a committed `ack`)
+    /// that it holds every inbox message with `useq <= acked`. Those messages are never
+    /// replayed again at a login, so a compaction may drop them; `useq` numbering continues.
+    /// Mailbox paging on the leader (`sessions`) also waits for acks, but the cursor moves
+    /// only when an `ack` entry is applied, identically on every replica.
     pub acked: u64,
 }
 
@@ -108,6 +120,8 @@ pub struct ChatReply {
     pub index: Option<u64>,
     pub room_seq: Option<u64>,
     pub duplicate: bool,
+    /// For a login: it registered the name.
+    pub registered: bool,
 }
 
 /// The whole chat state.
@@ -137,7 +151,11 @@ impl ChatState {
                     u.online = None;
                 }
             }
-            ChatOp::Login { user, session } => {
+            ChatOp::Login {
+                user,
+                session,
+                password_hash,
+            } => {
                 let u = self.users.entry(user.clone()).or_default();
                 match &u.online {
                     Some(s) if s != session => {
@@ -145,12 +163,28 @@ impl ChatState {
                             ErrorCode::NameTaken,
                             format!("`{user}` is online in another session"),
                         ));
+                        return out;
+                    }
+                    _ if password_hash.is_some() && u.password_hash.is_some() => {
+                        // Two first logins raced: the earlier registration stands.
+                        out.reply = Err((
+                            ErrorCode::AuthFailed,
+                            format!("`{user}` was registered by another login just now; log in with its password"),
+                        ));
+                        return out;
                     }
                     Some(_) => {} // the same session reconnecting: a takeover
                     None => {
                         u.online = Some(session.clone());
                         out.presence = Some((user.clone(), true));
                     }
+                }
+                if let Some(hash) = password_hash {
+                    u.password_hash = Some(hash.clone());
+                    out.reply = Ok(ChatReply {
+                        registered: true,
+                        ..ChatReply::default()
+                    });
                 }
             }
             ChatOp::Logout { user, session } => {
@@ -241,7 +275,7 @@ impl ChatState {
                             out.reply = Ok(ChatReply {
                                 index: Some(index),
                                 room_seq: Some(seq),
-                                duplicate: false,
+                                ..ChatReply::default()
                             });
                         }
                     }
@@ -258,6 +292,7 @@ impl ChatState {
                 index: Some(*index),
                 room_seq: *room_seq,
                 duplicate: true,
+                registered: false,
             })
     }
 
@@ -286,6 +321,14 @@ impl ChatState {
 
     pub fn is_registered(&self, user: &str) -> bool {
         self.users.contains_key(user)
+    }
+
+    /// The stored password hash of `user` (`None`: not registered, or registered without a
+    /// password by a version-1 entry; either way the next login sets one).
+    pub fn password_hash(&self, user: &str) -> Option<&str> {
+        self.users
+            .get(user)
+            .and_then(|u| u.password_hash.as_deref())
     }
 
     /// The session token `user` is online with.
@@ -337,6 +380,7 @@ mod tests {
             &ChatOp::Login {
                 user: user.into(),
                 session: session.into(),
+                password_hash: None,
             },
         )
     }
@@ -435,5 +479,82 @@ mod tests {
         );
         assert_eq!(s.acked("b"), 2);
         assert_eq!(s.inbox_after("b", 1).len(), 1);
+    }
+
+    fn register(s: &mut ChatState, i: u64, user: &str, session: &str, hash: &str) -> Applied {
+        s.apply(
+            i,
+            &ChatOp::Login {
+                user: user.into(),
+                session: session.into(),
+                password_hash: Some(hash.into()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_registration_stores_the_hash_and_a_racing_second_one_is_refused() {
+        let mut s = ChatState::default();
+        let first = register(&mut s, 1, "alice", "t1", "$argon2id$first");
+        assert!(first.reply.unwrap().registered);
+        assert_eq!(s.password_hash("alice"), Some("$argon2id$first"));
+        s.apply(
+            2,
+            &ChatOp::Logout {
+                user: "alice".into(),
+                session: "t1".into(),
+            },
+        );
+        // A second first-login that was hashed before the first one committed.
+        let second = register(&mut s, 3, "alice", "t2", "$argon2id$second");
+        assert_eq!(second.reply.unwrap_err().0, ErrorCode::AuthFailed);
+        assert_eq!(s.password_hash("alice"), Some("$argon2id$first"));
+        assert_eq!(
+            s.online_session("alice"),
+            None,
+            "the refused login is not online"
+        );
+        // A version-1 user (no hash) gets one at its next registration-style login.
+        login(&mut s, 4, "old", "t");
+        assert_eq!(s.password_hash("old"), None);
+        s.apply(
+            5,
+            &ChatOp::Logout {
+                user: "old".into(),
+                session: "t".into(),
+            },
+        );
+        assert!(register(&mut s, 6, "old", "t3", "$h").reply.is_ok());
+        assert_eq!(s.password_hash("old"), Some("$h"));
+    }
+
+    #[test]
+    fn sending_to_yourself_is_allowed() {
+        let mut s = ChatState::default();
+        login(&mut s, 1, "alice", "a");
+        let r = s.apply(2, &send("alice", "alice", "m1"));
+        assert!(r.reply.is_ok());
+        assert_eq!(r.deliveries.len(), 1);
+        assert_eq!(s.inbox_after("alice", 0)[0].from, "alice");
+    }
+
+    #[test]
+    fn a_resend_with_another_text_keeps_the_first_text() {
+        let mut s = ChatState::default();
+        login(&mut s, 1, "alice", "a");
+        login(&mut s, 2, "bob", "b");
+        s.apply(3, &send("alice", "bob", "m1"));
+        let changed = ChatOp::Send {
+            from: "alice".into(),
+            to: "bob".into(),
+            id: "m1".into(),
+            text: "a different text".into(),
+        };
+        let again = s.apply(4, &changed);
+        assert!(again.reply.unwrap().duplicate);
+        assert!(again.deliveries.is_empty());
+        let inbox = s.inbox_after("bob", 0);
+        assert_eq!(inbox.len(), 1);
+        assert_eq!(inbox[0].text, "hi");
     }
 }

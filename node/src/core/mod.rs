@@ -6,6 +6,7 @@
 //! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
 
 pub mod chat;
+pub mod credentials;
 pub mod detector;
 pub mod durable;
 pub mod election;
@@ -23,6 +24,7 @@ pub use node::Node;
 use crate::events::EventRecord;
 use crate::ids::{ConnId, NodeId};
 use crate::settings::{ElectionKind, QuorumMode};
+use credentials::{CredentialJob, CredentialResult};
 
 /// Monotonic milliseconds (virtual in the simulator).
 pub type Millis = u64;
@@ -48,7 +50,12 @@ pub struct Config {
     pub client_addr: String,
     /// Seed for the node's own randomness (jitter); the simulator derives it from its seed.
     pub seed: u64,
+    /// A client connection that has not logged in this long after connecting is closed.
+    pub login_timeout_ms: Millis,
 }
+
+/// Default of [`Config::login_timeout_ms`] (`--login-timeout`).
+pub const DEFAULT_LOGIN_TIMEOUT_MS: Millis = 5000;
 
 /// Something that happened to the node.
 #[derive(Clone, Debug)]
@@ -66,6 +73,8 @@ pub enum Input {
     ClientDisconnected { conn: ConnId },
     /// SIGTERM: announce a graceful leave.
     Shutdown,
+    /// The driver finished an [`Output::Credential`] job.
+    CredentialDone(CredentialResult),
 }
 
 /// Something the driver must do.
@@ -90,4 +99,7 @@ pub enum Output {
     Event(EventRecord),
     /// Make this durable before carrying out any later output.
     Persist(Persist),
+    /// Hash or verify a password off the event loop and answer with
+    /// [`Input::CredentialDone`] (see [`credentials`]).
+    Credential(CredentialJob),
 }

@@ -68,6 +68,9 @@ pub struct Node {
     /// The highest index known to match the current leader's log (follower's commit bound).
     verified: u64,
     sessions: Sessions,
+    /// Index of this leader's `NewEpoch` entry: until it is applied, the chat state may lack
+    /// entries of earlier epochs (a registration), so logins wait.
+    epoch_start: u64,
     next_hello: Millis,
     next_heartbeat: Millis,
     rejected: u64,
@@ -108,7 +111,9 @@ impl Node {
             leader_state: LeaderState::default(),
             became_leader_at: now,
             verified: 0,
-            sessions: Sessions::default(),
+            // Job ids distinct per start: a late answer for an earlier run matches nothing.
+            sessions: Sessions::new(config.seed.rotate_left(20) | 1),
+            epoch_start: 0,
             next_hello: now,
             next_heartbeat: now,
             rejected: 0,
@@ -137,6 +142,7 @@ impl Node {
                 Input::ClientLine { conn, line } => self.on_client_line(conn, &line),
                 Input::ClientDisconnected { conn } => self.on_client_disconnected(conn),
                 Input::Shutdown => self.shutdown(),
+                Input::CredentialDone(result) => self.on_credential_done(result),
             }
         }
         std::mem::take(&mut self.out)
@@ -158,7 +164,7 @@ impl Node {
             node: self.cfg.id,
             role: self.role,
             epoch: self.epoch,
-            leader: self.leader,
+            leader: self.advertised_leader(),
             leader_addr: self.leader_addr(),
             cluster_size: self.cfg.cluster_size,
             members,
@@ -271,8 +277,17 @@ impl Node {
         }
     }
 
-    fn leader_addr(&self) -> Option<String> {
+    /// The leader this node advertises to clients (`welcome`, `not_leader`, `status` and so
+    /// discovery): its known leader, unless that leader has been silent for half the failure
+    /// timeout (suspected). A client is never sent to a leader this node has stopped hearing.
+    fn advertised_leader(&self) -> Option<NodeId> {
         let l = self.leader?;
+        let silent = self.now.saturating_sub(self.leader_contact);
+        (l == self.cfg.id || silent < self.cfg.failure_timeout_ms / 2).then_some(l)
+    }
+
+    fn leader_addr(&self) -> Option<String> {
+        let l = self.advertised_leader()?;
         if l == self.cfg.id {
             return Some(self.cfg.client_addr.clone());
         }
@@ -340,6 +355,10 @@ impl Node {
             }
         }
         self.check_view();
+        let mut outs = Vec::new();
+        self.sessions
+            .expire_logins(now, self.cfg.login_timeout_ms, &mut outs);
+        self.session_outputs(outs);
         match self.role {
             Role::Leader => {
                 let heard = self.members.heard_within(now, ft) + 1;
@@ -512,7 +531,7 @@ impl Node {
             votes: self.promises.len(),
             credentials,
         });
-        self.propose(ChatOp::NewEpoch);
+        self.epoch_start = self.propose(ChatOp::NewEpoch);
         self.multicast(&PeerMsg::Heartbeat(self.beacon()));
         self.next_heartbeat = self.now + self.cfg.heartbeat_ms;
     }
@@ -976,6 +995,7 @@ impl Node {
     }
 
     fn apply_committed(&mut self) {
+        let mut orphans = Vec::new();
         while self.applied < self.commit {
             let index = self.applied + 1;
             let Some(entry) = self.log.get(index).cloned() else {
@@ -1002,16 +1022,23 @@ impl Node {
                 duplicate,
             });
             let mut outs = Vec::new();
-            self.sessions
+            let orphan = self
+                .sessions
                 .applied(index, entry.epoch, &result, &self.chat, &mut outs);
             self.session_outputs(outs);
+            orphans.extend(orphan);
+        }
+        if self.role == Role::Leader {
+            for op in orphans {
+                self.propose(op);
+            }
         }
     }
 
     // ----- clients -------------------------------------------------------------------
 
     fn on_client_connected(&mut self, conn: ConnId, peer: &str) {
-        self.sessions.connected(conn, peer);
+        self.sessions.connected(conn, peer, self.now);
         self.emit(Event::ClientConnected {
             conn: conn.0,
             peer: peer.to_string(),
@@ -1021,7 +1048,7 @@ impl Node {
             cluster: self.cfg.cluster.clone(),
             version: PROTOCOL_VERSION,
             role: self.role,
-            leader: self.leader,
+            leader: self.advertised_leader(),
             leader_addr: self.leader_addr(),
         });
         self.write_client(conn, &welcome);
@@ -1029,7 +1056,7 @@ impl Node {
 
     fn on_client_line(&mut self, conn: ConnId, line: &str) {
         if !self.sessions.is_connected(conn) {
-            self.sessions.connected(conn, &conn.to_string());
+            self.sessions.connected(conn, &conn.to_string(), self.now);
         }
         let frame = match parse_line(line) {
             Ok(f) => f,
@@ -1065,7 +1092,7 @@ impl Node {
         }
         if self.role != Role::Leader {
             let leader_addr = self.leader_addr();
-            let message = match (&self.leader, &leader_addr) {
+            let message = match (&self.advertised_leader(), &leader_addr) {
                 (Some(l), Some(a)) => format!("node {l} is the leader; connect to {a}"),
                 _ => "no leader is known yet; retry shortly".to_string(),
             };
@@ -1078,12 +1105,40 @@ impl Node {
             self.write_client(conn, &line);
             return;
         }
+        if matches!(frame.request, Request::Login { .. }) && self.applied < self.epoch_start {
+            // Whether the name is registered is not known until the log is applied.
+            let line = error_line(
+                frame.req,
+                ErrorCode::Unavailable,
+                "this leader is still applying the log of earlier epochs; log in again in a moment",
+            );
+            self.write_client(conn, &line);
+            return;
+        }
         let mut outs = Vec::new();
         let action = self.sessions.request(conn, frame, &self.chat, &mut outs);
         self.session_outputs(outs);
-        if let Action::Propose(op) = action {
-            self.propose(op);
+        self.session_action(action);
+    }
+
+    fn session_action(&mut self, action: Action) {
+        match action {
+            Action::Done => {}
+            Action::Propose(op) => {
+                self.propose(op);
+            }
+            Action::Credential(job) => self.out.push(Output::Credential(job)),
         }
+    }
+
+    fn on_credential_done(&mut self, result: super::credentials::CredentialResult) {
+        if self.role != Role::Leader {
+            return; // stepping down answered the login already
+        }
+        let mut outs = Vec::new();
+        let action = self.sessions.credential_done(result, &self.chat, &mut outs);
+        self.session_outputs(outs);
+        self.session_action(action);
     }
 
     fn on_client_disconnected(&mut self, conn: ConnId) {
@@ -1126,6 +1181,7 @@ mod tests {
             quorum,
             client_addr: "10.0.0.1:7070".into(),
             seed: 1,
+            login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
         }
     }
 
@@ -1160,13 +1216,57 @@ mod tests {
     }
 
     fn line(node: &mut Node, now: Millis, text: &str) -> Vec<Output> {
-        node.handle(
+        conn_line(node, now, 1, text)
+    }
+
+    /// A client line on connection `conn`, with any password work done at once by the
+    /// simulator's stand-in (its outputs appended).
+    fn conn_line(node: &mut Node, now: Millis, conn: u64, text: &str) -> Vec<Output> {
+        let out = node.handle(
             now,
             Input::ClientLine {
-                conn: ConnId(1),
+                conn: ConnId(conn),
                 line: text.to_string(),
             },
+        );
+        with_credentials(node, now, out)
+    }
+
+    fn with_credentials(node: &mut Node, now: Millis, out: Vec<Output>) -> Vec<Output> {
+        let mut rng = crate::core::rng::SplitMix64::new(now);
+        let mut all = Vec::new();
+        let mut todo = out;
+        while !todo.is_empty() {
+            let mut next = Vec::new();
+            for o in todo {
+                if let Output::Credential(job) = &o {
+                    let result = crate::sim::credentials::compute(job.clone(), &mut rng);
+                    next.extend(node.handle(now, Input::CredentialDone(result)));
+                }
+                all.push(o);
+            }
+            todo = next;
+        }
+        all
+    }
+
+    fn connect(node: &mut Node, now: Millis, conn: u64) -> Vec<Output> {
+        node.handle(
+            now,
+            Input::ClientConnected {
+                conn: ConnId(conn),
+                peer: format!("peer-{conn}"),
+            },
         )
+    }
+
+    fn lines_to(out: &[Output], to: u64) -> Vec<ServerLine> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::ToClient { conn, line } if conn.0 == to => serde_json::from_str(line).ok(),
+                _ => None,
+            })
+            .collect()
     }
 
     #[test]
@@ -1224,7 +1324,11 @@ mod tests {
                 peer: "p".into(),
             },
         );
-        let out = line(&mut node, 1, r#"{"req":1,"op":"login","user":"alice"}"#);
+        let out = line(
+            &mut node,
+            1,
+            r#"{"req":1,"op":"login","user":"alice","password":"pw"}"#,
+        );
         assert!(matches!(
             &lines(&out)[0],
             ServerLine::Error(e) if e.code == ErrorCode::NotLeader && e.req == Some(1)
@@ -1246,7 +1350,11 @@ mod tests {
                 peer: "p".into(),
             },
         );
-        let out = line(&mut node, now, r#"{"req":1,"op":"login","user":"alice"}"#);
+        let out = line(
+            &mut node,
+            now,
+            r#"{"req":1,"op":"login","user":"alice","password":"pw"}"#,
+        );
         assert!(lines(&out).iter().any(|l| matches!(
             l,
             ServerLine::Ok(OkReply {
@@ -1437,5 +1545,136 @@ mod tests {
             )));
         assert!(msgs.iter().any(|(to, m)| *to == NodeId(7)
             && matches!(m, PeerMsg::Token { candidate, .. } if candidate.id == NodeId(5))));
+    }
+
+    fn login_line(user: &str, password: &str, session: Option<&str>) -> String {
+        let mut v =
+            serde_json::json!({"req": 1, "op": "login", "user": user, "password": password});
+        if let Some(t) = session {
+            v["session"] = t.into();
+        }
+        v.to_string()
+    }
+
+    fn ok_of(ls: &[ServerLine]) -> Option<OkReply> {
+        ls.iter().find_map(|l| match l {
+            ServerLine::Ok(r) => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    fn error_of(ls: &[ServerLine]) -> Option<ErrorReply> {
+        ls.iter().find_map(|l| match l {
+            ServerLine::Error(e) => Some(e.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_first_login_registers_later_ones_need_the_password() {
+        let (mut node, now) = lone_leader();
+        connect(&mut node, now, 1);
+        let out = conn_line(&mut node, now, 1, &login_line("alice", "right", None));
+        assert!(
+            out.iter().any(|o| matches!(o, Output::Credential(_))),
+            "the password work goes to the driver"
+        );
+        let first = ok_of(&lines_to(&out, 1)).expect("registered");
+        assert!(first.registered);
+        let token = first.session.expect("the server issues a token");
+        assert_eq!(token.len(), 32);
+        // The replicated entry holds the hash, never the password.
+        let entry = (1..=node.log.last_index())
+            .filter_map(|i| node.log_entry(i))
+            .find_map(|e| match &e.op {
+                ChatOp::Login { password_hash, .. } => password_hash.clone(),
+                _ => None,
+            })
+            .expect("a registration entry");
+        assert!(!entry.contains("right"), "{entry}");
+        assert!(node.chat().password_hash("alice").is_some());
+        node.handle(now, Input::ClientDisconnected { conn: ConnId(1) });
+
+        connect(&mut node, now, 2);
+        let out = conn_line(&mut node, now, 2, &login_line("alice", "wrong", None));
+        let e = error_of(&lines_to(&out, 2)).expect("refused");
+        assert_eq!((e.code, e.req), (ErrorCode::AuthFailed, Some(1)));
+        assert!(events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::AuthFailed { user, conn: 2 } if user == "alice")));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Output::Persist(Persist::Append { .. }))));
+        // Same connection, right password: logged in with a new token.
+        let out = conn_line(&mut node, now, 2, &login_line("alice", "right", None));
+        let ok = ok_of(&lines_to(&out, 2)).expect("logged in");
+        assert!(!ok.registered);
+        assert_ne!(ok.session.as_deref(), Some(token.as_str()));
+        assert!(out.iter().all(|o| !matches!(o, Output::CloseClient { .. })));
+    }
+
+    #[test]
+    fn a_token_alone_does_not_take_over_and_the_takeover_closes_the_old_connection() {
+        let (mut node, now) = lone_leader();
+        connect(&mut node, now, 1);
+        let out = conn_line(&mut node, now, 1, &login_line("alice", "pw", None));
+        let token = ok_of(&lines_to(&out, 1)).unwrap().session.unwrap();
+        connect(&mut node, now, 2);
+        // Online elsewhere: without the token (or with a wrong password) refused.
+        let out = conn_line(&mut node, now, 2, &login_line("alice", "pw", None));
+        assert_eq!(
+            error_of(&lines_to(&out, 2)).unwrap().code,
+            ErrorCode::NameTaken
+        );
+        let out = conn_line(
+            &mut node,
+            now,
+            2,
+            &login_line("alice", "nope", Some(&token)),
+        );
+        assert_eq!(
+            error_of(&lines_to(&out, 2)).unwrap().code,
+            ErrorCode::AuthFailed
+        );
+        // Password and token: the session moves here and the old connection is closed.
+        let out = conn_line(&mut node, now, 2, &login_line("alice", "pw", Some(&token)));
+        let ok = ok_of(&lines_to(&out, 2)).expect("taken over");
+        assert_eq!(ok.session.as_deref(), Some(token.as_str()));
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::CloseClient { conn } if conn.0 == 1)));
+        // The old connection is no longer logged in.
+        let out = conn_line(
+            &mut node,
+            now,
+            1,
+            r#"{"req":5,"op":"send","to":"alice","id":"x","text":"t"}"#,
+        );
+        assert_eq!(
+            error_of(&lines_to(&out, 1)).unwrap().code,
+            ErrorCode::NotLoggedIn
+        );
+    }
+
+    #[test]
+    fn a_connection_that_does_not_log_in_is_closed_after_the_login_timeout() {
+        let (mut node, now) = lone_leader();
+        let timeout = crate::core::DEFAULT_LOGIN_TIMEOUT_MS;
+        connect(&mut node, now, 1); // silent
+        connect(&mut node, now, 2);
+        conn_line(&mut node, now, 2, &login_line("bob", "pw", None));
+        let out = node.handle(now + timeout - 10, Input::Tick);
+        assert!(!out.iter().any(|o| matches!(o, Output::CloseClient { .. })));
+        let out = node.handle(now + timeout, Input::Tick);
+        let e = error_of(&lines_to(&out, 1)).expect("told why");
+        assert_eq!(e.code, ErrorCode::LoginTimeout);
+        let closed: Vec<u64> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::CloseClient { conn } => Some(conn.0),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, vec![1], "the logged-in connection stays");
     }
 }

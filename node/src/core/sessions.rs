@@ -1,15 +1,27 @@
 //! Client connections on this node: parsing and validating lines, login state, requests
 //! waiting for their entry to commit, and writing committed messages to logged-in clients.
 //! Only the leader serves chat; the node decides that and calls in here.
+//!
+//! A login is three steps: the password is checked or hashed by the driver off the event loop
+//! ([`Action::Credential`], answered by [`Sessions::credential_done`]), then the login entry is
+//! proposed and, once applied, answered. A stored mailbox is replayed in pages of
+//! [`MAILBOX_PAGE`] messages; the next page follows the client's `ack` of the last one.
 
 use super::chat::{Applied, ChatOp, ChatState};
+use super::credentials::{
+    CredentialJob, CredentialOutcome, CredentialResult, CredentialWork, Password,
+};
+use super::Millis;
 use crate::events::Event;
 use crate::ids::ConnId;
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorReply, InboxMessage, OkReply, Request, ServerLine, MAX_LINE_BYTES,
-    MAX_NAME_BYTES, MAX_TEXT_BYTES,
+    MAX_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TEXT_BYTES,
 };
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Stored messages sent at a login before the server waits for the client's `ack`.
+pub const MAILBOX_PAGE: u64 = 256;
 
 /// What the session layer wants written, closed or logged.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,6 +36,26 @@ struct Conn {
     peer: String,
     user: Option<String>,
     session: Option<String>,
+    connected_at: Millis,
+    /// A login's password work or entry is in flight.
+    login_pending: bool,
+    /// While a stored mailbox is being replayed: the highest `useq` sent so far. Live
+    /// messages wait in the inbox until the replay reaches them.
+    replay_sent: Option<u64>,
+}
+
+/// A login waiting for its password work.
+#[derive(Clone, Debug)]
+struct LoginJob {
+    conn: ConnId,
+    req: Option<u64>,
+    user: String,
+    /// Kept (in memory, on the leader only) until the login is decided: a registration whose
+    /// name got registered meanwhile is checked against that registration instead.
+    password: Password,
+    /// The token the client presented.
+    presented: Option<String>,
+    since: Option<u64>,
 }
 
 /// A request whose log entry has not been applied yet.
@@ -58,6 +90,8 @@ pub enum Action {
     Done,
     /// Append this op to the log; call [`Sessions::proposed`] with its index.
     Propose(ChatOp),
+    /// Hand this password work to the driver; it answers with [`Sessions::credential_done`].
+    Credential(CredentialJob),
 }
 
 /// Parses one client line. The error carries the request number (if one could be read) and a
@@ -110,8 +144,16 @@ fn valid_id(id: &str) -> Result<(), String> {
 
 fn validate(r: &Request) -> Result<(), String> {
     match r {
-        Request::Login { user, session, .. } => {
+        Request::Login {
+            user,
+            password,
+            session,
+            ..
+        } => {
             valid_name("user", user)?;
+            if password.is_empty() || password.len() > MAX_PASSWORD_BYTES {
+                return Err(format!("password must be 1..={MAX_PASSWORD_BYTES} bytes"));
+            }
             if let Some(s) = session {
                 if s.is_empty() || s.len() > 64 {
                     return Err("session token must be 1..=64 bytes".to_string());
@@ -155,17 +197,56 @@ pub struct Sessions {
     conns: BTreeMap<ConnId, Conn>,
     pending: BTreeMap<u64, Pending>,
     acks_in_flight: BTreeSet<String>,
+    jobs: BTreeMap<u64, LoginJob>,
+    next_job: u64,
 }
 
 impl Sessions {
-    pub fn connected(&mut self, conn: ConnId, peer: &str) {
+    /// Job ids start at `first_job` (distinct per start, so a late answer meant for an earlier
+    /// incarnation of the node matches nothing).
+    pub fn new(first_job: u64) -> Sessions {
+        Sessions {
+            next_job: first_job,
+            ..Sessions::default()
+        }
+    }
+
+    pub fn connected(&mut self, conn: ConnId, peer: &str, now: Millis) {
         self.conns.insert(
             conn,
             Conn {
                 peer: peer.to_string(),
+                connected_at: now,
                 ..Conn::default()
             },
         );
+    }
+
+    /// Closes connections that have not logged in within `timeout_ms` of connecting (a login
+    /// still being checked gets its answer first).
+    pub fn expire_logins(&mut self, now: Millis, timeout_ms: Millis, out: &mut Vec<SessionOut>) {
+        let expired: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                c.user.is_none()
+                    && !c.login_pending
+                    && now.saturating_sub(c.connected_at) >= timeout_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in expired {
+            self.conns.remove(&conn);
+            out.push(SessionOut::Line(
+                conn,
+                error_line(
+                    None,
+                    ErrorCode::LoginTimeout,
+                    format!("no login within {timeout_ms} ms of connecting; closing (log in right after the welcome line)"),
+                ),
+            ));
+            out.push(SessionOut::Close(conn));
+        }
     }
 
     pub fn is_connected(&self, conn: ConnId) -> bool {
@@ -239,23 +320,34 @@ impl Sessions {
             }
             Request::Login {
                 user: name,
+                password,
                 session,
                 since,
             } => {
-                let session = session.unwrap_or_else(|| format!("conn-{}", conn.0));
-                self.stash(
+                let Some(c) = self.conns.get_mut(&conn) else {
+                    return Action::Done;
+                };
+                if c.login_pending {
+                    reply(
+                        out,
+                        error_line(
+                            req,
+                            ErrorCode::BadRequest,
+                            "a login is already in progress on this connection; wait for its reply",
+                        ),
+                    );
+                    return Action::Done;
+                }
+                c.login_pending = true;
+                let job = LoginJob {
                     conn,
                     req,
-                    PendingKind::Login {
-                        user: name.clone(),
-                        session: session.clone(),
-                        since,
-                    },
-                );
-                Action::Propose(ChatOp::Login {
                     user: name,
-                    session,
-                })
+                    password: Password(password),
+                    presented: session,
+                    since,
+                };
+                self.start_job(job, chat)
             }
             Request::Status | Request::Ping => {
                 reply(out, ok_line(req));
@@ -294,6 +386,7 @@ impl Sessions {
                     Request::Join { room } => (ChatOp::Join { user, room }, PendingKind::Plain),
                     Request::Leave { room } => (ChatOp::Leave { user, room }, PendingKind::Plain),
                     Request::Ack { upto } => {
+                        self.next_page_after_ack(conn, &user, upto, chat, out);
                         if upto <= chat.acked(&user) || self.acks_in_flight.contains(&user) {
                             reply(out, ok_line(req));
                             return Action::Done;
@@ -320,6 +413,129 @@ impl Sessions {
         }
     }
 
+    /// Verifies against the stored hash, or hashes for a registration.
+    fn start_job(&mut self, job: LoginJob, chat: &ChatState) -> Action {
+        let password = job.password.clone();
+        let work = match chat.password_hash(&job.user) {
+            Some(hash) => CredentialWork::Verify {
+                password,
+                hash: hash.to_string(),
+            },
+            None => CredentialWork::Hash { password },
+        };
+        let id = self.next_job;
+        self.next_job = self.next_job.wrapping_add(1);
+        self.jobs.insert(id, job);
+        Action::Credential(CredentialJob { id, work })
+    }
+
+    /// The driver finished the password work of a login: propose the login, or refuse it.
+    pub fn credential_done(
+        &mut self,
+        result: CredentialResult,
+        chat: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) -> Action {
+        let Some(job) = self.jobs.remove(&result.id) else {
+            return Action::Done;
+        };
+        if !self.conns.contains_key(&job.conn) {
+            return Action::Done;
+        }
+        if matches!(result.outcome, CredentialOutcome::Hashed(_))
+            && chat.password_hash(&job.user).is_some()
+        {
+            // Registered by another login while this one was hashed: check against that.
+            return self.start_job(job, chat);
+        }
+        let Some(c) = self.conns.get_mut(&job.conn) else {
+            return Action::Done;
+        };
+        let refuse = |c: &mut Conn, out: &mut Vec<SessionOut>, message: String| {
+            c.login_pending = false;
+            out.push(SessionOut::Line(
+                job.conn,
+                error_line(job.req, ErrorCode::AuthFailed, message),
+            ));
+            out.push(SessionOut::Event(Event::AuthFailed {
+                user: job.user.clone(),
+                conn: job.conn.0,
+            }));
+            Action::Done
+        };
+        let password_hash = match result.outcome {
+            CredentialOutcome::Verified(false) => {
+                return refuse(c, out, format!("wrong password for `{}`", job.user));
+            }
+            CredentialOutcome::Failed(why) => {
+                return refuse(c, out, format!("the password could not be checked: {why}"));
+            }
+            CredentialOutcome::Verified(true) => None,
+            CredentialOutcome::Hashed(hash) => Some(hash),
+        };
+        // The user's own token takes the live session over; anything else starts a new
+        // session with a token the server drew (refused at apply if the name is online).
+        let online = chat.online_session(&job.user);
+        let session = match job.presented {
+            Some(t) if password_hash.is_none() && online == Some(t.as_str()) => t,
+            _ => result.token,
+        };
+        self.stash(
+            job.conn,
+            job.req,
+            PendingKind::Login {
+                user: job.user.clone(),
+                session: session.clone(),
+                since: job.since,
+            },
+        );
+        Action::Propose(ChatOp::Login {
+            user: job.user,
+            session,
+            password_hash,
+        })
+    }
+
+    /// Sends the next page of `conn`'s stored mailbox, or ends the replay when it is all out.
+    fn send_page(&mut self, conn: ConnId, user: &str, chat: &ChatState, out: &mut Vec<SessionOut>) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        let Some(sent) = c.replay_sent else {
+            return;
+        };
+        let rest = chat.inbox_after(user, sent);
+        let page = &rest[..rest.len().min(MAILBOX_PAGE as usize)];
+        if let Some(last) = page.last() {
+            c.replay_sent = Some(last.useq);
+        }
+        if page.len() == rest.len() {
+            c.replay_sent = None; // everything stored is out: live delivery from now on
+        }
+        for msg in page {
+            deliver(conn, user, msg, out);
+        }
+    }
+
+    /// An `ack` that reaches the last message of the page sent releases the next page.
+    fn next_page_after_ack(
+        &mut self,
+        conn: ConnId,
+        user: &str,
+        upto: u64,
+        chat: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) {
+        let waiting = self
+            .conns
+            .get(&conn)
+            .and_then(|c| c.replay_sent)
+            .is_some_and(|sent| upto >= sent);
+        if waiting {
+            self.send_page(conn, user, chat, out);
+        }
+    }
+
     fn stash(&mut self, conn: ConnId, req: Option<u64>, kind: PendingKind) {
         // The index is filled in by `proposed`; park under a sentinel until then.
         self.pending.insert(
@@ -342,6 +558,10 @@ impl Sessions {
     }
 
     /// An entry was applied: answer its proposer and deliver its messages.
+    ///
+    /// Returns a `Logout` to propose when a login committed after its connection had closed:
+    /// nobody holds that session, and left online it would refuse the client's next login
+    /// (which cannot know the token) with `name_taken`.
     pub fn applied(
         &mut self,
         index: u64,
@@ -349,10 +569,14 @@ impl Sessions {
         applied: &Applied,
         chat: &ChatState,
         out: &mut Vec<SessionOut>,
-    ) {
+    ) -> Option<ChatOp> {
+        let mut orphan = None;
         if let Some(p) = self.pending.remove(&index) {
             if let PendingKind::Ack { user } = &p.kind {
                 self.acks_in_flight.remove(user);
+            }
+            if let (PendingKind::Login { .. }, Some(c)) = (&p.kind, self.conns.get_mut(&p.conn)) {
+                c.login_pending = false;
             }
             if p.epoch != epoch {
                 out.push(SessionOut::Line(
@@ -365,13 +589,28 @@ impl Sessions {
                 ));
             } else if self.conns.contains_key(&p.conn) {
                 self.answer(p, applied, chat, out);
+            } else if let (PendingKind::Login { user, session, .. }, Ok(_)) =
+                (&p.kind, &applied.reply)
+            {
+                let held = self
+                    .conns
+                    .values()
+                    .any(|c| c.user.as_deref() == Some(user.as_str()));
+                if !held && chat.online_session(user) == Some(session.as_str()) {
+                    orphan = Some(ChatOp::Logout {
+                        user: user.clone(),
+                        session: session.clone(),
+                    });
+                }
             }
         }
         for (recipient, msg) in &applied.deliveries {
             let targets: Vec<ConnId> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.user.as_deref() == Some(recipient.as_str()))
+                .filter(|(_, c)| {
+                    c.user.as_deref() == Some(recipient.as_str()) && c.replay_sent.is_none()
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for conn in targets {
@@ -391,6 +630,7 @@ impl Sessions {
                 }
             }
         }
+        orphan
     }
 
     fn answer(
@@ -430,33 +670,35 @@ impl Sessions {
                     }
                     out.push(SessionOut::Close(other));
                 }
+                let from = since.unwrap_or(0).max(chat.acked(&user));
+                let mailbox = chat.inbox_after(&user, from).len() as u64;
                 if let Some(c) = self.conns.get_mut(&p.conn) {
                     c.user = Some(user.clone());
-                    c.session = Some(session);
+                    c.session = Some(session.clone());
+                    c.replay_sent = Some(from);
                 }
-                let from = since.unwrap_or(0).max(chat.acked(&user));
-                let mailbox = chat.inbox_after(&user, from);
                 out.push(SessionOut::Line(
                     p.conn,
                     ServerLine::Ok(OkReply {
                         req: p.req,
-                        mailbox: Some(mailbox.len() as u64),
+                        mailbox: Some(mailbox),
+                        session: Some(session),
+                        registered: reply.registered,
                         ..OkReply::default()
                     }),
                 ));
                 out.push(SessionOut::Event(Event::LoggedIn {
                     user: user.clone(),
                     conn: p.conn.0,
-                    mailbox: mailbox.len() as u64,
+                    mailbox,
                 }));
-                for msg in mailbox {
-                    deliver(p.conn, &user, msg, out);
-                }
+                self.send_page(p.conn, &user, chat, out);
             }
             PendingKind::Logout => {
                 if let Some(c) = self.conns.get_mut(&p.conn) {
                     c.user = None;
                     c.session = None;
+                    c.replay_sent = None;
                 }
                 out.push(SessionOut::Line(p.conn, ok_line(p.req)));
                 out.push(SessionOut::Close(p.conn));
@@ -491,8 +733,20 @@ impl Sessions {
                 ));
             }
         }
+        for (_, job) in std::mem::take(&mut self.jobs) {
+            out.push(SessionOut::Line(
+                job.conn,
+                error_line(
+                    job.req,
+                    ErrorCode::Unavailable,
+                    "this server lost its leadership before the login completed; log in on the new leader",
+                ),
+            ));
+        }
         self.acks_in_flight.clear();
         for (id, c) in self.conns.iter_mut() {
+            c.login_pending = false;
+            c.replay_sent = None;
             if c.user.take().is_some() {
                 c.session = None;
                 out.push(SessionOut::Close(*id));
@@ -523,7 +777,7 @@ mod tests {
         assert!(msg.contains("unknown op"), "{msg}");
         let long = format!(r#"{{"op":"join","room":"{}"}}"#, "x".repeat(40));
         assert!(parse_line(&long).unwrap_err().1.contains("bad room name"));
-        let spaced = r#"{"op":"login","user":"a b"}"#;
+        let spaced = r#"{"op":"login","user":"a b","password":"p"}"#;
         assert!(parse_line(spaced).unwrap_err().1.contains("bad user name"));
         let text = format!(
             r#"{{"op":"send","to":"b","id":"1","text":"{}"}}"#,
@@ -538,7 +792,7 @@ mod tests {
     #[test]
     fn requests_need_a_login() {
         let mut s = Sessions::default();
-        s.connected(ConnId(1), "p");
+        s.connected(ConnId(1), "p", 0);
         let mut out = Vec::new();
         let frame = parse_line(r#"{"req":1,"op":"join","room":"r"}"#).unwrap();
         assert_eq!(

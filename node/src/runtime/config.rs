@@ -34,6 +34,12 @@ pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
             args.heartbeat
         );
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    if args.login_timeout.is_zero() {
+        bail!("--login-timeout must be longer than 0");
+    }
     if args.peer_port == args.multicast_port {
         bail!("--peer-port and --multicast-port must differ");
     }
@@ -61,6 +67,7 @@ pub fn core_config(args: &ServeArgs, id: NodeId, interface_ip: Ipv4Addr, now_nan
         client_addr: format!("{interface_ip}:{}", args.client_port),
         // Distinct per node and per start, so restarted nodes do not replay their jitter.
         seed: id.0.rotate_left(32) ^ now_nanos,
+        login_timeout_ms: args.login_timeout.as_millis() as u64,
     }
 }
 

@@ -2,10 +2,12 @@
 //! signals, then carries out its outputs in order.
 
 use super::clients::{ClientEvent, ConnCommand};
+use super::credentials::CredentialWorker;
 use super::discovery;
 use super::event_log::EventLog;
 use super::framing::LineProblem;
 use super::persist::Store;
+use crate::core::credentials::CredentialResult;
 use crate::core::{Input, Millis, Node, Output, TICK_MS};
 use crate::events::{Event, EventRecord, EVENTS_VERSION};
 use crate::ids::ConnId;
@@ -48,6 +50,9 @@ pub struct Driver {
     conns: HashMap<ConnId, mpsc::Sender<ConnCommand>>,
     clock: Instant,
     framing_rejections: u64,
+    refused: u64,
+    credentials: CredentialWorker,
+    credential_results: Option<mpsc::UnboundedReceiver<CredentialResult>>,
 }
 
 impl Driver {
@@ -60,7 +65,11 @@ impl Driver {
         events: EventLog,
         clock: Instant,
     ) -> Driver {
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
         Driver {
+            refused: 0,
+            credentials: CredentialWorker::new(results_tx),
+            credential_results: Some(results_rx),
             node,
             cluster,
             client_addr,
@@ -93,6 +102,7 @@ impl Driver {
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut peer_buf = vec![0u8; RECV_BUFFER];
         let mut multicast_buf = vec![0u8; RECV_BUFFER];
+        let mut credential_results = self.credential_results.take().expect("run is called once");
 
         loop {
             tokio::select! {
@@ -106,6 +116,9 @@ impl Driver {
                     }
                 }
                 Some(event) = clients.recv() => self.on_client(event)?,
+                Some(result) = credential_results.recv() => {
+                    self.step(Input::CredentialDone(result))?;
+                }
                 _ = rejoin.tick() => {
                     if super::sockets::rejoin_group(&self.net.multicast, *self.net.group.ip(), self.net.interface_ip) {
                         tracing::info!("rejoined multicast group {}", self.net.group);
@@ -181,6 +194,17 @@ impl Driver {
                 self.conns.remove(&conn);
                 self.step(Input::ClientDisconnected { conn })
             }
+            ClientEvent::Refused { peer, open } => {
+                self.refused += 1;
+                let count = self.refused;
+                self.write_event(Event::InputRejected {
+                    source: "client".into(),
+                    from: peer.to_string(),
+                    reason: format!("too_many_connections: {open} open"),
+                    count,
+                });
+                Ok(())
+            }
         }
     }
 
@@ -198,6 +222,16 @@ impl Driver {
         if let Ok(line) = serde_json::to_string(&reply) {
             self.queue_line(conn, line);
         }
+        self.write_event(Event::InputRejected {
+            source: "client".into(),
+            from: conn.to_string(),
+            reason: format!("framing: {reason}"),
+            count: self.framing_rejections,
+        });
+    }
+
+    /// An event the runtime itself observed (the core did not see the input).
+    fn write_event(&mut self, event: Event) {
         let status = self.node.status();
         self.events.write(&EventRecord {
             v: EVENTS_VERSION,
@@ -205,12 +239,7 @@ impl Driver {
             node: status.node,
             epoch: status.epoch,
             role: status.role,
-            event: Event::InputRejected {
-                source: "client".into(),
-                from: conn.to_string(),
-                reason: format!("framing: {reason}"),
-                count: self.framing_rejections,
-            },
+            event,
         });
     }
 
@@ -260,6 +289,7 @@ impl Driver {
                     self.conns.remove(&conn);
                 }
                 Output::Event(record) => self.events.write(&record),
+                Output::Credential(job) => self.credentials.start(job),
             }
         }
         self.store.sync()

@@ -4,11 +4,13 @@
 
 pub mod clients;
 pub mod config;
+pub mod credentials;
 pub mod discovery;
 pub mod driver;
 pub mod event_log;
 pub mod framing;
 pub mod identity;
+pub mod limits;
 pub mod net;
 pub mod persist;
 pub mod sockets;
@@ -57,7 +59,8 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
     );
 
     let (client_tx, client_rx) = mpsc::channel(CLIENT_QUEUE);
-    tokio::spawn(clients::accept_loop(listener, client_tx));
+    let max_connections = limits::max_connections(args.max_connections);
+    tokio::spawn(clients::accept_loop(listener, client_tx, max_connections));
 
     let clock = Instant::now();
     let node = Node::new(core_config, restored, 0);

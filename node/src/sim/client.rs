@@ -43,7 +43,11 @@ struct Msg {
 
 pub struct SimClient {
     pub user: String,
-    session: String,
+    password: String,
+    /// The token the server issued at the last login (sent back to take the session over).
+    session: Option<String>,
+    /// Login requests sent before the first one succeeded.
+    first_logins_sent: u32,
     rng: SplitMix64,
     conn: Option<ConnId>,
     phase: Phase,
@@ -69,7 +73,9 @@ impl SimClient {
     pub fn new(index: usize, total: u64, gap: (Millis, Millis), seed: u64) -> SimClient {
         SimClient {
             user: format!("user{index}"),
-            session: format!("session-{index}"),
+            password: format!("password-{index}-{seed:x}"),
+            session: None,
+            first_logins_sent: 0,
             rng: SplitMix64::new(seed),
             conn: None,
             phase: Phase::Idle { retry_at: 0 },
@@ -220,7 +226,11 @@ impl SimClient {
                 if role == Role::Leader {
                     self.phase = Phase::LoggingIn;
                     let since = self.contiguous();
-                    let body = serde_json::json!({"op": "login", "user": self.user, "session": self.session, "since": since});
+                    let mut body = serde_json::json!({"op": "login", "user": self.user, "password": self.password, "since": since});
+                    match &self.session {
+                        Some(token) => body["session"] = token.clone().into(),
+                        None => self.first_logins_sent += 1,
+                    }
                     return self.request(now, body);
                 }
                 self.redirect(now, leader_addr)
@@ -233,6 +243,10 @@ impl SimClient {
                 match self.phase {
                     Phase::LoggingIn => {
                         checker.registered.insert(self.user.clone());
+                        if reply.session.is_none() {
+                            checker.violation(now, "login_without_token", line.clone());
+                        }
+                        self.session = reply.session.clone();
                         if self.joined {
                             self.phase = Phase::Ready;
                             Vec::new()
@@ -291,6 +305,17 @@ impl SimClient {
                     ErrorCode::BadRequest => {
                         checker.violation(now, "bad_request_for_valid_line", e.message);
                         Vec::new()
+                    }
+                    // Every simulated user keeps one password: a refusal is a server bug, except
+                    // when a retried first login raced its own earlier registration.
+                    ErrorCode::AuthFailed => {
+                        if self.session.is_some() || self.first_logins_sent < 2 {
+                            checker.violation(now, "auth_failed_for_right_password", e.message);
+                        }
+                        self.drop_connection(now)
+                    }
+                    ErrorCode::TooManyConnections | ErrorCode::LoginTimeout => {
+                        self.drop_connection(now)
                     }
                 }
             }

@@ -6,6 +6,7 @@
 
 pub mod checker;
 pub mod client;
+pub mod credentials;
 pub mod workload;
 
 use crate::core::rng::SplitMix64;
@@ -167,6 +168,7 @@ impl Sim {
             quorum: self.cfg.quorum,
             client_addr: self.nodes[i].client_addr.clone(),
             seed: self.seed ^ (self.nodes[i].boots << 32) ^ i as u64,
+            login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
         }
     }
 
@@ -493,6 +495,16 @@ impl Sim {
                     }
                 }
                 Output::Persist(p) => self.nodes[i].disk.push(p),
+                Output::Credential(job) => {
+                    let result = credentials::compute(job, &mut self.rng);
+                    self.enqueue(
+                        credentials::SIM_CREDENTIAL_MS,
+                        Packet::ToNode {
+                            to: i,
+                            input: Input::CredentialDone(result),
+                        },
+                    );
+                }
             }
         }
     }
