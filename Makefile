@@ -138,6 +138,7 @@ test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario
 	cargo test --workspace
 	@$(MAKE) netns-smoke
 	@$(MAKE) scenarios
+	@$(MAKE) chaos SEEDS=2 FIRST=1 DURATION=15s CHAOS_OUT=runs/chaos-smoke
 
 .PHONY: netns-smoke
 netns-smoke: ## Real network without Docker: 3 servers + 2 users in network namespaces, leader SIGKILLed (root)
@@ -146,6 +147,14 @@ netns-smoke: ## Real network without Docker: 3 servers + 2 users in network name
 .PHONY: scenarios
 scenarios: ## Run every scenario in scenarios/ against the image (the harness)
 	@scripts/run-scenarios.sh $(IMAGE)
+
+SEEDS    ?= 10
+FIRST    ?= 1
+DURATION ?= 30s
+CHAOS_OUT ?= runs/chaos
+.PHONY: chaos
+chaos: ## Random faults from seeds FIRST..FIRST+SEEDS-1, DURATION each, then heal: make chaos SEEDS=20 DURATION=60s
+	@CHAOS_OUT=$(CHAOS_OUT) scripts/chaos.sh $(IMAGE) $(SEEDS) $(DURATION) $(FIRST)
 
 .PHONY: clean
 # Harness leftovers are not touched here: `harness clean` removes every run's containers,

@@ -1,5 +1,6 @@
-//! The command line: `harness run | validate | list | clean`.
+//! The command line: `harness run | chaos | validate | list | clean`.
 
+use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
 use crate::docker;
 use crate::report::Verdict;
 use crate::runner::{self, RunOptions};
@@ -13,6 +14,8 @@ Examples:
   harness run scenarios/                         run every scenario in a directory, in order
   harness run --keep --out /tmp/r scenarios/leader-pause.yaml
                                                  keep the cluster up afterwards for inspection
+  harness chaos --seed 7 --duration 30s          random faults from seed 7, then heal; the schedule
+                                                 is written as a scenario `harness run` replays
   harness validate scenarios/*.yaml              check files without Docker
   harness list                                   scenarios and what each one tells
   harness clean                                  remove every container and network the harness left
@@ -51,6 +54,47 @@ pub enum Command {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Random faults from a seed against a live cluster with chat running, then everything
+    /// healed and liveness demanded; writes the schedule as a scenario that `run` replays.
+    Chaos {
+        /// The seed: the same seed gives the same schedule. Random (and printed) by default.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Length of the safety phase (random faults), e.g. `30s`, `2m`; at most 1h.
+        #[arg(long, default_value = "30s", value_parser = parse_chaos_duration)]
+        duration: std::time::Duration,
+        /// Faults to draw from (comma-separated): kill, stop, pause, restart (killed and
+        /// stopped nodes come back during the safety phase), partition, cut, isolate, loss,
+        /// delay.
+        #[arg(
+            long,
+            default_value = "kill,stop,pause,restart,partition,cut,isolate,loss,delay"
+        )]
+        faults: String,
+        /// At most this many nodes faulty at once. Default: a minority ((nodes-1)/2), so a
+        /// majority is always up and connected and liveness is demanded throughout; set it
+        /// to the node count for a safety-only phase.
+        #[arg(long)]
+        max_faulty: Option<usize>,
+        /// Number of nodes.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=32))]
+        nodes: u64,
+        /// Election algorithm (lcr, raft, bully).
+        #[arg(long, default_value = "lcr")]
+        election: String,
+        /// `majority`, or `none` to reproduce split brain (a self-test: the run must fail).
+        #[arg(long, default_value = "majority", value_parser = ["majority", "none"])]
+        quorum: String,
+        /// Node image to run.
+        #[arg(long, env = "FAULTLINE_IMAGE", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+        /// Output directory: the schedule (<name>.yaml) and the run's report (run/).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Leave the cluster running afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Parse and validate scenario files (no Docker needed).
     Validate {
         #[arg(required = true)]
@@ -88,11 +132,58 @@ pub async fn main() -> i32 {
             )
             .await
         }
+        Command::Chaos {
+            seed,
+            duration,
+            faults,
+            max_faulty,
+            nodes,
+            election,
+            quorum,
+            image,
+            out,
+            keep,
+        } => {
+            let nodes = nodes as usize;
+            let seed = seed.unwrap_or_else(rand::random);
+            let faults = match FaultKind::parse_list(&faults) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Verdict::Error.exit_code();
+                }
+            };
+            let spec = ChaosSpec {
+                seed,
+                duration,
+                faults,
+                max_faulty: max_faulty.unwrap_or(ChaosSpec::minority(nodes)),
+                nodes,
+                election,
+                quorum,
+            };
+            chaos::run(&ChaosOptions {
+                spec,
+                image,
+                out,
+                keep,
+            })
+            .await
+        }
         Command::Validate { files } => validate(&files),
         Command::List { dir } => list(&dir),
         Command::Clean => clean().await,
     };
     verdict.exit_code()
+}
+
+/// `--duration`: a duration of at least 1 s and at most an hour.
+fn parse_chaos_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = chat_node::duration::parse_duration(text)?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {
+        return Err(format!("`{text}`: the duration must be 1s to 1h"));
+    }
+    Ok(d)
 }
 
 /// Expands directories into their scenario files.

@@ -63,6 +63,9 @@ pub struct RunResult {
     pub run_id: String,
     /// The seed the steps' random choices came from.
     pub seed: u64,
+    /// Every checker's result, and every step's (for `chaos` summaries and `shrink`).
+    pub checks: Vec<checkers::CheckResult>,
+    pub steps: Vec<StepResult>,
 }
 
 /// Why a run could not be made.
@@ -273,6 +276,8 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
         interrupted,
         run_id: session.run_id,
         seed,
+        checks: outcome.checks,
+        steps: outcome.steps,
     }
 }
 

@@ -265,7 +265,11 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             }
             _ => false,
         });
-        if !t.silence_near(o, p, ts, lookback) && !restarted_recently {
+        // A suspicion on a lossy, delayed or throttled link is the link's doing, not false.
+        if !t.silence_near(o, p, ts, lookback)
+            && !t.degraded_near(o, p, ts, lookback)
+            && !restarted_recently
+        {
             false_suspicions += 1;
             first_false.get_or_insert(format!(
                 "node {o} reported {p} down at +{} ms while nothing was wrong with {p} or the link",

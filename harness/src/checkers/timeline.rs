@@ -4,7 +4,7 @@
 //! quorum could elect at all.
 
 use crate::faults::{self, Faults};
-use crate::history::{FaultRecord, Record};
+use crate::history::{FaultAction, FaultRecord, Record};
 use chat_node::ids::NodeId;
 use std::collections::BTreeSet;
 
@@ -21,6 +21,10 @@ pub struct Timeline {
     after: Vec<Faults>,
     /// Before any fault.
     initial: Faults,
+    /// `(from, to)` links lossy, late or slowed (loss, delay, bandwidth) until the heal:
+    /// they still carry traffic, so no detection is required, and a suspicion there is the
+    /// link's doing, not false.
+    degraded: Vec<((NodeId, NodeId), Interval)>,
 }
 
 // `after`/`before` are for the checkers that judge each fault against the state it changed.
@@ -44,6 +48,33 @@ impl Timeline {
             }
         }
         t.initial = Faults::new(t.nodes.iter().copied());
+        let all: Vec<NodeId> = t.nodes.iter().copied().collect();
+        for f in &t.faults {
+            let links: Vec<(NodeId, NodeId)> = match f.action {
+                FaultAction::Loss => f
+                    .nodes
+                    .iter()
+                    .flat_map(|x| f.to.iter().map(move |y| (*x, *y)))
+                    .collect(),
+                FaultAction::Delay | FaultAction::Bandwidth => f
+                    .nodes
+                    .iter()
+                    .flat_map(|y| all.iter().map(move |x| (*x, *y)))
+                    .collect(),
+                FaultAction::Heal => {
+                    for (_, iv) in t.degraded.iter_mut() {
+                        if iv.1 == u64::MAX {
+                            iv.1 = f.ts_ms;
+                        }
+                    }
+                    vec![]
+                }
+                _ => vec![],
+            };
+            for l in links.into_iter().filter(|(x, y)| x != y) {
+                t.degraded.push((l, (f.ts_ms, u64::MAX)));
+            }
+        }
         let mut state = t.initial.clone();
         for f in &t.faults {
             faults::apply(&mut state, f);
@@ -115,12 +146,58 @@ impl Timeline {
         out
     }
 
+    /// Whether the link from `peer` to `observer` was degraded (loss, delay, bandwidth) at
+    /// some time in `[ts - lookback, ts]`.
+    pub fn degraded_near(&self, observer: NodeId, peer: NodeId, ts: u64, lookback: u64) -> bool {
+        let from = ts.saturating_sub(lookback);
+        self.degraded
+            .iter()
+            .any(|(l, (a, b))| *l == (peer, observer) && *a <= ts && from < *b)
+    }
+
     /// Whether `observer` could not hear `peer` at some time in `[ts - lookback, ts]`.
     pub fn silence_near(&self, observer: NodeId, peer: NodeId, ts: u64, lookback: u64) -> bool {
         let from = ts.saturating_sub(lookback);
         self.silences(observer, peer)
             .iter()
             .any(|(a, b)| *a <= ts && from < *b)
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+    use crate::checkers::testkit::fault;
+
+    #[test]
+    fn link_faults_degrade_links_without_silencing_them_until_the_heal() {
+        let mut loss = fault(100, FaultAction::Loss, &[1]);
+        if let Record::Fault(f) = &mut loss {
+            f.to = vec![NodeId(2)];
+        }
+        let t = Timeline::build(&[
+            fault(0, FaultAction::Start, &[1, 2, 3]),
+            loss,
+            fault(200, FaultAction::Delay, &[3]),
+            fault(400, FaultAction::Heal, &[]),
+        ]);
+        assert!(t.degraded_near(NodeId(2), NodeId(1), 150, 10));
+        assert!(
+            !t.degraded_near(NodeId(1), NodeId(2), 150, 10),
+            "loss is one-way"
+        );
+        assert!(
+            t.degraded_near(NodeId(3), NodeId(1), 300, 10),
+            "a delay slows all into 3"
+        );
+        assert!(
+            !t.degraded_near(NodeId(2), NodeId(1), 1000, 100),
+            "healed at 400"
+        );
+        assert!(
+            t.silences(NodeId(2), NodeId(1)).is_empty(),
+            "nothing is silenced"
+        );
     }
 }
 
