@@ -138,7 +138,7 @@ test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario
 	cargo test --workspace
 	@$(MAKE) netns-smoke
 	@$(MAKE) scenarios
-	@$(MAKE) chaos SEEDS=2 FIRST=1 DURATION=15s CHAOS_OUT=runs/chaos-smoke
+	@$(MAKE) chaos SEEDS=2 FIRST=2 DURATION=15s CHAOS_OUT=runs/chaos-smoke
 
 .PHONY: netns-smoke
 netns-smoke: ## Real network without Docker: 3 servers + 2 users in network namespaces, leader SIGKILLed (root)
