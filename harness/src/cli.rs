@@ -5,6 +5,7 @@ use crate::docker;
 use crate::report::Verdict;
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Scenario};
+use crate::shrink::{self, ShrinkOptions};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ Examples:
                                                  keep the cluster up afterwards for inspection
   harness chaos --seed 7 --duration 30s          random faults from seed 7, then heal; the schedule
                                                  is written as a scenario `harness run` replays
+  harness shrink runs/c7/chaos-7.yaml            the fewest, shortest steps that still fail the same check
   harness validate scenarios/*.yaml              check files without Docker
   harness list                                   scenarios and what each one tells
   harness clean                                  remove every container and network the harness left
@@ -95,6 +97,28 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Reduce a failing scenario to the fewest, shortest steps that still fail the same
+    /// check (every candidate is a real run: slow); writes <file>-min.yaml.
+    Shrink {
+        /// The failing scenario (e.g. a `harness chaos` schedule).
+        file: PathBuf,
+        /// The check that must keep failing (election, detection, delivery, convergence, or
+        /// `steps`); default: the first the original run fails.
+        #[arg(long)]
+        check: Option<String>,
+        /// Where the minimal scenario goes (default: <file stem>-min.yaml beside it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// At most this many candidate runs.
+        #[arg(long, default_value_t = 40)]
+        max_runs: usize,
+        /// Seed for every run's random choices.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Node image to run.
+        #[arg(long, env = "FAULTLINE_IMAGE", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+    },
     /// Parse and validate scenario files (no Docker needed).
     Validate {
         #[arg(required = true)]
@@ -167,6 +191,24 @@ pub async fn main() -> i32 {
                 image,
                 out,
                 keep,
+            })
+            .await
+        }
+        Command::Shrink {
+            file,
+            check,
+            out,
+            max_runs,
+            seed,
+            image,
+        } => {
+            shrink::run(&ShrinkOptions {
+                file,
+                image,
+                check,
+                out,
+                max_runs,
+                seed,
             })
             .await
         }

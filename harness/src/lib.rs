@@ -16,4 +16,5 @@ pub mod chaos;
 pub mod cli;
 pub mod docker;
 pub mod runner;
+pub mod shrink;
 pub mod workload;
