@@ -130,7 +130,7 @@ build: ## cargo build the workspace (debug)
 .PHONY: test
 # The image is built before cargo test so that the harness's Docker integration tests run
 # against it instead of skipping for want of an image.
-test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario suite (installs what it needs)
+test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario suite, report in a browser
 	@scripts/test-prereqs.sh
 	cargo fmt --all -- --check
 	cargo clippy --all-targets -- -D warnings
@@ -138,7 +138,12 @@ test: ## THE test command: fmt, clippy, image, cargo test, netns smoke, scenario
 	cargo test --workspace
 	@$(MAKE) netns-smoke
 	@$(MAKE) scenarios
+	@$(MAKE) browser-test
 	@$(MAKE) chaos SEEDS=2 FIRST=2 DURATION=15s CHAOS_OUT=runs/chaos-smoke
+
+.PHONY: browser-test
+browser-test: ## Render runs/suite/leader-crash/report.html in headless Chromium and check it
+	@scripts/browser-test.sh runs/suite/leader-crash
 
 .PHONY: netns-smoke
 netns-smoke: ## Real network without Docker: 3 servers + 2 users in network namespaces, leader SIGKILLed (root)

@@ -38,4 +38,15 @@ if ! command -v nft >/dev/null 2>&1; then
     fi
 fi
 
+# The report's real-browser test renders report.html in headless Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing chromium (the report.html browser test)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        fail "chromium is missing and cannot be installed here (needs root and apt-get): install the chromium package"
+    fi
+fi
+
 "$(dirname "$0")/require-docker.sh"

@@ -1,8 +1,8 @@
-//! The command line: `harness run | chaos | validate | list | clean`.
+//! The command line: `harness run | chaos | validate | list | report | clean`.
 
 use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
 use crate::docker;
-use crate::report::Verdict;
+use crate::report::{self, Verdict};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Scenario};
 use crate::shrink::{self, ShrinkOptions};
@@ -19,6 +19,7 @@ Examples:
                                                  is written as a scenario `harness run` replays
   harness shrink runs/c7/chaos-7.yaml            the fewest, shortest steps that still fail the same check
   harness validate scenarios/*.yaml              check files without Docker
+  harness report runs/suite/leader-crash         rebuild a run's report.html from its history.jsonl
   harness list                                   scenarios and what each one tells
   harness clean                                  remove every container and network the harness left
 
@@ -130,6 +131,12 @@ pub enum Command {
         #[arg(default_value = "scenarios")]
         dir: PathBuf,
     },
+    /// Rebuild report.html from a run directory's history.jsonl (and summary.json if there);
+    /// for a suite directory, every run's report.html and the suite's index.html.
+    Report {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Remove every container and network labelled faultline.run (and nothing else).
     Clean,
 }
@@ -214,6 +221,7 @@ pub async fn main() -> i32 {
         }
         Command::Validate { files } => validate(&files),
         Command::List { dir } => list(&dir),
+        Command::Report { dirs } => report_dirs(&dirs),
         Command::Clean => clean().await,
     };
     verdict.exit_code()
@@ -312,6 +320,16 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
                 r.out_dir.display()
             );
         }
+        if let Some(root) = &options.out {
+            let dirs: Vec<PathBuf> = results.iter().map(|(_, r)| r.out_dir.clone()).collect();
+            match report::index::write_suite_index(root, &dirs) {
+                Ok(p) => println!("  index: {}", p.display()),
+                Err(e) => eprintln!(
+                    "  could not write the suite index in {}: {e}",
+                    root.display()
+                ),
+            }
+        }
     }
     // The worst verdict decides the exit code: error over fail over pass.
     results
@@ -327,6 +345,46 @@ fn label(v: Verdict) -> &'static str {
         Verdict::Fail => "FAIL",
         Verdict::Error => "ERROR",
     }
+}
+
+/// `harness report DIR…`: a run directory gets its report.html rebuilt; a suite directory
+/// (run directories inside) gets each rebuilt and its index.html written.
+fn report_dirs(dirs: &[PathBuf]) -> Verdict {
+    let mut verdict = Verdict::Pass;
+    for dir in dirs {
+        let runs = if dir.join("history.jsonl").is_file() {
+            vec![dir.clone()]
+        } else {
+            report::index::run_dirs(dir)
+        };
+        if runs.is_empty() {
+            eprintln!(
+                "error: {}: neither a run directory (history.jsonl) nor a suite of them",
+                dir.display()
+            );
+            verdict = Verdict::Error;
+            continue;
+        }
+        for run in &runs {
+            match report::html::regenerate(run) {
+                Ok(p) => println!("wrote {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    verdict = Verdict::Error;
+                }
+            }
+        }
+        if runs.first() != Some(dir) {
+            match report::index::write_suite_index(dir, &runs) {
+                Ok(p) => println!("wrote {}", p.display()),
+                Err(e) => {
+                    eprintln!("error: {}: {e}", dir.display());
+                    verdict = Verdict::Error;
+                }
+            }
+        }
+    }
+    verdict
 }
 
 fn validate(files: &[PathBuf]) -> Verdict {

@@ -1,9 +1,13 @@
 //! The verdict of a run, for people (a terminal table) and machines (`summary.json`,
 //! `junit.xml`). Exit codes: 0 pass, 1 a check or step failed, 2 the run could not be made.
 
+mod fault_bands;
+pub mod html;
+pub mod index;
 mod junit;
 mod summary;
 mod table;
+pub mod timeline_data;
 
 pub use junit::junit_xml;
 pub use summary::summary_json;
@@ -153,13 +157,15 @@ impl RunOutcome {
     }
 }
 
-/// Writes `summary.json` and `junit.xml` into `out_dir` (created if missing).
+/// Writes `summary.json`, `junit.xml` and (when the history was written) `report.html`
+/// into `out_dir` (created if missing).
 pub fn write(out_dir: &Path, scenario: &Scenario, outcome: &RunOutcome) -> std::io::Result<()> {
     std::fs::create_dir_all(out_dir)?;
-    std::fs::write(
-        out_dir.join("summary.json"),
-        summary_json(scenario, outcome),
-    )?;
+    let summary = summary_json(scenario, outcome);
+    std::fs::write(out_dir.join("summary.json"), &summary)?;
     std::fs::write(out_dir.join("junit.xml"), junit_xml(scenario, outcome))?;
+    if let Some(history) = &outcome.history_path {
+        html::write(out_dir, Path::new(history), Some(&summary))?;
+    }
     Ok(())
 }
