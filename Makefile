@@ -161,6 +161,12 @@ CHAOS_OUT ?= runs/chaos
 chaos: ## Random faults from seeds FIRST..FIRST+SEEDS-1, DURATION each, then heal: make chaos SEEDS=20 DURATION=60s
 	@CHAOS_OUT=$(CHAOS_OUT) scripts/chaos.sh $(IMAGE) $(SEEDS) $(DURATION) $(FIRST)
 
+.PHONY: bench
+bench: image ## The standard benchmark set (harness bench: 256 outstanding, then 1,000 msg/s open loop) into runs/bench-*
+	cargo build --release -p harness
+	target/release/harness bench --image $(IMAGE) --outstanding 256 --duration 20s --out runs/bench-256
+	target/release/harness bench --image $(IMAGE) --rate 1000 --duration 20s --out runs/bench-rate-1000
+
 .PHONY: clean
 # Harness leftovers are not touched here: `harness clean` removes every run's containers,
 # including those of a run still going on in another terminal.

@@ -1,6 +1,7 @@
 //! The command line: `harness run | chaos | validate | list | report | clean`.
 
 use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
+use crate::bench::{self, BenchOptions};
 use crate::docker;
 use crate::report::{self, Verdict};
 use crate::runner::{self, RunOptions};
@@ -22,6 +23,8 @@ Examples:
   harness report runs/suite/leader-crash         rebuild a run's report.html from its history.jsonl
   harness list                                   scenarios and what each one tells
   harness clean                                  remove every container and network the harness left
+  harness bench --out /tmp/b                     5 nodes, 256 outstanding for 20 s: bench.json + a table
+  harness bench --rate 1000 --out /tmp/b1k       open loop at 1,000 msg/s (latency from the scheduled time)
 
 Exit codes: 0 pass, 1 a step or check failed, 2 the run could not be made.";
 
@@ -139,6 +142,38 @@ pub enum Command {
     },
     /// Remove every container and network labelled faultline.run (and nothing else).
     Clean,
+    /// Benchmark a fresh cluster: acked msg/s, latency, bytes, fsyncs, events, CPU and memory
+    /// per acknowledged message (DIR/bench.json and a table). Measures, asserts nothing.
+    Bench {
+        /// Node image to run.
+        #[arg(long, env = "FAULTLINE_IMAGE", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+        #[arg(long, default_value_t = 5)]
+        nodes: usize,
+        /// How long the load runs (the first fifth, at most 2 s, is warm-up, not measured).
+        #[arg(long, default_value = "20s", value_parser = chat_node::duration::parse_duration)]
+        duration: std::time::Duration,
+        /// Requests in flight at once, over all connections (the closed loop's window, and
+        /// the open loop's cap).
+        #[arg(long, default_value_t = 256)]
+        outstanding: usize,
+        /// Open loop: this many msg/s in total, latency counted from each scheduled time.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Users (one TCP connection each) the load is spread over.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        /// Bytes of text per message.
+        #[arg(long, default_value_t = 64)]
+        text_bytes: usize,
+        #[arg(long, default_value = "100ms", value_parser = chat_node::duration::parse_duration)]
+        heartbeat: std::time::Duration,
+        #[arg(long, default_value = "500ms", value_parser = chat_node::duration::parse_duration)]
+        failure_timeout: std::time::Duration,
+        /// Where bench.json goes.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -223,6 +258,33 @@ pub async fn main() -> i32 {
         Command::List { dir } => list(&dir),
         Command::Report { dirs } => report_dirs(&dirs),
         Command::Clean => clean().await,
+        Command::Bench {
+            image,
+            nodes,
+            duration,
+            outstanding,
+            rate,
+            connections,
+            text_bytes,
+            heartbeat,
+            failure_timeout,
+            out,
+        } => {
+            let opts = BenchOptions {
+                image,
+                nodes,
+                warmup: (duration / 5).min(std::time::Duration::from_secs(2)),
+                duration,
+                outstanding,
+                rate,
+                connections,
+                text_bytes,
+                heartbeat,
+                failure_timeout,
+                out,
+            };
+            bench::run(&opts).await
+        }
     };
     verdict.exit_code()
 }

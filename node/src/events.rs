@@ -147,6 +147,31 @@ pub enum Event {
     },
     /// The node is stopping (SIGTERM: graceful leave).
     Stopping { reason: String },
+    /// The runtime's cumulative I/O counters since the process started, written about once a
+    /// second while they change (the benchmark reads them; see docs/EVENTS.md).
+    IoStats {
+        /// fsync calls on the state file.
+        fsyncs: u64,
+        /// Bytes appended to the state file.
+        persist_bytes: u64,
+        /// Peer datagrams handed to the kernel (unicast, broadcast, multicast).
+        datagrams_sent: u64,
+        /// Their payload bytes.
+        datagram_bytes: u64,
+        /// Datagrams the kernel refused (see `send_failed`).
+        send_errors: u64,
+        /// Event lines written before this one, and their bytes (newlines included).
+        event_lines: u64,
+        event_bytes: u64,
+    },
+    /// The kernel refused to send a peer datagram (a full socket buffer, an unreachable
+    /// address). Written for the first refusal and then at most once a second; `count` is the
+    /// running total, `to` and `reason` are the latest refusal's.
+    SendFailed {
+        to: String,
+        reason: String,
+        count: u64,
+    },
 }
 
 impl EventRecord {

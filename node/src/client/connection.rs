@@ -160,6 +160,12 @@ impl Connection {
         self.pushed.recv().await
     }
 
+    /// Hands the pushed lines to another task (a load generator drains them while it keeps
+    /// many requests in flight on `&self`); afterwards `next_pushed` returns `None`.
+    pub fn take_pushed(&mut self) -> mpsc::UnboundedReceiver<Pushed> {
+        std::mem::replace(&mut self.pushed, mpsc::unbounded_channel().1)
+    }
+
     /// A pushed line that has already arrived, if any.
     pub fn try_next_pushed(&mut self) -> Option<Pushed> {
         self.pushed.try_recv().ok()

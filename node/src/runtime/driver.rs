@@ -6,6 +6,7 @@ use super::credentials::CredentialWorker;
 use super::discovery;
 use super::event_log::EventLog;
 use super::framing::LineProblem;
+use super::io_stats::IoStats;
 use super::persist::Store;
 use crate::core::credentials::CredentialResult;
 use crate::core::{Input, Millis, Node, Output, TICK_MS};
@@ -53,6 +54,7 @@ pub struct Driver {
     refused: u64,
     credentials: CredentialWorker,
     credential_results: Option<mpsc::UnboundedReceiver<CredentialResult>>,
+    io: IoStats,
 }
 
 impl Driver {
@@ -79,6 +81,7 @@ impl Driver {
             conns: HashMap::new(),
             clock,
             framing_rejections: 0,
+            io: IoStats::default(),
         }
     }
 
@@ -106,7 +109,10 @@ impl Driver {
 
         loop {
             tokio::select! {
-                _ = tick.tick() => self.step(Input::Tick)?,
+                _ = tick.tick() => {
+                    self.step(Input::Tick)?;
+                    self.write_io_stats();
+                }
                 received = self.net.peer.recv_from(&mut peer_buf) => {
                     self.on_peer_datagram(received, &peer_buf).await?;
                 }
@@ -233,7 +239,7 @@ impl Driver {
     /// An event the runtime itself observed (the core did not see the input).
     fn write_event(&mut self, event: Event) {
         let status = self.node.status();
-        self.events.write(&EventRecord {
+        let bytes = self.events.write(&EventRecord {
             v: EVENTS_VERSION,
             ts_ms: self.now(),
             node: status.node,
@@ -241,6 +247,16 @@ impl Driver {
             role: status.role,
             event,
         });
+        self.io.wrote_event(bytes);
+    }
+
+    /// `io_stats` about once a second, `send_failed` for refused datagrams.
+    fn write_io_stats(&mut self) {
+        self.io.fsyncs = self.store.fsyncs();
+        self.io.persist_bytes = self.store.bytes_written();
+        for event in self.io.due(self.now()) {
+            self.write_event(event);
+        }
     }
 
     fn queue_line(&mut self, conn: ConnId, line: String) {
@@ -288,18 +304,25 @@ impl Driver {
                     }
                     self.conns.remove(&conn);
                 }
-                Output::Event(record) => self.events.write(&record),
+                Output::Event(record) => {
+                    let bytes = self.events.write(&record);
+                    self.io.wrote_event(bytes);
+                }
                 Output::Credential(job) => self.credentials.start(job),
             }
         }
         self.store.sync()
     }
 
-    /// UDP sends do not block in practice; a full socket buffer drops the datagram, which the
-    /// protocol tolerates like any loss.
-    fn send_datagram(&self, bytes: &[u8], target: SocketAddr) {
-        if let Err(e) = self.net.peer.try_send_to(bytes, target) {
-            tracing::debug!("sending {} bytes to {target}: {e}", bytes.len());
+    /// UDP sends never wait: a datagram the kernel refuses (a full socket buffer) is lost,
+    /// which the protocol tolerates like any loss, and counted (`send_failed`, `io_stats`).
+    fn send_datagram(&mut self, bytes: &[u8], target: SocketAddr) {
+        match self.net.peer.try_send_to(bytes, target) {
+            Ok(_) => self.io.sent(bytes.len()),
+            Err(e) => {
+                tracing::debug!("sending {} bytes to {target}: {e}", bytes.len());
+                self.io.refused(target.to_string(), e.to_string());
+            }
         }
     }
 }

@@ -80,17 +80,20 @@ impl EventLog {
         }
     }
 
-    pub fn write(&self, record: &EventRecord) {
+    /// Writes one event; returns the bytes it took (newline included).
+    pub fn write(&self, record: &EventRecord) -> usize {
         let line = format_event(record, self.format, wall_clock_ms());
+        let bytes = line.len() + 1;
         if let Some(memory) = &self.memory {
             if let Ok(mut lines) = memory.lock() {
                 lines.push(line);
             }
-            return;
+            return bytes;
         }
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the node: the cluster still needs it.
         let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+        bytes
     }
 }
 

@@ -11,6 +11,7 @@ pub mod event_log;
 pub mod framing;
 pub mod identity;
 pub mod limits;
+pub mod io_stats;
 pub mod net;
 pub mod persist;
 pub mod sockets;

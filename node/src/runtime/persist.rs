@@ -15,6 +15,9 @@ pub struct Store {
     file: Option<File>,
     path: Option<PathBuf>,
     unsynced: bool,
+    /// fsync calls and bytes appended since the store was opened (`io_stats`).
+    fsyncs: u64,
+    written: u64,
 }
 
 impl Store {
@@ -24,6 +27,8 @@ impl Store {
             file: None,
             path: None,
             unsynced: false,
+            fsyncs: 0,
+            written: 0,
         }
     }
 
@@ -61,6 +66,8 @@ impl Store {
                 file: Some(file),
                 path: Some(path),
                 unsynced: false,
+                fsyncs: 0,
+                written: 0,
             },
             restored,
             records.len(),
@@ -77,6 +84,7 @@ impl Store {
         file.write_all(&line)
             .with_context(|| format!("writing {}", self.display()))?;
         self.unsynced = true;
+        self.written += line.len() as u64;
         Ok(())
     }
 
@@ -86,8 +94,19 @@ impl Store {
             file.sync_data()
                 .with_context(|| format!("fsync {}", self.display()))?;
             self.unsynced = false;
+            self.fsyncs += 1;
         }
         Ok(())
+    }
+
+    /// fsync calls since the store was opened.
+    pub fn fsyncs(&self) -> u64 {
+        self.fsyncs
+    }
+
+    /// Bytes appended since the store was opened.
+    pub fn bytes_written(&self) -> u64 {
+        self.written
     }
 
     fn display(&self) -> String {
