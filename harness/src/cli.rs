@@ -1,7 +1,7 @@
-//! The command line: `harness run | chaos | validate | list | report | clean`.
+//! The command line: `harness run | chaos | bench | validate | list | report | clean`.
 
-use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
 use crate::bench::{self, BenchOptions};
+use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
 use crate::docker;
 use crate::report::{self, Verdict};
 use crate::runner::{self, RunOptions};

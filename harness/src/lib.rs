@@ -12,8 +12,8 @@ pub mod scenario;
 
 // Effectful parts: the backend seam, Docker, faults, clients, the step runner, the CLI.
 pub mod backend;
-pub mod chaos;
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod docker;
 pub mod runner;
