@@ -331,7 +331,7 @@ fn load_all(files: &[PathBuf]) -> Option<Vec<Scenario>> {
         match scenario::load(f) {
             Ok(s) => ok.push(s),
             Err(e) => {
-                eprintln!("error: {e}");
+                crate::say_err!("error: {e}");
                 bad = true;
             }
         }
@@ -343,12 +343,12 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
     let files = match expand(paths) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return Verdict::Error;
         }
     };
     let Some(scenarios) = load_all(&files) else {
-        eprintln!(
+        crate::say_err!(
             "nothing was started: fix the scenario errors above (`harness validate` checks files)"
         );
         return Verdict::Error;
@@ -369,13 +369,13 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
         }
     }
     if several {
-        println!(
+        crate::say!(
             "\nsuite: {} scenarios in {:.1} s",
             results.len(),
             started.elapsed().as_secs_f64()
         );
         for (name, r) in &results {
-            println!(
+            crate::say!(
                 "  {:<6} {name:<32} {:>6.1} s  {}",
                 label(r.verdict),
                 r.wall.as_secs_f64(),
@@ -453,21 +453,21 @@ fn validate(files: &[PathBuf]) -> Verdict {
     let files = match expand(files) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return Verdict::Error;
         }
     };
     let mut verdict = Verdict::Pass;
     for f in &files {
         match scenario::load(f) {
-            Ok(s) => println!(
+            Ok(s) => crate::say!(
                 "ok    {}  ({}: {} steps)",
                 f.display(),
                 s.name,
                 s.steps.len()
             ),
             Err(e) => {
-                println!("error {e}");
+                crate::say!("error {e}");
                 verdict = Verdict::Error;
             }
         }
@@ -479,7 +479,7 @@ fn list(dir: &Path) -> Verdict {
     let files = match scenario::files_in(dir) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!(
+            crate::say_err!(
                 "error: {}: {e} (pass the scenarios directory)",
                 dir.display()
             );
@@ -489,9 +489,9 @@ fn list(dir: &Path) -> Verdict {
     let mut verdict = Verdict::Pass;
     for f in files {
         match scenario::load(&f) {
-            Ok(s) => println!("{:<28} {}", s.name, s.about),
+            Ok(s) => crate::say!("{:<28} {}", s.name, s.about),
             Err(e) => {
-                println!("{:<28} INVALID: {e}", f.display());
+                crate::say!("{:<28} INVALID: {e}", f.display());
                 verdict = Verdict::Error;
             }
         }
@@ -503,19 +503,19 @@ async fn clean() -> Verdict {
     let docker = match docker::connect().await {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return Verdict::Error;
         }
     };
     match docker::clean_all(&docker).await {
         Ok(s) => {
             for c in &s.containers {
-                println!("removed container {c}");
+                crate::say!("removed container {c}");
             }
             for n in &s.networks {
-                println!("removed network {n}");
+                crate::say!("removed network {n}");
             }
-            println!(
+            crate::say!(
                 "{} containers, {} networks removed",
                 s.containers.len(),
                 s.networks.len()
@@ -523,7 +523,7 @@ async fn clean() -> Verdict {
             Verdict::Pass
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             Verdict::Error
         }
     }

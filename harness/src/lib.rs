@@ -2,6 +2,8 @@
 //! with checked verdicts. Pipeline: scenario → cluster → nemesis + workload → history →
 //! checkers → report.
 
+pub mod out;
+
 // Pure parts (no Docker): parsed plans, the history, what it shows, verdicts.
 pub mod checkers;
 pub mod faults;

@@ -205,10 +205,12 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
     let out_dir = opts.out.clone().unwrap_or_else(|| default_out(&s.name));
     let seed = opts.seed.unwrap_or_else(rand::random);
     let mut session = Session::new(docker::new_run_id(), seed);
-    println!("▶ {} — {}", s.name, s.about);
-    println!(
+    crate::say!("▶ {} — {}", s.name, s.about);
+    crate::say!(
         "  run {} · {} nodes · image {} · seed {seed}",
-        session.run_id, s.cluster.nodes, opts.image
+        session.run_id,
+        s.cluster.nodes,
+        opts.image
     );
     session.note(format!("seed {seed}"));
     let outcome = tokio::select! {
@@ -225,7 +227,7 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
                     .to_string()
             }
         };
-        eprintln!("  {msg}");
+        crate::say_err!("  {msg}");
         session.note(msg.clone());
         errors.push(msg);
     }
@@ -266,9 +268,9 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
             out_dir.display()
         ));
     }
-    println!();
+    crate::say!();
     report::print_table(s, &outcome);
-    println!("  output: {}", out_dir.display());
+    crate::say!("  output: {}", out_dir.display());
     RunResult {
         verdict: outcome.verdict(s),
         wall: started.elapsed(),
@@ -377,7 +379,7 @@ async fn execute(
     // The first `await leader` measures the election from the cluster start.
     session.fault_ref_ms = Some(start_ts);
     session.timing("cluster_start", t0);
-    println!(
+    crate::say!(
         "  cluster up: {described} in {} ms",
         t0.elapsed().as_millis()
     );

@@ -99,12 +99,13 @@ struct StatusArgs {
 
 #[derive(clap::Args)]
 struct HealthArgs {
-    /// The cluster name the local node serves (as given to `serve`).
-    #[arg(long, env = "CHAT_CLUSTER", default_value = "faultline")]
-    cluster: String,
-    /// The local node's UDP peer port (as given to `serve`).
-    #[arg(long, env = "CHAT_PEER_PORT", default_value_t = 7400)]
-    peer_port: u16,
+    /// The cluster name the local node serves. Default: the one the container's `serve`
+    /// (PID 1) was started with, flags or environment, else CHAT_CLUSTER, else `faultline`.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The local node's UDP peer port. Default: as for `--cluster` (7400).
+    #[arg(long)]
+    peer_port: Option<u16>,
 }
 
 fn init_tracing(default_level: &str) {
@@ -194,15 +195,24 @@ fn main() -> ExitCode {
         }
         Command::Health(args) => {
             init_tracing("warn");
+            // Ask with the settings the node runs with: PID 1's `serve` command line (the
+            // container's), else the environment and defaults `serve` would use.
+            let serving = ServeArgs::of_pid1().or_else(|| {
+                ServeArgs::from_command_line(&["chat-node".to_string(), "serve".to_string()])
+            });
+            let cluster = args
+                .cluster
+                .or_else(|| serving.as_ref().map(|s| s.cluster.clone()))
+                .unwrap_or_else(|| "faultline".to_string());
+            let peer_port = args
+                .peer_port
+                .or_else(|| serving.as_ref().map(|s| s.peer_port))
+                .unwrap_or(7400);
             // A `find_server` datagram to the local node: answered by the same loop that runs
             // the protocol, so an answer means the node is alive and not stuck.
-            let local = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, args.peer_port));
+            let local = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, peer_port));
             runtime(false).map_err(Into::into).map(|rt| {
-                match rt.block_on(discovery::ask_one(
-                    &args.cluster,
-                    local,
-                    Duration::from_secs(1),
-                )) {
+                match rt.block_on(discovery::ask_one(&cluster, local, Duration::from_secs(1))) {
                     Ok(Some(info)) => {
                         println!(
                             "healthy: node {} is {} in epoch {}",
@@ -212,8 +222,7 @@ fn main() -> ExitCode {
                     }
                     Ok(None) => {
                         eprintln!(
-                            "unhealthy: no answer from cluster `{}` on {local} within 1 s",
-                            args.cluster
+                            "unhealthy: no answer from cluster `{cluster}` on {local} within 1 s"
                         );
                         ExitCode::FAILURE
                     }

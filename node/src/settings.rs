@@ -141,22 +141,82 @@ pub struct ServeArgs {
     pub accept_data_loss: bool,
 }
 
+/// `serve`'s flags alone, for parsing a serve command line.
+#[derive(clap::Parser)]
+struct ServeOnly {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl ServeArgs {
+    /// The settings of a `chat-node serve …` command line (`argv[0]` the program), with the
+    /// environment filling what the flags leave out, exactly as `serve` resolves them. None
+    /// when it is not a serve command line or it does not parse.
+    pub fn from_command_line(argv: &[String]) -> Option<ServeArgs> {
+        use clap::Parser;
+        if argv.get(1).map(String::as_str) != Some("serve") {
+            return None;
+        }
+        let mut flags = vec![argv[0].clone()];
+        flags.extend_from_slice(&argv[2..]);
+        ServeOnly::try_parse_from(flags).ok().map(|c| c.serve)
+    }
+
+    /// The settings of the `serve` running as this container's PID 1 (read from
+    /// `/proc/1/cmdline`): what `chat-node health` asks with, so the probe speaks the
+    /// cluster name the node was started with, whatever the flags were.
+    pub fn of_pid1() -> Option<ServeArgs> {
+        let raw = std::fs::read("/proc/1/cmdline").ok()?;
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        ServeArgs::from_command_line(&argv)
+    }
+}
+
 /// Helpers for tests elsewhere in the crate.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use super::ServeArgs;
+    use super::{ServeArgs, ServeOnly};
     use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
 
     /// `ServeArgs` exactly as `chat-node serve <flags>` parses them.
     pub(crate) fn serve_args(flags: &[&str]) -> ServeArgs {
         let mut argv = vec!["chat-node"];
         argv.extend_from_slice(flags);
-        Cli::try_parse_from(argv).expect("test flags parse").serve
+        ServeOnly::try_parse_from(argv)
+            .expect("test flags parse")
+            .serve
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ServeArgs;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_serve_command_line_gives_the_cluster_it_was_started_with() {
+        // The harness starts `serve --cluster fl-<run>`: health must ask for that cluster.
+        let s = ServeArgs::from_command_line(&argv(&[
+            "/chat-node",
+            "serve",
+            "--id",
+            "3",
+            "--cluster",
+            "fl-7c1e",
+            "--peer-port",
+            "7500",
+        ]))
+        .expect("parses");
+        assert_eq!(s.cluster, "fl-7c1e");
+        assert_eq!(s.peer_port, 7500);
+        assert!(ServeArgs::from_command_line(&argv(&["/chat-node", "health"])).is_none());
+        assert!(ServeArgs::from_command_line(&argv(&["/chat-node", "serve", "--bogus"])).is_none());
     }
 }

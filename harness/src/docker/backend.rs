@@ -176,7 +176,7 @@ impl Backend for DockerBackend {
                 if let Some(g) = self.guard.take() {
                     g.disarm();
                 }
-                println!(
+                crate::say!(
                     "  --keep: cluster left running ({}: {}). Remove it with `harness clean`, or \
                      `docker rm -f $(docker ps -aq --filter label={}={})` and `docker network rm {}`",
                     cluster.network,
@@ -198,11 +198,11 @@ impl Backend for DockerBackend {
                     if let Some(g) = self.guard.take() {
                         g.disarm();
                     }
-                    println!("  cluster removed in {} ms", t0.elapsed().as_millis());
+                    crate::say!("  cluster removed in {} ms", t0.elapsed().as_millis());
                 }
                 // The guard's drop retries by label.
                 Err(e) => {
-                    eprintln!("  teardown: {e}; retrying by label");
+                    crate::say_err!("  teardown: {e}; retrying by label");
                     self.guard = None;
                 }
             }

@@ -94,12 +94,12 @@ fn clean_blocking(run_id: String) {
         rt.block_on(async {
             if let Ok(docker) = connect().await {
                 match clean_run(&docker, &run_id).await {
-                    Ok(s) => eprintln!(
+                    Ok(s) => crate::say_err!(
                         "harness: cleaned up run {run_id} ({} containers, {} networks)",
                         s.containers.len(),
                         s.networks.len()
                     ),
-                    Err(e) => eprintln!(
+                    Err(e) => crate::say_err!(
                         "harness: cleanup of run {run_id} failed: {e}; run `harness clean`"
                     ),
                 }

@@ -10,7 +10,7 @@ pub enum DockerError {
     #[error(
         "cannot reach the Docker engine ({0}). Start it (`systemctl start docker`), check that \
          /var/run/docker.sock exists and that you may use it (run as root or join the `docker` \
-         group), or set DOCKER_HOST"
+         group), or set DOCKER_HOST=unix://<socket>"
     )]
     Unreachable(String),
     #[error("image `{0}` is missing: run `make image` (or pass --image with a tag that exists)")]
@@ -33,11 +33,35 @@ impl DockerError {
     }
 }
 
-/// Connects to the local engine (DOCKER_HOST or the Unix socket) and negotiates the API
-/// version down to what the engine speaks (Debian's 20.10 speaks 1.41).
+/// Which engine `DOCKER_HOST` names: `None` for the default local socket, `Some(path)` for
+/// a `unix://` socket. Any other scheme (tcp, ssh, …) is refused with what to do instead,
+/// never silently replaced by the local engine: faults are applied through the engine's
+/// processes under this host's `/proc`, which a remote engine's are not.
+pub fn engine_socket(docker_host: Option<&str>) -> Result<Option<String>, String> {
+    match docker_host.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(h) => match h.strip_prefix("unix://") {
+            Some(path) if !path.is_empty() => Ok(Some(path.to_string())),
+            _ => Err(format!(
+                "DOCKER_HOST={h} is not supported: the harness needs a local engine (a unix:// \
+                 socket), because it applies faults through the containers' processes under \
+                 this host's /proc. Unset DOCKER_HOST, or run the harness on the engine's host \
+                 (a remote engine's socket forwarded with `ssh -L /tmp/d.sock:/var/run/docker.sock` \
+                 still has its processes elsewhere)"
+            )),
+        },
+    }
+}
+
+/// Connects to the local engine (`DOCKER_HOST=unix://…` or the default socket) and
+/// negotiates the API version down to what the engine speaks (Debian's 20.10 speaks 1.41).
 pub async fn connect() -> Result<Docker, DockerError> {
-    let docker = Docker::connect_with_local_defaults()
-        .map_err(|e| DockerError::Unreachable(e.to_string()))?;
+    let host = std::env::var("DOCKER_HOST").ok();
+    let docker = match engine_socket(host.as_deref()).map_err(DockerError::Other)? {
+        None => Docker::connect_with_local_defaults(),
+        Some(path) => Docker::connect_with_unix(&path, 120, bollard::API_DEFAULT_VERSION),
+    }
+    .map_err(|e| DockerError::Unreachable(e.to_string()))?;
     let docker = docker
         .with_timeout(std::time::Duration::from_secs(30))
         .negotiate_version()
@@ -67,4 +91,23 @@ pub fn is_not_found(e: &bollard::errors::Error) -> bool {
             ..
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_socket;
+
+    #[test]
+    fn docker_host_is_honoured_for_unix_and_refused_otherwise() {
+        assert_eq!(engine_socket(None), Ok(None));
+        assert_eq!(engine_socket(Some("")), Ok(None));
+        assert_eq!(
+            engine_socket(Some("unix:///run/user/1000/docker.sock")),
+            Ok(Some("/run/user/1000/docker.sock".to_string()))
+        );
+        for remote in ["tcp://10.0.0.5:2375", "ssh://me@host", "npipe:////./pipe/x"] {
+            let e = engine_socket(Some(remote)).unwrap_err();
+            assert!(e.contains(remote) && e.contains("not supported"), "{e}");
+        }
+    }
 }

@@ -178,5 +178,5 @@ pub fn render_table(s: &Scenario, o: &RunOutcome, colour: bool) -> String {
 
 /// Prints the report to stdout, in colour when stdout is a terminal.
 pub fn print_table(s: &Scenario, o: &RunOutcome) {
-    print!("{}", render_table(s, o, std::io::stdout().is_terminal()));
+    crate::say_inline!("{}", render_table(s, o, std::io::stdout().is_terminal()));
 }

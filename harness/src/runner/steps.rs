@@ -196,7 +196,7 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
         (Some(f), None) => format!("{f} ms"),
         _ => String::new(),
     };
-    println!(
+    crate::say!(
         "  {} [{}] {:<40} {} {}",
         if done.passed { "✓" } else { "✗" },
         step.index + 1,

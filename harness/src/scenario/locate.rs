@@ -11,6 +11,9 @@ pub struct Pos {
 
 pub struct Locator<'a> {
     lines: Vec<&'a str>,
+    /// The `steps:` block: the first line of each item, the block's end and the dash
+    /// indent — found once, so locating step k is O(1) and validation stays linear.
+    steps: std::cell::OnceCell<Option<(Vec<usize>, usize, usize)>>,
 }
 
 fn indent(line: &str) -> usize {
@@ -26,6 +29,7 @@ impl<'a> Locator<'a> {
     pub fn new(text: &'a str) -> Self {
         Locator {
             lines: text.lines().collect(),
+            steps: std::cell::OnceCell::new(),
         }
     }
 
@@ -56,8 +60,7 @@ impl<'a> Locator<'a> {
         }
     }
 
-    /// The line range of step `index` (0-based) and the position of its dash.
-    fn step_block(&self, index: usize) -> Option<(usize, usize, Pos)> {
+    fn step_items(&self) -> Option<(Vec<usize>, usize, usize)> {
         let (start, end) = self.top_block("steps")?;
         let dash_indent = (start + 1..end)
             .map(|i| self.lines[i])
@@ -69,8 +72,14 @@ impl<'a> Locator<'a> {
                 indent(l) == dash_indent && l.trim_start().starts_with('-')
             })
             .collect();
+        Some((items, end, dash_indent))
+    }
+
+    /// The line range of step `index` (0-based) and the position of its dash.
+    fn step_block(&self, index: usize) -> Option<(usize, usize, Pos)> {
+        let (items, end, dash_indent) = self.steps.get_or_init(|| self.step_items()).as_ref()?;
         let first = *items.get(index)?;
-        let last = items.get(index + 1).copied().unwrap_or(end);
+        let last = items.get(index + 1).copied().unwrap_or(*end);
         Some((
             first,
             last,

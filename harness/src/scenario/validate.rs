@@ -84,7 +84,7 @@ fn build(cx: &Ctx, raw: RawScenario) -> Result<Scenario, ScenarioError> {
                 let name =
                     check_name(&c.name).ok_or_else(|| cx.err(pos, unknown_check(&c.name)))?;
                 let within = match c.within {
-                    Some(w) => Some(Deadline::parse(&w).map_err(|e| {
+                    Some(w) => Some(bounded_deadline(&w, &cluster).map_err(|e| {
                         cx.err(
                             pos,
                             format!("bad deadline for check `{}`: {e}", name.as_str()),
@@ -139,8 +139,38 @@ fn unknown_check(name: &str) -> String {
     )
 }
 
+/// The longest duration or deadline a scenario may write: a typo like `99999999999999s` is
+/// refused instead of hanging a run for ever.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// A duration literal, at most [`MAX_DURATION`].
+fn bounded_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{}` is longer than the maximum of 1h",
+            text.trim()
+        ));
+    }
+    Ok(d)
+}
+
+/// A deadline expression whose value for these settings is at most [`MAX_DURATION`].
+fn bounded_deadline(text: &str, c: &ClusterSettings) -> Result<Deadline, String> {
+    let d = Deadline::parse(text)?;
+    let v = d.resolve(c);
+    if v > MAX_DURATION {
+        return Err(format!(
+            "`{}` comes to {} ms here, longer than the maximum of 1h",
+            text.trim(),
+            v.as_millis()
+        ));
+    }
+    Ok(d)
+}
+
 fn duration_at(cx: &Ctx, pos: Pos, what: &str, text: &str) -> Result<Duration, ScenarioError> {
-    parse_duration(text).map_err(|e| cx.err(pos, format!("bad duration for `{what}`: {e}")))
+    bounded_duration(text).map_err(|e| cx.err(pos, format!("bad duration for `{what}`: {e}")))
 }
 
 fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
@@ -401,9 +431,12 @@ fn step(
             rate_bps: link::parse_rate(&b.rate).map_err(|e| tx.err("rate", e))?,
         })
     } else if let Some(d) = rs.sleep {
+        // A duration or a deadline expression (`failure_timeout + 2 * heartbeat`), resolved
+        // with the cluster's settings.
         StepKind::Sleep(
-            parse_duration(&d)
-                .map_err(|e| tx.err("sleep", format!("bad duration for `sleep`: {e}")))?,
+            bounded_deadline(&d, cluster)
+                .map_err(|e| tx.err("sleep", format!("bad duration for `sleep`: {e}")))?
+                .resolve(cluster),
         )
     } else if let Some(u) = rs.offline {
         StepKind::Offline {
@@ -636,8 +669,9 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
             defaults::detection_deadline(c),
         )
     } else if let Some(n) = e.no_leader {
-        let duration = parse_duration(&n.for_)
-            .map_err(|err| tx.err("for", format!("bad duration for `for`: {err}")))?;
+        let duration = bounded_deadline(&n.for_, c)
+            .map_err(|err| tx.err("for", format!("bad duration for `for`: {err}")))?
+            .resolve(c);
         (
             Condition::NoLeader {
                 among: tx.target(&n.among)?,
@@ -662,9 +696,8 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
         return Err(tx.err("within", "`no_leader` takes `for`, not `within`"));
     }
     let within = match inner_within.or(e.within) {
-        Some(w) => {
-            Deadline::parse(&w).map_err(|err| tx.err("within", format!("bad deadline: {err}")))?
-        }
+        Some(w) => bounded_deadline(&w, c)
+            .map_err(|err| tx.err("within", format!("bad deadline: {err}")))?,
         None => default,
     };
     Ok(ExpectStep { condition, within })
