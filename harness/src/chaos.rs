@@ -33,18 +33,18 @@ pub async fn run(opts: &ChaosOptions) -> Verdict {
     });
     let file = dir.join(format!("{}.yaml", sched.name));
     if let Err(e) = std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&file, &sched.yaml)) {
-        eprintln!("error: cannot write the schedule {}: {e}", file.display());
+        crate::say_err!("error: cannot write the schedule {}: {e}", file.display());
         return Verdict::Error;
     }
     let s = match scenario::parse(&sched.yaml, &file.display().to_string()) {
         Ok(s) => s,
         Err(e) => {
             // A generator bug, not the user's: say so and keep the file for the report.
-            eprintln!("error: the generated schedule does not validate (a harness bug): {e}");
+            crate::say_err!("error: the generated schedule does not validate (a harness bug): {e}");
             return Verdict::Error;
         }
     };
-    println!(
+    crate::say!(
         "chaos seed {}: {} faults over {:.0} s on {} nodes (at most {} faulty at once); \
          schedule: {}  (replay: harness run {})",
         opts.spec.seed,
@@ -60,7 +60,7 @@ pub async fn run(opts: &ChaosOptions) -> Verdict {
     run_opts.keep = opts.keep;
     run_opts.seed = Some(opts.spec.seed);
     let result = runner::run(&s, &run_opts).await;
-    println!("{}", summary_line(opts.spec.seed, &result));
+    crate::say!("{}", summary_line(opts.spec.seed, &result));
     result.verdict
 }
 

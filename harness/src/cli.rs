@@ -215,7 +215,7 @@ pub async fn main() -> i32 {
             let faults = match FaultKind::parse_list(&faults) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::say_err!("error: {e}");
                     return Verdict::Error.exit_code();
                 }
             };

@@ -77,7 +77,7 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
     let original = match scenario::load(&opts.file) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return Verdict::Error;
         }
     };
@@ -87,7 +87,7 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
     {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {}: {e}", opts.file.display());
+            crate::say_err!("error: {}: {e}", opts.file.display());
             return Verdict::Error;
         }
     };
@@ -111,19 +111,19 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
         o
     };
 
-    println!(
+    crate::say!(
         "==> shrink {}: the original run ({} steps)",
         opts.file.display(),
         steps.len()
     );
     let first = runner::run(&original, &run_opts(1)).await;
     if first.verdict == Verdict::Error {
-        eprintln!("error: the original run could not be made; nothing to shrink");
+        crate::say_err!("error: the original run could not be made; nothing to shrink");
         return Verdict::Error;
     }
     let failed = failures(&first);
     if failed.is_empty() {
-        println!(
+        crate::say!(
             "==> shrink: {} passes: nothing to shrink",
             opts.file.display()
         );
@@ -132,7 +132,7 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
     let target = match &opts.check {
         Some(c) if failed.contains(c) => c.clone(),
         Some(c) => {
-            eprintln!(
+            crate::say_err!(
                 "error: the original run did not fail `{c}` (it failed: {}); pass one of those \
                  to --check",
                 failed.join(", ")
@@ -141,7 +141,7 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
         }
         None => failed[0].clone(),
     };
-    println!(
+    crate::say!(
         "==> shrink: the original fails {} (run 1 took {:.1} s); keeping candidates that fail \
          `{target}`",
         failed.join(", "),
@@ -166,7 +166,7 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
             };
             let r = runner::run(&s, &o).await;
             let kept = r.verdict != Verdict::Error && fails(&r, &target);
-            println!(
+            crate::say!(
                 "==> shrink: run {k}: {} steps -> {} ({:.1} s)",
                 cand.len(),
                 if kept {
@@ -182,12 +182,12 @@ pub async fn run(opts: &ShrinkOptions) -> Verdict {
     let r = reduce::reduce(steps.clone(), &valid, &mut still_fails, opts.max_runs).await;
     let text = with_steps(&doc, &name, &r.steps);
     if let Err(e) = std::fs::write(&out, &text) {
-        eprintln!("error: cannot write {}: {e}", out.display());
+        crate::say_err!("error: cannot write {}: {e}", out.display());
         return Verdict::Error;
     }
     let runs = r.runs + 1;
     let wall = started.elapsed().as_secs_f64();
-    println!(
+    crate::say!(
         "==> shrink: {} steps -> {} in {runs} runs, {wall:.0} s ({:.1} s a run){}; still fails \
          `{target}`: {}",
         steps.len(),
