@@ -385,8 +385,8 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
         if let Some(root) = &options.out {
             let dirs: Vec<PathBuf> = results.iter().map(|(_, r)| r.out_dir.clone()).collect();
             match report::index::write_suite_index(root, &dirs) {
-                Ok(p) => println!("  index: {}", p.display()),
-                Err(e) => eprintln!(
+                Ok(p) => crate::say!("  index: {}", p.display()),
+                Err(e) => crate::say_err!(
                     "  could not write the suite index in {}: {e}",
                     root.display()
                 ),
@@ -420,7 +420,7 @@ fn report_dirs(dirs: &[PathBuf]) -> Verdict {
             report::index::run_dirs(dir)
         };
         if runs.is_empty() {
-            eprintln!(
+            crate::say_err!(
                 "error: {}: neither a run directory (history.jsonl) nor a suite of them",
                 dir.display()
             );
@@ -429,18 +429,18 @@ fn report_dirs(dirs: &[PathBuf]) -> Verdict {
         }
         for run in &runs {
             match report::html::regenerate(run) {
-                Ok(p) => println!("wrote {}", p.display()),
+                Ok(p) => crate::say!("wrote {}", p.display()),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    crate::say_err!("error: {e}");
                     verdict = Verdict::Error;
                 }
             }
         }
         if runs.first() != Some(dir) {
             match report::index::write_suite_index(dir, &runs) {
-                Ok(p) => println!("wrote {}", p.display()),
+                Ok(p) => crate::say!("wrote {}", p.display()),
                 Err(e) => {
-                    eprintln!("error: {}: {e}", dir.display());
+                    crate::say_err!("error: {}: {e}", dir.display());
                     verdict = Verdict::Error;
                 }
             }
