@@ -41,19 +41,20 @@ pub struct BenchOptions {
 /// Runs the benchmark; `Verdict::Error` when it could not be made.
 pub async fn run(opts: &BenchOptions) -> Verdict {
     let run_id = docker::new_run_id();
-    println!(
+    crate::say!(
         "▶ bench — run {run_id} · {} nodes · image {}",
-        opts.nodes, opts.image
+        opts.nodes,
+        opts.image
     );
     let client = match docker::connect().await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             return Verdict::Error;
         }
     };
     if let Err(e) = docker::ensure_image(&client, &opts.image).await {
-        eprintln!("error: {e}");
+        crate::say_err!("error: {e}");
         return Verdict::Error;
     }
     let guard = CleanupGuard::new(&run_id);
@@ -72,7 +73,7 @@ pub async fn run(opts: &BenchOptions) -> Verdict {
     drop(guard);
     match outcome {
         Ok(report) => {
-            print!("{}", report.table());
+            crate::say_inline!("{}", report.table());
             let path = opts.out.join("bench.json");
             let written = std::fs::create_dir_all(&opts.out).and_then(|_| {
                 std::fs::write(
@@ -82,17 +83,17 @@ pub async fn run(opts: &BenchOptions) -> Verdict {
             });
             match written {
                 Ok(()) => {
-                    println!("  output: {}", path.display());
+                    crate::say!("  output: {}", path.display());
                     Verdict::Pass
                 }
                 Err(e) => {
-                    eprintln!("error: writing {}: {e}", path.display());
+                    crate::say_err!("error: writing {}: {e}", path.display());
                     Verdict::Error
                 }
             }
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::say_err!("error: {e}");
             Verdict::Error
         }
     }
@@ -162,7 +163,7 @@ async fn bench(
     let (logs, mut log_rx) = LogStreams::start(&cluster);
     cluster.start_all().await.map_err(|e| e.to_string())?;
     let (leader, leader_addr) = wait_for_leader(&cluster).await?;
-    println!(
+    crate::say!(
         "  cluster up on {}; node {leader} leads ({} ms)",
         cluster.subnet,
         t0.elapsed().as_millis()
@@ -202,7 +203,7 @@ async fn bench(
         lines.push(l);
     }
     if let Err(e) = cluster.remove().await {
-        eprintln!("  teardown: {e}; retrying by label");
+        crate::say_err!("  teardown: {e}; retrying by label");
     }
     Ok(report(
         opts,
