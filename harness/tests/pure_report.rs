@@ -188,11 +188,19 @@ fn junit_has_a_testcase_per_step_and_check_and_is_well_formed() {
 }
 
 #[test]
-fn write_puts_both_files_in_the_output_directory() {
+fn write_puts_every_report_file_in_the_output_directory() {
     let dir = std::env::temp_dir().join(format!("hcheck-report-{}", std::process::id()));
     let s = scenario("");
-    report::write(&dir, &s, &outcome(true)).unwrap();
-    assert!(dir.join("summary.json").exists() && dir.join("junit.xml").exists());
+    // The runner writes history.jsonl first; report.html is built from it.
+    std::fs::create_dir_all(&dir).unwrap();
+    let history = dir.join("history.jsonl");
+    std::fs::write(&history, "").unwrap();
+    let mut o = outcome(true);
+    o.history_path = Some(history.display().to_string());
+    report::write(&dir, &s, &o).unwrap();
+    for file in ["summary.json", "junit.xml", "report.html"] {
+        assert!(dir.join(file).exists(), "{file} missing");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
