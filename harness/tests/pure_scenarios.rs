@@ -227,6 +227,11 @@ fn bad_values_are_rejected() {
     assert!(e.starts_with("scenarios/x.yaml:4:3: `nodes: 0`"), "{e}");
     let e = err(&BASE.replace("heartbeat: 100ms", "heartbeat: 100ms\n  quorum: most"));
     assert!(e.contains("unknown quorum `most`"), "{e}");
+    let e = err(&BASE.replace("nodes: 5", "nodes: 5\n  election: raft"));
+    assert!(e.contains("election `raft` is not implemented"), "{e}");
+    assert!(e.contains("use one of: lcr"), "{e}");
+    let e = err(&BASE.replace("nodes: 5", "nodes: 5\n  election: paxos"));
+    assert!(e.contains("unknown election `paxos`"), "{e}");
     let e = err(&format!("{BASE}checks: [delivery, electoin]\n"));
     assert!(e.contains("unknown check `electoin`"), "{e}");
     let e = err(&format!(

@@ -18,6 +18,29 @@ pub enum ElectionKind {
 }
 
 impl ElectionKind {
+    /// Every algorithm the flag accepts, implemented or not.
+    pub const ALL: [ElectionKind; 3] = [ElectionKind::Lcr, ElectionKind::Raft, ElectionKind::Bully];
+
+    /// The kind named `name` (as in `--election` and a scenario's `election:`).
+    pub fn parse(name: &str) -> Option<ElectionKind> {
+        ElectionKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether the core can run this algorithm today ([`crate::core::election::build`]).
+    pub fn implemented(self) -> bool {
+        crate::core::election::build(self).is_some()
+    }
+
+    /// The implemented algorithms' names, for error messages: `lcr`.
+    pub fn implemented_names() -> String {
+        ElectionKind::ALL
+            .into_iter()
+            .filter(|k| k.implemented())
+            .map(ElectionKind::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ElectionKind::Lcr => "lcr",

@@ -6,6 +6,7 @@ use super::locate::{Locator, Pos};
 use super::raw::*;
 use super::*;
 use chat_node::duration::parse_duration;
+use chat_node::settings::ElectionKind;
 use std::collections::HashSet;
 
 struct Ctx<'a> {
@@ -193,11 +194,24 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
         s.cluster_size = n as usize;
     }
     if let Some(e) = c.election {
-        if e != "lcr" && e != "raft" && e != "bully" {
-            return Err(cx.err(
-                at("election"),
-                format!("unknown election `{e}`; expected one of: lcr, raft, bully"),
-            ));
+        // One list of algorithms, the node's: a scenario can only ask for one the node runs.
+        let implemented = ElectionKind::implemented_names();
+        match ElectionKind::parse(&e) {
+            None => {
+                return Err(cx.err(
+                    at("election"),
+                    format!("unknown election `{e}`; expected one of: {implemented}"),
+                ))
+            }
+            Some(kind) if !kind.implemented() => {
+                return Err(cx.err(
+                    at("election"),
+                    format!(
+                    "election `{e}` is not implemented by chat-node yet; use one of: {implemented}"
+                ),
+                ))
+            }
+            Some(_) => {}
         }
         s.election = e;
     }

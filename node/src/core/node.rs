@@ -3,7 +3,7 @@
 
 use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
-use super::election::{lcr::Lcr, Election, ElectionAction, ElectionContext};
+use super::election::{self, Election, ElectionAction, ElectionContext};
 use super::log::Log;
 use super::membership::{Heard, Membership, PeerState};
 use super::replication::{
@@ -82,7 +82,13 @@ impl Node {
             QuorumMode::Majority => config.cluster_size / 2 + 1,
             QuorumMode::None => 1,
         };
-        let election: Box<dyn Election> = Box::new(Lcr::default());
+        // `--election` and scenario validation refuse what `build` cannot make.
+        let election = election::build(config.election).unwrap_or_else(|| {
+            panic!(
+                "election `{}` is not implemented (validate the config first)",
+                config.election.name()
+            )
+        });
         let restored_entries = restored.log.len() as u64;
         let mut node = Node {
             quorum,

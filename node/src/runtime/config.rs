@@ -7,18 +7,16 @@ use anyhow::bail;
 use rand::Rng;
 use std::net::Ipv4Addr;
 
-/// Election algorithms the core implements today.
-pub const IMPLEMENTED_ELECTIONS: &[ElectionKind] = &[ElectionKind::Lcr];
-
 /// Largest random id: ids stay exact in JSON readers that use doubles (JavaScript, jq).
 const MAX_RANDOM_ID: u64 = (1 << 53) - 1;
 
 /// Checks settings that clap cannot.
 pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
-    if !IMPLEMENTED_ELECTIONS.contains(&args.election) {
+    if !args.election.implemented() {
         bail!(
-            "--election {}: not implemented yet; use lcr",
-            args.election.name()
+            "--election {}: not implemented yet; use one of: {}",
+            args.election.name(),
+            ElectionKind::implemented_names()
         );
     }
     if args.cluster_size == 0 {
@@ -81,7 +79,10 @@ mod tests {
         let err = validate(&args(&["--election", "raft"]))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("not implemented yet; use lcr"), "{err}");
+        assert!(
+            err.contains("not implemented yet; use one of: lcr"),
+            "{err}"
+        );
         assert!(validate(&args(&[])).is_ok());
         assert!(validate(&args(&["--heartbeat", "1s", "--failure-timeout", "500ms"])).is_err());
     }

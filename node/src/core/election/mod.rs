@@ -7,6 +7,17 @@ pub mod lcr;
 use super::Millis;
 use crate::events::Credentials;
 use crate::ids::NodeId;
+use crate::settings::ElectionKind;
+
+/// The factory: the algorithm a node configured with `kind` runs, or `None` when it is not
+/// implemented yet. The one place the node, `--election` validation and the harness's
+/// scenario validation learn what exists: a new algorithm is a file plus an arm here.
+pub fn build(kind: ElectionKind) -> Option<Box<dyn Election>> {
+    match kind {
+        ElectionKind::Lcr => Some(Box::new(lcr::Lcr::default())),
+        ElectionKind::Raft | ElectionKind::Bully => None,
+    }
+}
 
 /// What an algorithm asks the node to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
