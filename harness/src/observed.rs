@@ -911,25 +911,6 @@ mod tests {
         assert_eq!(evaluate(&conv, &r, 3000, 3100), Evaluation::Pending);
     }
 
-    /// A node's `started` event (a new incarnation) in a 3-node test cluster.
-    fn started(ts: u64, node: u64) -> Record {
-        ev(
-            ts,
-            node,
-            1,
-            Role::Follower,
-            chat_node::events::Event::Started {
-                cluster: "t".into(),
-                election: "lcr".into(),
-                quorum: "majority".into(),
-                cluster_size: 3,
-                heartbeat_ms: 100,
-                failure_timeout_ms: 500,
-                restored_entries: 0,
-            },
-        )
-    }
-
     #[test]
     fn a_restarted_leader_rejoins_only_through_its_new_incarnation() {
         // The restart is stamped as `docker start` is issued, before the node says anything.
@@ -938,7 +919,7 @@ mod tests {
         let back = exp(Goal::Rejoined { nodes: ids(&[3]) }, 2000);
         // Its pre-crash state (leader of epoch 1, itself in its view) must not count.
         assert_eq!(evaluate(&back, &r, 3000, 3100), Evaluation::Pending);
-        r.push(started(3200, 3));
+        r.push(started(3200, 3, 3));
         r.push(ev(
             3400,
             3,
@@ -960,7 +941,7 @@ mod tests {
     #[test]
     fn rejoined_needs_a_leader_that_counts_the_node() {
         let mut r = failover();
-        r.push(started(2990, 3));
+        r.push(started(2990, 3, 3));
         r.push(fault(3000, FaultAction::Restart, &[3]));
         let back = exp(Goal::Rejoined { nodes: ids(&[3]) }, 2000);
         assert_eq!(evaluate(&back, &r, 3000, 3100), Evaluation::Pending);

@@ -505,21 +505,7 @@ mod tests {
             peer_down(3050, 2, 1),
             fault(6000, FaultAction::Heal, &[]),
         ]);
-        r.push(ev(
-            2050,
-            3,
-            0,
-            Role::Follower,
-            chat_node::events::Event::Started {
-                cluster: "t".into(),
-                election: "lcr".into(),
-                quorum: "majority".into(),
-                cluster_size: 3,
-                heartbeat_ms: 100,
-                failure_timeout_ms: 500,
-                restored_entries: 0,
-            },
-        ));
+        r.push(started(2050, 3, 3));
         let c = run(r);
         assert!(c.passed, "{c:?}");
     }
