@@ -112,14 +112,13 @@ pub async fn delay_mechanism(pid: u32) -> Result<DelayMechanism, BackendError> {
         return Ok(DelayMechanism::Netem);
     }
     // NFQUEUE: the xt target must accept a rule (iptables-nft uses it through nft_compat).
-    let probe = run_in_netns(
-        pid,
-        "iptables",
-        &[
+    // A throwaway rule on loopback, added then deleted (-A, then -D with the same match).
+    let probe_rule = |op: &'static str| {
+        [
             "-w",
             "-t",
             "filter",
-            "-A",
+            op,
             "OUTPUT",
             "-o",
             "lo",
@@ -132,34 +131,12 @@ pub async fn delay_mechanism(pid: u32) -> Result<DelayMechanism, BackendError> {
             "--queue-num",
             "0",
             "--queue-bypass",
-        ],
-    )
-    .await;
+        ]
+    };
+    let probe = run_in_netns(pid, "iptables", &probe_rule("-A")).await;
     match probe {
         Ok(()) => {
-            let _ = run_in_netns(
-                pid,
-                "iptables",
-                &[
-                    "-w",
-                    "-t",
-                    "filter",
-                    "-D",
-                    "OUTPUT",
-                    "-o",
-                    "lo",
-                    "-p",
-                    "udp",
-                    "--dport",
-                    "9",
-                    "-j",
-                    "NFQUEUE",
-                    "--queue-num",
-                    "0",
-                    "--queue-bypass",
-                ],
-            )
-            .await;
+            let _ = run_in_netns(pid, "iptables", &probe_rule("-D")).await;
             Ok(DelayMechanism::Nfqueue)
         }
         Err(e) => Err(BackendError::Unsupported(format!(
