@@ -85,8 +85,8 @@ pub enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=32))]
         nodes: u64,
-        /// Election algorithm (lcr, raft, bully).
-        #[arg(long, default_value = "lcr")]
+        /// Election algorithm (only those chat-node implements: lcr today).
+        #[arg(long, default_value = "lcr", value_parser = parse_election)]
         election: String,
         /// `majority`, or `none` to reproduce split brain (a self-test: the run must fail).
         #[arg(long, default_value = "majority", value_parser = ["majority", "none"])]
@@ -290,6 +290,11 @@ pub async fn main() -> i32 {
 }
 
 /// `--duration`: a duration of at least 1 s and at most an hour.
+/// `--election`: an algorithm the node implements, refused here rather than in the schedule.
+fn parse_election(text: &str) -> Result<String, String> {
+    chat_node::settings::ElectionKind::parse_implemented(text).map(|k| k.name().to_string())
+}
+
 fn parse_chaos_duration(text: &str) -> Result<std::time::Duration, String> {
     let d = chat_node::duration::parse_duration(text)?;
     if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(3600) {

@@ -31,6 +31,22 @@ impl ElectionKind {
         crate::core::election::build(self).is_some()
     }
 
+    /// The implemented algorithm named `name`, or the one error every front door shows
+    /// (`chat-node serve`, scenario validation, `harness chaos`): unknown, or not yet implemented.
+    pub fn parse_implemented(name: &str) -> Result<ElectionKind, String> {
+        match ElectionKind::parse(name) {
+            Some(kind) if kind.implemented() => Ok(kind),
+            Some(_) => Err(format!(
+                "election `{name}` is not implemented yet; use one of: {}",
+                ElectionKind::implemented_names()
+            )),
+            None => Err(format!(
+                "unknown election `{name}`; expected one of: {}",
+                ElectionKind::implemented_names()
+            )),
+        }
+    }
+
     /// The implemented algorithms' names, for error messages: `lcr`.
     pub fn implemented_names() -> String {
         ElectionKind::ALL

@@ -195,24 +195,7 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
     }
     if let Some(e) = c.election {
         // One list of algorithms, the node's: a scenario can only ask for one the node runs.
-        let implemented = ElectionKind::implemented_names();
-        match ElectionKind::parse(&e) {
-            None => {
-                return Err(cx.err(
-                    at("election"),
-                    format!("unknown election `{e}`; expected one of: {implemented}"),
-                ))
-            }
-            Some(kind) if !kind.implemented() => {
-                return Err(cx.err(
-                    at("election"),
-                    format!(
-                    "election `{e}` is not implemented by chat-node yet; use one of: {implemented}"
-                ),
-                ))
-            }
-            Some(_) => {}
-        }
+        ElectionKind::parse_implemented(&e).map_err(|msg| cx.err(at("election"), msg))?;
         s.election = e;
     }
     if let Some(h) = c.heartbeat {

@@ -12,12 +12,8 @@ const MAX_RANDOM_ID: u64 = (1 << 53) - 1;
 
 /// Checks settings that clap cannot.
 pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
-    if !args.election.implemented() {
-        bail!(
-            "--election {}: not implemented yet; use one of: {}",
-            args.election.name(),
-            ElectionKind::implemented_names()
-        );
+    if let Err(msg) = ElectionKind::parse_implemented(args.election.name()) {
+        bail!("--election: {msg}");
     }
     if args.cluster_size == 0 {
         bail!("--cluster-size must be at least 1");
