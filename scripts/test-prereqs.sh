@@ -4,6 +4,16 @@ set -euo pipefail
 
 say() { echo "==> $*"; }
 fail() { echo "error: $*" >&2; exit 1; }
+# Installs a Debian package when we may (root and apt-get); returns non-zero when we may not.
+apt_install() {
+    local package=$1 why=$2
+    [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1 || return 1
+    say "installing $package ($why)"
+    # Called in a condition, where set -e is off: an apt failure must still stop the run.
+    apt-get update -qq || fail "apt-get update failed (installing $package)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null ||
+        fail "apt-get install $package failed"
+}
 
 if ! command -v cargo >/dev/null 2>&1; then
     fail "cargo is not installed: install a Rust toolchain (https://rustup.rs), then run make test again"
@@ -27,26 +37,16 @@ if command -v rustup >/dev/null 2>&1 &&
 fi
 
 # Partition and packet-loss faults are nftables rules in the nodes' network namespaces.
-if ! command -v nft >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing nftables (partition faults need the nft command)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null
-    else
-        echo "warning: nft is missing and cannot be installed here (needs root and apt-get);" >&2
-        echo "  scenarios with partitions will report that they cannot run." >&2
-    fi
+if ! command -v nft >/dev/null 2>&1 &&
+    ! apt_install nftables "partition faults need the nft command"; then
+    echo "warning: nft is missing and cannot be installed here (needs root and apt-get);" >&2
+    echo "  scenarios with partitions will report that they cannot run." >&2
 fi
 
 # The report's real-browser test renders report.html in headless Chromium.
-if ! command -v chromium >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        say "installing chromium (the report.html browser test)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-        fail "chromium is missing and cannot be installed here (needs root and apt-get): install the chromium package"
-    fi
+if ! command -v chromium >/dev/null 2>&1 &&
+    ! apt_install chromium "the report.html browser test"; then
+    fail "chromium is missing and cannot be installed here (needs root and apt-get): install the chromium package"
 fi
 
 "$(dirname "$0")/require-docker.sh"
