@@ -1,4 +1,5 @@
-//! `chat-node`: the fault-tolerant chat server, its interactive client and two probes.
+//! `chat-node`: the fault-tolerant chat server, its interactive client, two probes and a
+//! test tool (`forge`, an outsider that replays and forges peer datagrams).
 
 use chat_node::client::{discovery, probe, ui, SessionConfig};
 use chat_node::settings::ServeArgs;
@@ -65,6 +66,19 @@ Examples:
     /// Exit 0 if the local node answers a UDP `find_server` within 1 s, else 1 (the image's
     /// HEALTHCHECK; over UDP so probes leave no client sessions in the event log).
     Health(HealthArgs),
+
+    /// TEST TOOL, not part of a deployment: run as an outsider on the cluster's network (not
+    /// a member) that captures and replays peer datagrams and forges every message kind, for
+    /// a fixed time. The harness's `forge:` step runs it; JSON lines on stdout say what it
+    /// sent (started, learned, progress, done).
+    #[command(after_help = "\
+Examples:
+  chat-node forge --for 10s --rate 200 --kinds all
+  chat-node forge --for 5s --kinds heartbeat,append --target 10.99.0.11:7400 --user alice
+
+Point it only at a test cluster: against nodes started with --insecure (no cluster secret)
+one forged heartbeat poisons the epoch for good.")]
+    Forge(chat_node::forge::ForgeArgs),
 }
 
 #[derive(clap::Args)]
@@ -191,6 +205,13 @@ fn main() -> ExitCode {
                     print!("{}", probe::format_status(&status));
                 }
                 Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Forge(args) => {
+            init_tracing("warn");
+            runtime(false).map_err(Into::into).and_then(|rt| {
+                rt.block_on(chat_node::forge::run(args))
+                    .map(|_| ExitCode::SUCCESS)
             })
         }
         Command::Health(args) => {
