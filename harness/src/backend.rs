@@ -55,6 +55,21 @@ pub enum LinkFault {
     Bandwidth { to: Vec<u64>, rate_bps: u64 },
 }
 
+/// An outsider to run on the cluster's network (a `forge` step, with its choices made):
+/// a host that is no member, replaying and forging peer datagrams for `duration`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutsiderSpec {
+    /// Kind names as `chat-node forge --kinds` takes them.
+    pub kinds: Vec<String>,
+    pub rate_per_s: u32,
+    pub duration: Duration,
+    /// Seeds the outsider's choices (from the run's seed).
+    pub seed: u64,
+    /// User and room names to put in forged log entries.
+    pub users: Vec<String>,
+    pub rooms: Vec<String>,
+}
+
 /// What the runner needs from the thing that runs the nodes. Node ids are 1-based and name
 /// the same node for the whole run (a restarted node keeps its id and address).
 pub trait Backend: Send {
@@ -92,6 +107,21 @@ pub trait Backend: Send {
         &'a mut self,
         fault: &'a LinkFault,
     ) -> BoxFuture<'a, Result<(u64, String), BackendError>>;
+
+    /// Starts an outsider that forges for `spec.duration` in the background and stops by
+    /// itself; its lines come through [`Backend::records`] as harness records. Returns the
+    /// stamp and the outsider's network address.
+    fn forge<'a>(
+        &'a mut self,
+        spec: &'a OutsiderSpec,
+    ) -> BoxFuture<'a, Result<(u64, String), BackendError>> {
+        let _ = spec;
+        Box::pin(async {
+            Err(BackendError::Unsupported(
+                "this backend cannot run an outsider".into(),
+            ))
+        })
+    }
 
     /// The backend's clock, Unix ms (the history's time base).
     fn now_ms(&self) -> u64;

@@ -29,6 +29,8 @@ pub fn apply(state: &mut Faults, f: &FaultRecord) {
         FaultAction::Heal => state.heal(),
         // A degraded link (loss, delay, a rate limit) still carries traffic: nobody is cut.
         FaultAction::Loss | FaultAction::Delay | FaultAction::Bandwidth => {}
+        // An outsider's datagrams cut nobody off: whatever they change is the nodes' doing.
+        FaultAction::Forge => {}
     }
 }
 

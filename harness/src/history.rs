@@ -75,6 +75,9 @@ pub enum FaultAction {
     Delay,
     /// Traffic to `nodes` limited to `link.rate_bps`.
     Bandwidth,
+    /// An outsider (no member) replays and forges peer datagrams to `nodes` for
+    /// `forge.for_ms` (`forge`: what and how fast). Nobody is cut: it must change nothing.
+    Forge,
 }
 
 impl FaultAction {
@@ -93,6 +96,7 @@ impl FaultAction {
             FaultAction::Loss => "loss",
             FaultAction::Delay => "delay",
             FaultAction::Bandwidth => "bandwidth",
+            FaultAction::Forge => "forge",
         }
     }
 
@@ -125,6 +129,22 @@ pub struct FaultRecord {
     /// mechanism that made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkParams>,
+    /// For `forge`: the outsider's kinds, rate, duration and address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forge: Option<ForgeParams>,
+}
+
+/// A `forge` fault as started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForgeParams {
+    pub kinds: Vec<String>,
+    pub rate_per_s: u32,
+    pub for_ms: u64,
+    /// The outsider's address on the run's network.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub outsider: String,
+    /// Seeds the outsider's choices.
+    pub seed: u64,
 }
 
 /// A link fault's parameters as applied.
@@ -345,6 +365,7 @@ mod tests {
                 groups: vec![],
                 to: vec![],
                 link: None,
+                forge: None,
             }),
             Record::Client(ClientRecord {
                 ts_ms: 7,

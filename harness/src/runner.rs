@@ -236,6 +236,10 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
     finish(&mut session, opts.keep && !interrupted).await;
     session.timing("teardown", teardown);
     mark_skipped(&mut session, s);
+    let forge_lines = report::forge_summary::lines(&session.history.sorted());
+    for line in &forge_lines {
+        session.note(format!("forge summary: {line}"));
+    }
 
     let history_path = out_dir.join("history.jsonl");
     let history_written =
@@ -270,6 +274,9 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
     }
     crate::say!();
     report::print_table(s, &outcome);
+    for line in &forge_lines {
+        crate::say!("  {line}");
+    }
     crate::say!("  output: {}", out_dir.display());
     RunResult {
         verdict: outcome.verdict(s),
@@ -375,6 +382,7 @@ async fn execute(
         groups: vec![],
         to: vec![],
         link: None,
+        forge: None,
     }));
     // The first `await leader` measures the election from the cluster start.
     session.fault_ref_ms = Some(start_ts);

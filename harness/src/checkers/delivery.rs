@@ -7,7 +7,9 @@
 //! - reordered: a recipient's private messages from one sender not in acknowledged-index
 //!   order, or a room's posts not in the same relative order for all members;
 //! - offline out of order: the mailbox replayed at login not in FIFO (log index) order;
-//! - phantom: received, but never sent by anyone.
+//! - phantom: received, but never sent by anyone;
+//! - forged: committed by a node (a `committed` send or post), but never sent by any client —
+//!   an outsider's forged `append`, caught even when no recipient was online to receive it.
 
 use super::CheckResult;
 use crate::history::{ClientAction, Record};
@@ -38,6 +40,7 @@ struct Counts {
     room_order: usize,
     offline_fifo: usize,
     phantom: usize,
+    forged: usize,
 }
 
 pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
@@ -49,6 +52,26 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
     // Mailbox replays inferred from login counts, for clients that do not mark `replay`.
     let mut replay_left: HashMap<String, u64> = HashMap::new();
 
+    // Chat messages the nodes committed: (sender, id) -> the nodes that committed it.
+    let mut committed: BTreeMap<MsgKey, BTreeSet<u64>> = BTreeMap::new();
+    for r in records {
+        if let Record::Node(ev) = r {
+            if let chat_node::events::Event::Committed {
+                op,
+                from: Some(from),
+                id: Some(id),
+                ..
+            } = &ev.event
+            {
+                if op == "send" || op == "post" {
+                    committed
+                        .entry((from.clone(), id.clone()))
+                        .or_default()
+                        .insert(ev.node.0);
+                }
+            }
+        }
+    }
     for r in records {
         let Record::Client(c) = r else { continue };
         match &c.action {
@@ -182,6 +205,23 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
         }
     }
 
+    // Forged: committed, and no client ever sent it.
+    for (key, nodes) in &committed {
+        if !sent.contains_key(key) {
+            let on: Vec<String> = nodes.iter().map(u64::to_string).collect();
+            note(
+                "forged",
+                &mut n.forged,
+                format!(
+                    "{}/{} was committed on nodes {} but no client sent it",
+                    key.0,
+                    key.1,
+                    on.join(",")
+                ),
+            );
+        }
+    }
+
     // Private order per (recipient, sender), by acknowledged index.
     for (user, got) in &inbox {
         let mut highest: HashMap<&str, (u64, &str)> = HashMap::new();
@@ -287,7 +327,8 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
             .iter()
             .any(|st| matches!(st.kind, crate::scenario::StepKind::Send { .. }));
     let mut passed =
-        n.lost + n.duplicated + n.reordered + n.room_order + n.offline_fifo + n.phantom == 0;
+        n.lost + n.duplicated + n.reordered + n.room_order + n.offline_fifo + n.phantom + n.forged
+            == 0;
     if expects_traffic && n.acked == 0 {
         passed = false;
         details.insert(
@@ -296,7 +337,7 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
         );
     }
     let figure = format!(
-        "{} acked, {} sent: lost {}, duplicated {}, reordered {}, room-order {}, offline-fifo {}, phantom {}",
+        "{} acked, {} sent: lost {}, duplicated {}, reordered {}, room-order {}, offline-fifo {}, phantom {}, forged {}",
         n.acked,
         sent.len(),
         n.lost,
@@ -304,7 +345,8 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
         n.reordered,
         n.room_order,
         n.offline_fifo,
-        n.phantom
+        n.phantom,
+        n.forged
     );
     CheckResult {
         name: "delivery".into(),
@@ -463,7 +505,48 @@ mod tests {
         r.push(received(70, "u2", "u9", "zz", None, 9, 20));
         let c = run(r);
         assert!(!c.passed);
-        assert!(c.figure.ends_with("phantom 1"), "{}", c.figure);
+        assert!(c.figure.contains("phantom 1,"), "{}", c.figure);
+    }
+
+    fn committed(ts: u64, node: u64, from: &str, id: &str) -> Record {
+        ev(
+            ts,
+            node,
+            1,
+            chat_node::ids::Role::Follower,
+            chat_node::events::Event::Committed {
+                index: 30,
+                entry_epoch: 1,
+                op: "send".into(),
+                from: Some(from.into()),
+                id: Some(id.into()),
+                target: None,
+                room_seq: None,
+                duplicate: false,
+            },
+        )
+    }
+
+    #[test]
+    fn a_commit_of_a_message_no_client_sent_is_forged_even_if_nobody_received_it() {
+        let mut r = base();
+        // What the clients sent, committed everywhere: fine.
+        r.push(committed(12, 1, "u1", "m1"));
+        r.push(committed(12, 2, "u1", "m1"));
+        assert!(run(r.clone()).passed);
+        // An outsider's append in u1's name, committed by two followers.
+        r.push(committed(80, 2, "u1", "forged-7"));
+        r.push(committed(80, 3, "u1", "forged-7"));
+        let c = run(r);
+        assert!(!c.passed);
+        assert!(c.figure.ends_with("phantom 0, forged 1"), "{}", c.figure);
+        assert!(
+            c.details.iter().any(
+                |d| d == "forged: u1/forged-7 was committed on nodes 2,3 but no client sent it"
+            ),
+            "{:?}",
+            c.details
+        );
     }
 
     #[test]

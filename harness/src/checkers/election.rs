@@ -2,7 +2,8 @@
 //! new leader within the deadline; a stale leader does not keep acting (committing) once a
 //! newer epoch has a leader; every node agrees on what each log index committed; and with
 //! `lcr`, the winner holds every committed entry and has the greatest credentials among
-//! the live candidates of its round.
+//! the live candidates of its round; and every leader, vote and epoch has a legitimate
+//! origin in the cluster ([`super::legitimacy`]).
 
 use super::timeline::Timeline;
 use super::CheckResult;
@@ -284,6 +285,10 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     if s.cluster.election == "lcr" {
         lcr_rule(records, &all_wins, &timeline, &mut violations);
     }
+
+    // 6. Every followed leader won its epoch, every vote went to a member, every epoch was
+    // started by a member (what an outsider's forgeries break first).
+    violations.extend(super::legitimacy::violations(records, &timeline.nodes));
 
     let figure = match worst {
         Some(w) => format!(

@@ -5,6 +5,7 @@ mod convergence;
 mod delivery;
 mod detection;
 mod election;
+mod legitimacy;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod timeline;

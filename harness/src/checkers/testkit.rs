@@ -40,9 +40,22 @@ pub fn creds(epoch: u64, index: u64, id: u64) -> Credentials {
     }
 }
 
-/// `node` wins `epoch` (role change + its own leader_elected), and every follower accepts.
+/// `node` starts and wins `epoch` (election start, role change, its own leader_elected), and
+/// every follower accepts.
 pub fn elect(ts: u64, leader: u64, epoch: u64, followers: &[u64], c: (u64, u64)) -> Vec<Record> {
     let mut v = vec![
+        // Every epoch is started by a member (the legitimacy check asks).
+        ev(
+            ts,
+            leader,
+            epoch,
+            Role::Candidate,
+            Event::ElectionStarted {
+                trigger: "test".into(),
+                algorithm: "lcr".into(),
+                credentials: creds(c.0, c.1, leader),
+            },
+        ),
         ev(
             ts,
             leader,
@@ -154,6 +167,7 @@ pub fn fault(ts: u64, action: FaultAction, nodes: &[u64]) -> Record {
         groups: vec![],
         to: vec![],
         link: None,
+        forge: None,
     })
 }
 
@@ -169,6 +183,7 @@ pub fn partition(ts: u64, groups: &[&[u64]]) -> Record {
             .collect(),
         to: vec![],
         link: None,
+        forge: None,
     })
 }
 

@@ -7,9 +7,10 @@ use super::cluster::{Cluster, ClusterSpec};
 use super::connect::{connect, ensure_image, DockerError};
 use super::logs::{LogLine, LogStreams};
 use super::nemesis::Nemesis;
+use super::outsider::{self, Outsider};
 use super::records::log_record;
 use super::{now_ms, CleanupGuard, RUN_LABEL};
-use crate::backend::{Backend, BackendError, LinkFault, Stamped};
+use crate::backend::{Backend, BackendError, LinkFault, OutsiderSpec, Stamped};
 use crate::history::Record;
 use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
@@ -24,6 +25,10 @@ pub struct DockerBackend {
     log_rx: UnboundedReceiver<LogLine>,
     /// Removes the run's objects if teardown never happens (error, panic).
     guard: Option<CleanupGuard>,
+    /// The node image (the outsiders of `forge` steps run it too).
+    image: String,
+    /// Outsiders started by `forge` steps, removed at teardown before the network.
+    outsiders: Vec<Outsider>,
 }
 
 impl DockerBackend {
@@ -45,6 +50,8 @@ impl DockerBackend {
             logs: Some(logs),
             log_rx,
             guard: Some(guard),
+            image: spec.image.clone(),
+            outsiders: Vec::new(),
         })
     }
 
@@ -149,6 +156,26 @@ impl Backend for DockerBackend {
         Box::pin(self.nemesis.link(fault))
     }
 
+    fn forge<'a>(
+        &'a mut self,
+        spec: &'a OutsiderSpec,
+    ) -> BoxFuture<'a, Result<(u64, String), BackendError>> {
+        Box::pin(async move {
+            let number = self.outsiders.len() + 1;
+            // Stamped when the container is asked to start: it forges from its first moment.
+            let ts = now_ms();
+            let o = outsider::start(&self.cluster, &self.image, number, spec)
+                .await
+                .map_err(failed)?;
+            if let Some(logs) = self.logs.as_mut() {
+                logs.follow_outsider(&self.cluster.docker, number, &o.container_id);
+            }
+            let address = o.ip.to_string();
+            self.outsiders.push(o);
+            Ok((ts, address))
+        })
+    }
+
     fn now_ms(&self) -> u64 {
         now_ms()
     }
@@ -177,8 +204,9 @@ impl Backend for DockerBackend {
                     g.disarm();
                 }
                 crate::say!(
-                    "  --keep: cluster left running ({}: {}). Remove it with `harness clean`, or \
+                    "  --keep: cluster{} left running ({}: {}). Remove it with `harness clean`, or \
                      `docker rm -f $(docker ps -aq --filter label={}={})` and `docker network rm {}`",
+                    if self.outsiders.is_empty() { "" } else { " and outsiders" },
                     cluster.network,
                     cluster
                         .nodes
@@ -193,6 +221,12 @@ impl Backend for DockerBackend {
                 return;
             }
             let t0 = Instant::now();
+            // Outsiders first: the network cannot go while they are attached to it.
+            for o in std::mem::take(&mut self.outsiders) {
+                if let Err(e) = outsider::remove(cluster, &o).await {
+                    crate::say_err!("  teardown: {e}; the label cleanup retries");
+                }
+            }
             match cluster.remove().await {
                 Ok(()) => {
                     if let Some(g) = self.guard.take() {

@@ -16,10 +16,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// One line a node wrote, stamped with the host time it arrived.
+/// One line a node (or an outsider) wrote, stamped with the host time it arrived.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
     pub node: u64,
+    /// Set for a `forge` step's outsider (its number in the run); `node` is then 0.
+    pub outsider: Option<usize>,
     /// true for stdout (where events go), false for stderr.
     pub stdout: bool,
     pub text: String,
@@ -31,6 +33,7 @@ pub struct LogStreams {
     wake: HashMap<u64, Arc<Notify>>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    tx: mpsc::UnboundedSender<LogLine>,
 }
 
 /// How often a follower whose container is down looks again (a restart also wakes it).
@@ -48,7 +51,7 @@ impl LogStreams {
             wake.insert(node.id, notify.clone());
             tasks.push(tokio::spawn(follow(
                 cluster.docker.clone(),
-                node.id,
+                (node.id, None),
                 node.container_id.clone(),
                 tx.clone(),
                 notify,
@@ -60,9 +63,22 @@ impl LogStreams {
                 wake,
                 cancel,
                 tasks,
+                tx,
             },
             rx,
         )
+    }
+
+    /// Follows an outsider's container too (its lines carry `outsider: Some(number)`).
+    pub fn follow_outsider(&mut self, docker: &Docker, number: usize, container_id: &str) {
+        self.tasks.push(tokio::spawn(follow(
+            docker.clone(),
+            (0, Some(number)),
+            container_id.to_string(),
+            self.tx.clone(),
+            Arc::new(Notify::new()),
+            self.cancel.clone(),
+        )));
     }
 
     /// Node `id` was started again: reopen its stream now rather than at the next retry.
@@ -83,7 +99,7 @@ impl LogStreams {
 
 async fn follow(
     docker: Docker,
-    node: u64,
+    (node, outsider): (u64, Option<usize>),
     container: String,
     tx: mpsc::UnboundedSender<LogLine>,
     wake: Arc<Notify>,
@@ -118,6 +134,7 @@ async fn follow(
                 forwarded = seen;
                 let line = LogLine {
                     node,
+                    outsider,
                     stdout,
                     text,
                     received_ms: now_ms(),

@@ -1,5 +1,6 @@
 //! Everything that talks to the Docker engine: the per-run network and containers, their log
-//! streams, the faults (nemesis), cleanup by label, and all of it as the runner's
+//! streams, the faults (nemesis), the outsiders of `forge` steps, cleanup by label, and all of
+//! it as the runner's
 //! [`crate::backend::Backend`] ([`DockerBackend`]).
 //!
 //! Every object a run creates carries the label [`RUN_LABEL`]`=<run id>`, so two runs can share
@@ -13,6 +14,7 @@ mod delayer;
 pub mod links;
 pub mod logs;
 pub mod nemesis;
+pub mod outsider;
 pub mod partition;
 mod records;
 pub mod subnet;

@@ -8,6 +8,14 @@ use chat_node::events::EventRecord;
 
 /// One log line as a history record.
 pub fn log_record(line: LogLine) -> Record {
+    if let Some(k) = line.outsider {
+        // The forge tool's JSON lines, kept as written (see `report::forge_summary`).
+        let stream = if line.stdout { "" } else { " stderr" };
+        return Record::Harness(HarnessRecord {
+            ts_ms: line.received_ms,
+            msg: format!("outsider{k}{stream}: {}", strip_ansi(&line.text)),
+        });
+    }
     if line.stdout {
         if let Some(event) = EventRecord::from_line(&line.text) {
             return Record::Node(event);
@@ -59,6 +67,7 @@ mod tests {
     fn stderr_becomes_a_plain_harness_record_and_stdout_events_node_records() {
         let stderr = LogLine {
             node: 2,
+            outsider: None,
             stdout: false,
             text: "\x1b[33m WARN\x1b[0m peer 3 down".into(),
             received_ms: 7,
@@ -69,10 +78,22 @@ mod tests {
         }
         let garbage = LogLine {
             node: 1,
+            outsider: None,
             stdout: true,
             text: "{not an event".into(),
             received_ms: 9,
         };
         assert!(matches!(log_record(garbage), Record::Harness(_)));
+        let outsider = LogLine {
+            node: 0,
+            outsider: Some(2),
+            stdout: true,
+            text: r#"{"forge":"done","sent":5}"#.into(),
+            received_ms: 11,
+        };
+        match log_record(outsider) {
+            Record::Harness(h) => assert_eq!(h.msg, r#"outsider2: {"forge":"done","sent":5}"#),
+            other => panic!("expected a harness record, got {other:?}"),
+        }
     }
 }

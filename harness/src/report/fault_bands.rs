@@ -36,7 +36,7 @@ pub struct Band {
 }
 
 /// Node faults end at a `restart` (or `resume` for a pause) of the node; network faults at
-/// a `heal`.
+/// a `heal`; a `forge` when its outsider's time (`forge.for_ms`) is up.
 fn is_node_fault(kind: &str) -> bool {
     matches!(kind, "kill" | "stop" | "pause")
 }
@@ -106,7 +106,43 @@ pub fn bands(faults: &[(usize, u64, &Value)], all_nodes: &[u64], end: u64) -> Ve
             "resume" => close(&mut out, &mut open, &|b| {
                 b.kind == "pause" && b.nodes.iter().all(|n| nodes.contains(n))
             }),
-            "heal" => close(&mut out, &mut open, &|b| !is_node_fault(&b.kind)),
+            "heal" => close(&mut out, &mut open, &|b| {
+                !is_node_fault(&b.kind) && b.kind != "forge"
+            }),
+            "forge" => {
+                // Ends by itself: never open, never closed by a heal.
+                let p = f.get("forge");
+                let field = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_u64);
+                let for_ms = field("for_ms").unwrap_or(0);
+                let b = t.saturating_add(for_ms).min(end.max(*t));
+                let mut covered = if nodes.is_empty() {
+                    all_nodes.to_vec()
+                } else {
+                    nodes.clone()
+                };
+                covered.sort_unstable();
+                out.push(Band {
+                    kind: "forge".to_string(),
+                    a: *t,
+                    b,
+                    repaired: true,
+                    nodes: covered,
+                    groups: vec![],
+                    from: vec![],
+                    to: vec![],
+                    label: format!(
+                        "forge {}/s from outsider {}",
+                        field("rate_per_s").unwrap_or(0),
+                        p.and_then(|p| p.get("outsider"))
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    )
+                    .trim_end()
+                    .to_string(),
+                    rec: *rec,
+                    end_rec: None,
+                });
+            }
             _ if is_node_fault(kind) => {
                 // A kill of a paused node ends the pause; each node gets its own band.
                 close(&mut out, &mut open, &|b| {

@@ -2,6 +2,7 @@
 //! `junit.xml`). Exit codes: 0 pass, 1 a check or step failed, 2 the run could not be made.
 
 mod fault_bands;
+pub mod forge_summary;
 pub mod html;
 pub mod index;
 mod junit;

@@ -1009,6 +1009,23 @@ mod tests {
     }
 
     #[test]
+    fn a_forge_is_a_band_for_its_duration_that_a_heal_does_not_end() {
+        let d = build(
+            &lines(&[
+                r#"{"src":"fault","ts_ms":0,"action":"start","nodes":[1,2,3]}"#,
+                r#"{"src":"fault","ts_ms":100,"action":"forge","nodes":[1,2,3],"step":0,"forge":{"kinds":["hello"],"rate_per_s":200,"for_ms":500,"outsider":"10.0.0.200","seed":1}}"#,
+                r#"{"src":"fault","ts_ms":200,"action":"heal","nodes":[],"step":1}"#,
+                r#"{"src":"fault","ts_ms":900,"action":"kill","nodes":[1],"step":2}"#,
+            ]),
+            None,
+        );
+        let forge = d.bands.iter().find(|b| b.kind == "forge").unwrap();
+        assert_eq!((forge.a, forge.b, forge.repaired), (100, 600, true));
+        assert_eq!(forge.nodes, vec![1, 2, 3]);
+        assert_eq!(forge.label, "forge 200/s from outsider 10.0.0.200");
+    }
+
+    #[test]
     fn election_windows_have_votes_wins_and_split_brain_links() {
         let h = [
             node(

@@ -3,15 +3,16 @@
 //! `observed::evaluate` every [`POLL`] until it is met, fails, or passes its deadline.
 
 use super::Session;
-use crate::backend::{BackendError, LinkFault};
+use crate::backend::{BackendError, LinkFault, OutsiderSpec};
 use crate::history::{
-    FaultAction, FaultRecord, LinkParams, Record, StepRecord, StepStatus as RecordStatus,
+    FaultAction, FaultRecord, ForgeParams, LinkParams, Record, StepRecord,
+    StepStatus as RecordStatus,
 };
 use crate::observed::{self, Evaluation, Expectation, Goal, Observed};
 use crate::report::{StepResult, StepStatus};
 use crate::scenario::{
-    rate_text, Condition, ExpectStep, Group, LeaderCondition, LinkStep, Observers, Scenario,
-    SendTarget, Step, StepKind, Target,
+    rate_text, Condition, ExpectStep, ForgeStep, Group, LeaderCondition, LinkStep, Observers,
+    Scenario, SendTarget, Step, StepKind, Target,
 };
 use crate::workload::Command as UserCommand;
 use chat_node::ids::NodeId;
@@ -64,6 +65,7 @@ pub fn describe(kind: &StepKind) -> String {
         StepKind::Cut { from, to } => format!("cut {from} -> {to}"),
         StepKind::Heal => "heal".into(),
         StepKind::Link(l) => l.describe(),
+        StepKind::Forge(f) => f.describe(),
         StepKind::Sleep(d) => format!("sleep {} ms", d.as_millis()),
         StepKind::Offline { user } => format!("offline {user}"),
         StepKind::Online { user } => format!("online {user}"),
@@ -165,6 +167,10 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
                 None => Done::failed(description, "the scenario has no workload users".into()),
             }
         }
+        StepKind::Forge(f) => match forge(session, s, step, f).await {
+            Ok(description) => Done::ok(description),
+            Err(why) => Done::failed(describe(&step.kind), why),
+        },
         _ => fault(session, step).await,
     };
     // Figures of later `expect`s count from the last fault only while nothing else ran.
@@ -173,6 +179,8 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
         StepKind::Fault { .. } | StepKind::Partition { .. } | StepKind::Cut { .. } => {}
         StepKind::Link(_) => {}
         StepKind::Heal => {}
+        // Runs in the background and changes no fault state: the reference stays.
+        StepKind::Forge(_) => {}
         _ => session.fault_ref_ms = None,
     }
     session.pull();
@@ -322,6 +330,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         groups: vec![],
         to: vec![],
         link: None,
+        forge: None,
     };
     let (description, ts_ms) = match &step.kind {
         StepKind::Fault {
@@ -452,5 +461,50 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
     record.ts_ms = ts_ms;
     session.fault_ref_ms = Some(ts_ms);
     session.history.push(Record::Fault(record));
+    Ok(description)
+}
+
+/// Starts the outsider of a `forge` step. It runs in the background (the step returns at
+/// once) and is recorded as a `forge` fault that changes no fault state: the figures of
+/// later steps still count from the fault before it.
+async fn forge(
+    session: &mut Session,
+    s: &Scenario,
+    step: &Step,
+    f: &ForgeStep,
+) -> Result<String, String> {
+    use rand::Rng;
+    let obs = observe_now(session);
+    let seed: u64 = session.rng.gen();
+    let spec = OutsiderSpec {
+        kinds: f.kinds.iter().map(|k| k.name().to_string()).collect(),
+        rate_per_s: f.rate_per_s,
+        duration: f.duration,
+        seed,
+        users: s.workload.user_names(),
+        rooms: s.workload.rooms.clone(),
+    };
+    let backend = session
+        .backend
+        .as_mut()
+        .ok_or("no cluster to forge against")?;
+    let (ts_ms, address) = backend.forge(&spec).await.map_err(|e| e.to_string())?;
+    let description = format!("{} -> outsider at {address}", f.describe());
+    session.history.push(Record::Fault(FaultRecord {
+        ts_ms,
+        action: FaultAction::Forge,
+        nodes: obs.all_nodes(),
+        step: Some(step.index),
+        groups: vec![],
+        to: vec![],
+        link: None,
+        forge: Some(ForgeParams {
+            kinds: spec.kinds.clone(),
+            rate_per_s: spec.rate_per_s,
+            for_ms: spec.duration.as_millis() as u64,
+            outsider: address,
+            seed,
+        }),
+    }));
     Ok(description)
 }

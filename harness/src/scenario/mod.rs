@@ -4,6 +4,7 @@
 
 mod deadline;
 mod error;
+mod forge;
 mod link;
 mod locate;
 mod raw;
@@ -11,6 +12,7 @@ mod validate;
 
 pub use deadline::{Deadline, Quantity, Setting, Term};
 pub use error::ScenarioError;
+pub use forge::{ForgeSource, ForgeStep};
 pub use link::{rate_text, LinkStep};
 
 use crate::history::FaultAction;
@@ -49,6 +51,9 @@ pub struct ClusterSettings {
     /// Extra flags appended to `chat-node serve`.
     pub flags: Vec<String>,
     pub start: StartMode,
+    /// Nodes run without a cluster secret (`--insecure`): peer datagrams are not
+    /// authenticated, so an outsider's forgeries reach the protocol (self-tests only).
+    pub insecure: bool,
 }
 
 impl Default for ClusterSettings {
@@ -62,6 +67,7 @@ impl Default for ClusterSettings {
             cluster_size: 5,
             flags: Vec::new(),
             start: StartMode::Staggered,
+            insecure: false,
         }
     }
 }
@@ -164,6 +170,8 @@ pub enum StepKind {
     Heal,
     /// Degrade links: loss, delay, bandwidth.
     Link(LinkStep),
+    /// An outsider replays and forges peer datagrams, in the background, for a while.
+    Forge(ForgeStep),
     Sleep(Duration),
     /// A workload user disconnects (messages to it go to its mailbox).
     Offline {
@@ -192,6 +200,7 @@ impl StepKind {
             StepKind::Cut { .. } => "cut",
             StepKind::Heal => "heal",
             StepKind::Link(l) => l.keyword(),
+            StepKind::Forge(_) => "forge",
             StepKind::Sleep(_) => "sleep",
             StepKind::Offline { .. } => "offline",
             StepKind::Online { .. } => "online",

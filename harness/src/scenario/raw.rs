@@ -33,6 +33,7 @@ pub struct RawCluster {
     #[serde(default)]
     pub flags: Vec<String>,
     pub start: Option<String>,
+    pub insecure: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -77,6 +78,7 @@ pub struct RawStep {
     pub loss: Option<super::link::RawLoss>,
     pub delay: Option<super::link::RawDelay>,
     pub bandwidth: Option<super::link::RawBandwidth>,
+    pub forge: Option<super::forge::RawForge>,
 }
 
 impl RawStep {
@@ -106,6 +108,7 @@ impl RawStep {
         add(self.loss.is_some(), "loss");
         add(self.delay.is_some(), "delay");
         add(self.bandwidth.is_some(), "bandwidth");
+        add(self.forge.is_some(), "forge");
         keys
     }
 }

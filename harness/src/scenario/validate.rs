@@ -235,6 +235,7 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
         };
     }
     s.flags = c.flags;
+    s.insecure = c.insecure.unwrap_or(false);
     Ok(s)
 }
 
@@ -331,7 +332,8 @@ fn step(
     if keys.len() != 1 {
         let msg = if keys.is_empty() {
             "step has no action; use one of: await, expect, kill, stop, pause, resume, restart, \
-             partition, cut, isolate, heal, loss, delay, bandwidth, sleep, offline, online, send"
+             partition, cut, isolate, heal, loss, delay, bandwidth, forge, sleep, offline, online, \
+             send"
                 .to_string()
         } else {
             format!(
@@ -426,6 +428,22 @@ fn step(
         StepKind::Link(LinkStep::Bandwidth {
             to: tx.target(&b.to)?,
             rate_bps: link::parse_rate(&b.rate).map_err(|e| tx.err("rate", e))?,
+        })
+    } else if let Some(f) = rs.forge {
+        let from = forge::source(&f.from).map_err(|e| tx.err("from", e))?;
+        let kinds = forge::kinds(f.kinds.as_ref()).map_err(|e| tx.err("kinds", e))?;
+        let rate_per_s = forge::rate(&f.rate).map_err(|e| tx.err("rate", e))?;
+        let duration = bounded_deadline(&f.for_, cluster)
+            .map_err(|e| tx.err("for", format!("bad duration for `for`: {e}")))?
+            .resolve(cluster);
+        if duration.is_zero() {
+            return Err(tx.err("for", "`for` must be longer than 0"));
+        }
+        StepKind::Forge(ForgeStep {
+            from,
+            kinds,
+            rate_per_s,
+            duration,
         })
     } else if let Some(d) = rs.sleep {
         // A duration or a deadline expression (`failure_timeout + 2 * heartbeat`), resolved

@@ -11,7 +11,7 @@
   var COL = {
     follower: "#b9cde3", candidate: "#f2b134", leader: "#1f9d55", down: "#30343a", paused: "#8e6cc9",
     kill: "#d32f2f", stop: "#d32f2f", pause: "#6a45b0", partition: "#c2185b", cut: "#1565c0",
-    isolate: "#e65100", link: "#8d6e00", vote: "#7b3fb5", leader_msg: "#1f7a44", msg: "#37617f",
+    isolate: "#e65100", link: "#8d6e00", forge: "#ad1457", vote: "#7b3fb5", leader_msg: "#1f7a44", msg: "#37617f",
     ack: "#1e6fc0", retry: "#ef8a00", fail: "#d32f2f", text: "#1d232b", muted: "#5d6875", grid: "#e7ebef"
   };
   var LEFT = 64, RIGHT = 14, AXIS = 22, TOP_LABELS = 34, LANE = 28, LANE_GAP = 6;
