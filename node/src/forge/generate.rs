@@ -304,7 +304,7 @@ impl Forger {
         let id = format!("forged-{}", self.serial);
         let text = "forged by an outsider".to_string();
         let op = match self.rng.below(6) {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let from = self.user(l);
                 let to = self.user(l);
                 ChatOp::Send { from, to, id, text }
