@@ -147,6 +147,19 @@ pub enum Event {
     },
     /// The node is stopping (SIGTERM: graceful leave).
     Stopping { reason: String },
+    /// The state file was repaired at start (right after `started`): `cut_torn_tail` (a
+    /// crash tore the last record, which was cut), `upgraded` (a file without checksums was
+    /// rewritten with them) or `data_loss_accepted` (`--accept-data-loss` dropped the records
+    /// from `line` on, or started a node without hard state).
+    StateRepaired {
+        action: String,
+        file: String,
+        /// 1-based line of the record concerned.
+        line: u64,
+        /// Bytes dropped (for `upgraded`: the bytes read).
+        bytes: u64,
+        detail: String,
+    },
     /// The runtime's cumulative I/O counters since the process started, written about once a
     /// second while they change (the benchmark reads them; see docs/EVENTS.md).
     IoStats {

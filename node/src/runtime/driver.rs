@@ -55,6 +55,8 @@ pub struct Driver {
     credentials: CredentialWorker,
     credential_results: Option<mpsc::UnboundedReceiver<CredentialResult>>,
     io: IoStats,
+    /// Events to write right after the node's `started` (the state file's repairs).
+    notices: Vec<Event>,
 }
 
 impl Driver {
@@ -82,7 +84,14 @@ impl Driver {
             clock,
             framing_rejections: 0,
             io: IoStats::default(),
+            notices: Vec::new(),
         }
+    }
+
+    /// Writes `notices` once the node has announced itself (its first tick).
+    pub fn announce(mut self, notices: Vec<Event>) -> Driver {
+        self.notices = notices;
+        self
     }
 
     fn now(&self) -> Millis {
@@ -111,6 +120,10 @@ impl Driver {
             tokio::select! {
                 _ = tick.tick() => {
                     self.step(Input::Tick)?;
+                    for notice in std::mem::take(&mut self.notices) {
+                        self.write_event(notice);
+                    }
+                    self.store.tick();
                     self.write_io_stats();
                 }
                 received = self.net.peer.recv_from(&mut peer_buf) => {
@@ -136,6 +149,7 @@ impl Driver {
         }
         tracing::info!("stopping: announcing a graceful leave");
         self.step(Input::Shutdown)?;
+        self.store.mark();
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod net;
 pub mod persist;
 pub mod sockets;
+pub mod state_file;
 
 use crate::core::{Node, Restored};
 use crate::settings::ServeArgs;
@@ -35,10 +36,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> anyhow::Result<()> {
     config::validate(&args)?;
     let interface = net::pick_interface(args.interface.as_deref())?;
-    let (store, restored, records) = match &args.data_dir {
-        Some(dir) => persist::Store::open(dir)?,
-        None => (persist::Store::memory(), Restored::default(), 0),
+    let opened = match &args.data_dir {
+        Some(dir) => persist::Store::open(dir, args.accept_data_loss)?,
+        None => persist::Opened {
+            store: persist::Store::memory(),
+            restored: Restored::default(),
+            records: 0,
+            notices: vec![],
+        },
     };
+    let persist::Opened {
+        store,
+        restored,
+        records,
+        notices,
+    } = opened;
     let id = identity::resolve(&args)?;
     let now_nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -82,6 +94,7 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
         events,
         clock,
     )
+    .announce(notices)
     .run(client_rx)
     .await
 }

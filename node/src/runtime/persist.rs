@@ -1,23 +1,62 @@
-//! Durable state: every [`Persist`] record appended as one JSON line to `<dir>/state.jsonl` and
-//! fsynced before the driver carries out any later output. At start the file is replayed.
+//! Durable state: every [`Persist`] record appended as one checksummed line to
+//! `<dir>/state.jsonl` (format and reading rules: [`super::state_file`]) and fsynced before the
+//! driver carries out any later output. At start the file is replayed.
+//!
+//! Beside it, `<dir>/state.mark` holds a length the file is known to have been durable at,
+//! rewritten (atomically, by rename) at most once a second and at a graceful stop. A crash can
+//! only tear bytes beyond it; a file shorter than its mark was cut by something else.
+//!
+//! A data directory that has a node id but no hard state (epoch and vote) lost it: the node
+//! could vote a second time in an epoch it already voted in, so it starts only with
+//! `--accept-data-loss`. A fresh directory gets an explicit epoch-0 hard state before its node
+//! id is written, so "no hard state" never means "never voted".
 
+use super::identity::ID_FILE;
+use super::state_file::{self, Damage, Parsed};
 use crate::core::{Persist, Restored};
+use crate::events::Event;
 use anyhow::{bail, Context};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Name of the state file inside the data directory.
 pub const STATE_FILE: &str = "state.jsonl";
+/// Name of the file that holds the state file's last known durable length.
+pub const MARK_FILE: &str = "state.mark";
+/// How often the mark is brought up to date while records are written.
+pub const MARK_EVERY: Duration = Duration::from_secs(1);
+
+/// The mark's content.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Mark {
+    durable_bytes: u64,
+}
 
 /// Where persisted records go: a file, or nowhere (memory-only node).
 pub struct Store {
     file: Option<File>,
-    path: Option<PathBuf>,
+    dir: Option<PathBuf>,
     unsynced: bool,
+    /// Bytes in the file, and how many of them are fsynced and marked.
+    len: u64,
+    synced_len: u64,
+    marked_len: u64,
+    marked_at: Option<Instant>,
     /// fsync calls and bytes appended since the store was opened (`io_stats`).
     fsyncs: u64,
     written: u64,
+}
+
+/// What [`Store::open`] found.
+pub struct Opened {
+    pub store: Store,
+    pub restored: Restored,
+    /// Records replayed.
+    pub records: usize,
+    /// `state_repaired` events to write once the node has announced itself.
+    pub notices: Vec<Event>,
 }
 
 impl Store {
@@ -25,17 +64,22 @@ impl Store {
     pub fn memory() -> Store {
         Store {
             file: None,
-            path: None,
+            dir: None,
             unsynced: false,
+            len: 0,
+            synced_len: 0,
+            marked_len: 0,
+            marked_at: None,
             fsyncs: 0,
             written: 0,
         }
     }
 
-    /// Opens (creating) `<dir>/state.jsonl` and replays it. A torn last line (a crash in the
-    /// middle of a write) is cut off; a bad line before the end means the file was damaged
-    /// some other way and the node refuses to start rather than forget votes or entries.
-    pub fn open(dir: &Path) -> anyhow::Result<(Store, Restored, usize)> {
+    /// Opens (creating) `<dir>/state.jsonl` and replays it under the rules of
+    /// [`state_file::parse`]: a torn last record is cut; damage anywhere else, a file cut
+    /// short, or a node id without hard state refuses the start, unless `accept_data_loss`
+    /// (then the good records before the damage are kept and the rest is dropped).
+    pub fn open(dir: &Path, accept_data_loss: bool) -> anyhow::Result<Opened> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         let path = dir.join(STATE_FILE);
@@ -44,46 +88,158 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
-        let (records, good_len) = parse_records(&text)
-            .with_context(|| format!("replaying {} (remove it to start empty)", path.display()))?;
-        let file = OpenOptions::new()
+        let has_id = dir.join(ID_FILE).exists();
+        let durable = read_mark(dir)?;
+        let file_name = path.display().to_string();
+        let mut notices = Vec::new();
+        let mut rewrite = false;
+        let parsed = match state_file::parse(&text, durable as usize) {
+            Ok(parsed) => parsed,
+            Err(damage) if accept_data_loss => {
+                let kept = state_file::parse(&text[..damage.offset], 0)
+                    .expect("the prefix before the damage parses");
+                tracing::warn!(
+                    "{file_name} line {}: {}; --accept-data-loss: keeping the {} records before it",
+                    damage.line,
+                    damage.why,
+                    damage.good_records
+                );
+                notices.push(Event::StateRepaired {
+                    action: "data_loss_accepted".into(),
+                    file: file_name.clone(),
+                    line: damage.line as u64,
+                    bytes: (text.len() - damage.offset) as u64,
+                    detail: damage.why.clone(),
+                });
+                rewrite = true;
+                kept
+            }
+            Err(damage) => bail!(refusal(&file_name, &damage)),
+        };
+        let Parsed {
+            mut records,
+            good_len,
+            torn,
+            legacy,
+        } = parsed;
+        if let Some(t) = &torn {
+            tracing::warn!(
+                "{file_name}: cutting a torn last record (line {}, {} bytes: {})",
+                t.line,
+                t.bytes,
+                t.why
+            );
+            notices.push(Event::StateRepaired {
+                action: "cut_torn_tail".into(),
+                file: file_name.clone(),
+                line: t.line as u64,
+                bytes: t.bytes as u64,
+                detail: t.why.clone(),
+            });
+        }
+        if legacy {
+            tracing::info!("{file_name}: written before checksums; rewriting it with them");
+            notices.push(Event::StateRepaired {
+                action: "upgraded".into(),
+                file: file_name.clone(),
+                line: records.len() as u64,
+                bytes: good_len as u64,
+                detail: "records without checksums rewritten with CRC32C".into(),
+            });
+            rewrite = true;
+        }
+        let has_hard_state = records
+            .iter()
+            .any(|r| matches!(r, Persist::HardState { .. }));
+        let mut append_hard_state = false;
+        if !has_hard_state {
+            if has_id && !accept_data_loss {
+                bail!(
+                    "{file_name} holds no epoch or vote, but {} has a node id: this node's hard state was lost, and started without it the node could vote twice in an epoch it already voted in (two leaders in one epoch). Restore the data directory from a backup; or, if the state is gone for good and the rest of the cluster holds a majority, start once with --accept-data-loss",
+                    dir.join(ID_FILE).display()
+                );
+            }
+            if has_id {
+                tracing::warn!("{file_name}: no hard state; --accept-data-loss: starting at epoch 0 with no vote");
+                notices.push(Event::StateRepaired {
+                    action: "data_loss_accepted".into(),
+                    file: file_name.clone(),
+                    line: records.len() as u64 + 1,
+                    bytes: 0,
+                    detail: "no epoch or vote for a node that has an id".into(),
+                });
+            }
+            // A fresh directory (or an accepted loss): an explicit hard state, so that from
+            // now on its absence always means loss.
+            append_hard_state = true;
+        }
+        let restored = Restored::replay(&records);
+        if append_hard_state {
+            records.push(Persist::HardState {
+                epoch: restored.epoch,
+                voted_for: None,
+            });
+        }
+        let len = if rewrite {
+            // The rewritten file may be shorter than the old mark: lower the mark first.
+            write_mark(dir, 0)
+                .with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
+            rewrite_file(dir, &records)?
+        } else {
+            good_len as u64
+        };
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        if good_len < text.len() {
-            tracing::warn!(
-                "{}: cutting a torn last record ({} bytes)",
-                path.display(),
-                text.len() - good_len
-            );
+        if !rewrite && torn.is_some() {
             file.set_len(good_len as u64)?;
             file.sync_data()?;
         }
-        let restored = Restored::replay(&records);
-        Ok((
-            Store {
-                file: Some(file),
-                path: Some(path),
-                unsynced: false,
-                fsyncs: 0,
-                written: 0,
-            },
+        let mut store = Store {
+            file: None,
+            dir: Some(dir.to_path_buf()),
+            unsynced: false,
+            len,
+            synced_len: len,
+            marked_len: durable,
+            marked_at: None,
+            fsyncs: 0,
+            written: 0,
+        };
+        if append_hard_state && !rewrite {
+            let line = state_file::encode(records.last().expect("just pushed"));
+            file.write_all(&line)
+                .with_context(|| format!("writing {}", path.display()))?;
+            file.sync_data()
+                .with_context(|| format!("fsync {}", path.display()))?;
+            store.len += line.len() as u64;
+            store.synced_len = store.len;
+        }
+        store.file = Some(file);
+        // What is there now is durable: mark it, so a later cut below it is caught.
+        store.mark();
+        Ok(Opened {
+            store,
             restored,
-            records.len(),
-        ))
+            records: records.len(),
+            notices,
+        })
     }
 
     /// Appends one record (buffered in the kernel until [`Store::sync`]).
     pub fn append(&mut self, record: &Persist) -> anyhow::Result<()> {
-        let Some(file) = self.file.as_mut() else {
+        if self.file.is_none() {
             return Ok(());
-        };
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
+        }
+        let line = state_file::encode(record);
+        let path = self.display();
+        let file = self.file.as_mut().expect("checked above");
         file.write_all(&line)
-            .with_context(|| format!("writing {}", self.display()))?;
+            .with_context(|| format!("writing {path}"))?;
         self.unsynced = true;
+        self.len += line.len() as u64;
         self.written += line.len() as u64;
         Ok(())
     }
@@ -95,8 +251,34 @@ impl Store {
                 .with_context(|| format!("fsync {}", self.display()))?;
             self.unsynced = false;
             self.fsyncs += 1;
+            self.synced_len = self.len;
+            self.tick();
         }
         Ok(())
+    }
+
+    /// Brings the mark up to date if it is behind and [`MARK_EVERY`] has passed (the
+    /// driver calls this every tick, so an idle node's mark catches up too).
+    pub fn tick(&mut self) {
+        let due = self.marked_at.is_none_or(|at| at.elapsed() >= MARK_EVERY);
+        if due && self.synced_len > self.marked_len {
+            self.mark();
+        }
+    }
+
+    /// Writes the mark now (a graceful stop; tests).
+    pub fn mark(&mut self) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        match write_mark(dir, self.synced_len) {
+            Ok(()) => {
+                self.marked_len = self.synced_len;
+                self.marked_at = Some(Instant::now());
+            }
+            // Only the cut-file check depends on it; the records themselves are durable.
+            Err(e) => tracing::warn!("{}: {e:#}", dir.join(MARK_FILE).display()),
+        }
     }
 
     /// fsync calls since the store was opened.
@@ -110,34 +292,64 @@ impl Store {
     }
 
     fn display(&self) -> String {
-        self.path
+        self.dir
             .as_ref()
-            .map(|p| p.display().to_string())
+            .map(|d| d.join(STATE_FILE).display().to_string())
             .unwrap_or_default()
     }
 }
 
-/// Parses the records of a state file; returns them and the length of the good prefix.
-fn parse_records(text: &[u8]) -> anyhow::Result<(Vec<Persist>, usize)> {
-    let mut records = Vec::new();
-    let mut offset = 0;
-    while offset < text.len() {
-        let rest = &text[offset..];
-        let Some(newline) = rest.iter().position(|b| *b == b'\n') else {
-            // No newline: the last write was cut short.
-            return Ok((records, offset));
-        };
-        let line = &rest[..newline];
-        let is_last = offset + newline + 1 == text.len();
-        match serde_json::from_slice::<Persist>(line) {
-            Ok(p) => records.push(p),
-            Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
-            Err(_) if is_last => return Ok((records, offset)),
-            Err(e) => bail!("record at byte {offset} is damaged: {e}"),
-        }
-        offset += newline + 1;
+/// Why the start is refused, and what to do about it.
+fn refusal(file: &str, damage: &Damage) -> String {
+    format!(
+        "{file} line {}: {}. A crash can only tear the last record, so the file was damaged or edited after it was written, and the node refuses to start rather than forget votes or entries it acknowledged. Restore the data directory from a backup; or, if it cannot be restored and the rest of the cluster holds a majority, start once with --accept-data-loss to keep the {} records before line {} and drop the rest (the node may then vote twice in an epoch and forget entries it had acknowledged)",
+        damage.line, damage.why, damage.good_records, damage.line
+    )
+}
+
+/// The mark's durable length, 0 without one.
+fn read_mark(dir: &Path) -> anyhow::Result<u64> {
+    let path = dir.join(MARK_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let line = bytes.strip_suffix(b"\n").unwrap_or(&bytes);
+    match state_file::decode::<Mark>(line) {
+        Ok(mark) => Ok(mark.durable_bytes),
+        Err(why) => bail!(
+            "{} is damaged ({why}): it only guards against a state file cut short; remove it to start without that check",
+            path.display()
+        ),
     }
-    Ok((records, offset))
+}
+
+/// Replaces the mark (write, fsync, rename: never a half-written mark). Losing the rename in
+/// a crash leaves the older, smaller mark, which is still true.
+fn write_mark(dir: &Path, durable_bytes: u64) -> anyhow::Result<()> {
+    let tmp = dir.join(format!("{MARK_FILE}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(&state_file::encode(&Mark { durable_bytes }))?;
+    f.sync_data()?;
+    std::fs::rename(&tmp, dir.join(MARK_FILE))?;
+    Ok(())
+}
+
+/// Replaces the state file with `records` (write, fsync, rename, fsync the directory, so the
+/// mark written next never outlives it); returns its length.
+fn rewrite_file(dir: &Path, records: &[Persist]) -> anyhow::Result<u64> {
+    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+    let bytes: Vec<u8> = records.iter().flat_map(state_file::encode).collect();
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_data()?;
+        std::fs::rename(&tmp, dir.join(STATE_FILE))?;
+        File::open(dir)?.sync_all()
+    };
+    write().with_context(|| format!("rewriting {}", dir.join(STATE_FILE).display()))?;
+    Ok(bytes.len() as u64)
 }
 
 #[cfg(test)]
@@ -152,50 +364,205 @@ mod tests {
         dir
     }
 
-    #[test]
-    fn replays_what_was_written_and_cuts_a_torn_tail() {
-        let dir = temp_dir("torn");
-        {
-            let (mut store, restored, n) = Store::open(&dir).unwrap();
-            assert_eq!((restored, n), (Restored::default(), 0));
-            store
-                .append(&Persist::HardState {
-                    epoch: 4,
-                    voted_for: Some(NodeId(2)),
-                })
-                .unwrap();
-            store.sync().unwrap();
+    fn hard(epoch: u64) -> Persist {
+        Persist::HardState {
+            epoch,
+            voted_for: Some(NodeId(2)),
         }
-        // A crash in the middle of the next write.
-        let path = dir.join(STATE_FILE);
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(br#"{"p":"hard_state","epo"#).unwrap();
-        drop(f);
+    }
 
-        let (mut store, restored, n) = Store::open(&dir).unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(restored.epoch, 4);
-        assert_eq!(restored.voted_for, Some(NodeId(2)));
-        store
-            .append(&Persist::HardState {
-                epoch: 5,
-                voted_for: None,
+    /// A data directory as a node leaves it: its id, `records` written and synced, the mark
+    /// brought up to date (as a graceful stop or a second of quiet does).
+    fn node_dir(name: &str, records: &[Persist]) -> PathBuf {
+        let dir = temp_dir(name);
+        let mut opened = Store::open(&dir, false).unwrap();
+        std::fs::write(dir.join(ID_FILE), "7\n").unwrap();
+        for r in records {
+            opened.store.append(r).unwrap();
+        }
+        opened.store.sync().unwrap();
+        opened.store.mark();
+        dir
+    }
+
+    fn refusal_of(dir: &Path) -> String {
+        match Store::open(dir, false) {
+            Ok(_) => panic!("{} opened", dir.display()),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
+    fn actions(notices: &[Event]) -> Vec<String> {
+        notices
+            .iter()
+            .map(|e| match e {
+                Event::StateRepaired { action, .. } => action.clone(),
+                other => panic!("{other:?}"),
             })
-            .unwrap();
-        store.sync().unwrap();
-        // The torn bytes are gone, so the new record is a line of its own.
-        let (_, restored, n) = Store::open(&dir).unwrap();
-        assert_eq!((restored.epoch, restored.voted_for, n), (5, None, 2));
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_directory_gets_an_explicit_hard_state_and_replays_what_was_written() {
+        let dir = node_dir("fresh", &[hard(4)]);
+        let text = std::fs::read_to_string(dir.join(STATE_FILE)).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(
+            text.lines().next().unwrap().contains(r#""epoch":0"#),
+            "{text}"
+        );
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!(opened.records, 2);
+        assert_eq!(
+            (opened.restored.epoch, opened.restored.voted_for),
+            (4, Some(NodeId(2)))
+        );
+        assert!(opened.notices.is_empty());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn refuses_a_damaged_middle_record_but_not_a_torn_last_one() {
-        let good = br#"{"p":"hard_state","epoch":1,"voted_for":null}"#;
-        let damaged = [&good[..], b"\ngarbage\n", &good[..], b"\n"].concat();
-        assert!(parse_records(&damaged).is_err());
-        let torn = [&good[..], b"\n", &good[..10], b"\n"].concat();
-        let (records, len) = parse_records(&torn).unwrap();
-        assert_eq!((records.len(), len), (1, good.len() + 1));
+    fn a_torn_last_record_is_cut_with_an_event() {
+        let dir = node_dir("torn", &[hard(4)]);
+        // A crash in the middle of the next write.
+        let path = dir.join(STATE_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(br#"{"r":{"p":"hard_state","epo"#).unwrap();
+        drop(f);
+
+        let mut opened = Store::open(&dir, false).unwrap();
+        assert_eq!(opened.records, 2);
+        assert_eq!(opened.restored.epoch, 4);
+        assert_eq!(actions(&opened.notices), ["cut_torn_tail"]);
+        match &opened.notices[0] {
+            Event::StateRepaired { line, bytes, .. } => assert_eq!((*line, *bytes), (3, 27)),
+            _ => unreachable!(),
+        }
+        opened.store.append(&hard(5)).unwrap();
+        opened.store.sync().unwrap();
+        // The torn bytes are gone, so the new record is a line of its own.
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!((opened.restored.epoch, opened.records), (5, 3));
+        assert!(opened.notices.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_record_edited_into_valid_json_refuses_the_start_with_file_and_line() {
+        let dir = node_dir("edited", &[hard(4), hard(5)]);
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen(r#""epoch":4"#, r#""epoch":40"#, 1)).unwrap();
+        let err = refusal_of(&dir);
+        assert!(
+            err.contains(&format!("{} line 2:", path.display())),
+            "{err}"
+        );
+        assert!(err.contains("checksum mismatch"), "{err}");
+        assert!(err.contains("--accept-data-loss"), "{err}");
+        // The last line, edited: already durable (marked), so not a torn write either.
+        std::fs::write(&path, text.replacen(r#""epoch":5"#, r#""epoch":50"#, 1)).unwrap();
+        let err = refusal_of(&dir);
+        assert!(
+            err.contains("line 3:") && err.contains("not a torn write"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_cut_in_half_refuses_the_start() {
+        let records: Vec<Persist> = (1..=20).map(hard).collect();
+        let dir = node_dir("half", &records);
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+        let err = refusal_of(&dir);
+        assert!(err.contains("cut short"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_emptied_file_with_the_node_id_kept_refuses_the_start() {
+        let dir = node_dir("emptied", &[hard(3)]);
+        std::fs::write(dir.join(STATE_FILE), b"").unwrap();
+        let err = refusal_of(&dir);
+        assert!(err.contains("cut short"), "{err}");
+        // Without the mark too (state.jsonl and state.mark both gone): the id alone says a
+        // hard state existed.
+        std::fs::remove_file(dir.join(MARK_FILE)).unwrap();
+        std::fs::remove_file(dir.join(STATE_FILE)).unwrap();
+        let err = refusal_of(&dir);
+        assert!(
+            err.contains("holds no epoch or vote") && err.contains("vote twice"),
+            "{err}"
+        );
+        assert!(err.contains("--accept-data-loss"), "{err}");
+        // With the flag it starts at epoch 0, with no vote, and says so; the next start is a
+        // normal one.
+        let opened = Store::open(&dir, true).unwrap();
+        assert_eq!(
+            (opened.restored.epoch, opened.restored.voted_for),
+            (0, None)
+        );
+        assert_eq!(actions(&opened.notices), ["data_loss_accepted"]);
+        drop(opened);
+        assert!(Store::open(&dir, false).unwrap().notices.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn accept_data_loss_keeps_the_records_before_the_damage() {
+        let dir = node_dir("accept", &[hard(4), hard(5), hard(6)]);
+        let path = dir.join(STATE_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen(r#""epoch":5"#, r#""epoch":9"#, 1)).unwrap();
+        assert!(refusal_of(&dir).contains("keep the 2 records before line 3"));
+        let opened = Store::open(&dir, true).unwrap();
+        assert_eq!((opened.records, opened.restored.epoch), (2, 4));
+        assert_eq!(actions(&opened.notices), ["data_loss_accepted"]);
+        drop(opened);
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!((opened.records, opened.restored.epoch), (2, 4));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_round_one_file_without_checksums_is_upgraded_once() {
+        let dir = temp_dir("legacy");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(ID_FILE), "7\n").unwrap();
+        std::fs::write(
+            dir.join(STATE_FILE),
+            "{\"p\":\"hard_state\",\"epoch\":3,\"voted_for\":1}\n{\"p\":\"truncate_from\",\"from\":1}\n",
+        )
+        .unwrap();
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!((opened.records, opened.restored.epoch), (2, 3));
+        assert_eq!(actions(&opened.notices), ["upgraded"]);
+        drop(opened);
+        let text = std::fs::read_to_string(dir.join(STATE_FILE)).unwrap();
+        assert!(text.lines().all(|l| l.starts_with(r#"{"r":"#)), "{text}");
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!((opened.records, opened.restored.epoch), (2, 3));
+        assert!(opened.notices.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_mark_follows_synced_records_at_most_once_a_second() {
+        let dir = node_dir("mark", &[]);
+        let mark = || read_mark(&dir).unwrap();
+        let before = mark();
+        let mut opened = Store::open(&dir, false).unwrap();
+        opened.store.append(&hard(1)).unwrap();
+        opened.store.sync().unwrap();
+        // Marked at open less than a second ago: not yet.
+        assert_eq!(mark(), before);
+        opened.store.marked_at = Some(Instant::now() - MARK_EVERY);
+        opened.store.tick();
+        let len = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        assert_eq!(mark(), len);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
