@@ -30,6 +30,12 @@ use tokio::sync::mpsc::UnboundedReceiver;
 const MIN_SEND_WINDOW: Duration = Duration::from_millis(1500);
 /// How long the drain may wait for users that never logged in before giving up on the window.
 const LOGIN_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait, once the containers are started, for every node's `started` event: with
+/// staggered starts the first nodes could otherwise elect a leader, and meet the first
+/// `await leader any`, while the last ones are still starting.
+const STARTED_WAIT: Duration = Duration::from_secs(20);
+/// How often the start looks for the nodes' `started` events.
+const STARTED_POLL: Duration = Duration::from_millis(25);
 
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -377,13 +383,14 @@ async fn execute(
     session.history.push(Record::Fault(FaultRecord {
         ts_ms: start_ts,
         action: FaultAction::Start,
-        nodes: ids.into_iter().map(NodeId).collect(),
+        nodes: ids.iter().copied().map(NodeId).collect(),
         step: None,
         groups: vec![],
         to: vec![],
         link: None,
         forge: None,
     }));
+    await_started(session, &ids).await?;
     // The first `await leader` measures the election from the cluster start.
     session.fault_ref_ms = Some(start_ts);
     session.timing("cluster_start", t0);
@@ -429,6 +436,33 @@ async fn execute(
     }
     session.timing("drain", t_drain);
     Ok(())
+}
+
+/// Waits until every node in `ids` has written its `started` event, so the steps begin on a
+/// cluster whose every member is up (see [`STARTED_WAIT`]).
+async fn await_started(session: &mut Session, ids: &[u64]) -> Result<(), Abort> {
+    let give_up = session.now() + STARTED_WAIT.as_millis() as u64;
+    loop {
+        session.pull();
+        let mut missing: Vec<u64> = ids.to_vec();
+        for r in session.history.records() {
+            if let Record::Node(ev) = r {
+                if matches!(ev.event, chat_node::events::Event::Started { .. }) {
+                    missing.retain(|id| *id != ev.node.0);
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if session.now() >= give_up {
+            return Err(Abort::CouldNotRun(format!(
+                "node(s) {missing:?} did not write `started` within {} s of the cluster start: see their logs in the run's directory",
+                STARTED_WAIT.as_secs()
+            )));
+        }
+        session.sleep(STARTED_POLL).await;
+    }
 }
 
 /// Stops users and log followers, collects the last records, removes the cluster.

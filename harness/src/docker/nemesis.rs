@@ -6,7 +6,10 @@
 use super::cluster::Cluster;
 use super::connect::DockerError;
 use super::links::{self, DelayMechanism, Delayers, LinkState};
-use super::partition::{apply_in_netns, nft_script_with, partition_prerequisites};
+use super::partition::{
+    after_failure, apply_in_netns, netns_exists, nft_script_with, partition_prerequisites,
+    AfterFailure,
+};
 use crate::backend::{BackendError, LinkFault};
 use chat_node::faults::FaultState;
 use std::collections::BTreeSet;
@@ -147,17 +150,32 @@ impl Nemesis {
     pub async fn heal(&mut self) -> Result<u64, DockerError> {
         self.state.heal();
         self.links.clear();
-        let ts = self.apply_all().await?;
+        // Every part of the heal is attempted even if one fails, then the failures are told.
+        let lifted = self.apply_all().await;
         // Delays and rate limits go after the drops are lifted (the stamp is the lift).
         self.delayers.clear();
+        let mut failures = Vec::new();
         for id in std::mem::take(&mut self.shaped) {
             if let Some(pid) = self.cluster.pid(id).await? {
-                self.apply_shaping(id, pid)
-                    .await
-                    .map_err(|e| DockerError::Other(e.to_string()))?;
+                if let Err(e) = self.apply_shaping(id, pid).await {
+                    // A node that exited meanwhile has no shaping left to undo.
+                    if netns_exists(pid) {
+                        failures.push(format!("node {id}: {e}"));
+                    }
+                }
             }
         }
-        Ok(ts)
+        match (lifted, failures.is_empty()) {
+            (Ok(ts), true) => Ok(ts),
+            (Ok(_), false) => Err(DockerError::Other(format!(
+                "heal: delay or bandwidth not undone: {}",
+                failures.join("; ")
+            ))),
+            (Err(e), _) => {
+                failures.insert(0, e.to_string());
+                Err(DockerError::Other(format!("heal: {}", failures.join("; "))))
+            }
+        }
     }
 
     /// Degrades links; returns the stamp and the mechanism used.
@@ -256,13 +274,42 @@ impl Nemesis {
             }
         }
         let started_ms = super::now_ms();
-        let applies = running
-            .into_iter()
-            .map(|(id, pid)| self.apply_rules(id, pid));
-        for r in futures_util::future::join_all(applies).await {
-            r?;
+        let applies = running.iter().map(|&(id, pid)| self.apply_rules(id, pid));
+        let results = futures_util::future::join_all(applies).await;
+        // Every node was tried; now look again at the ones that failed. A node that exited
+        // meanwhile (a `stop` just before) is skipped: the fault state already holds its rules
+        // for its restart. Anything else is a real failure, reported per node, so the run
+        // never goes on as if the fault were in force.
+        let mut failures = Vec::new();
+        for ((id, pid), result) in running.into_iter().zip(results) {
+            let Err(first) = result else { continue };
+            let now = match self.cluster.pid(id).await {
+                Ok(now) => now,
+                Err(e) => {
+                    failures.push(format!("{first} (and inspecting it again failed: {e})"));
+                    continue;
+                }
+            };
+            match after_failure(pid, now, netns_exists(pid)) {
+                AfterFailure::Skip => crate::say!(
+                    "    node {id} exited while its network rules went in: they apply at its restart"
+                ),
+                AfterFailure::RetryAt(new_pid) => {
+                    if let Err(e) = self.apply_rules(id, new_pid).await {
+                        failures.push(e.to_string());
+                    }
+                }
+                AfterFailure::Fail => failures.push(first.to_string()),
+            }
         }
-        Ok(started_ms)
+        if failures.is_empty() {
+            Ok(started_ms)
+        } else {
+            Err(DockerError::Other(format!(
+                "network rules not applied on every running node: {}",
+                failures.join("; ")
+            )))
+        }
     }
 
     /// Writes node `id`'s current drop list (and its loss rules) into the namespace of its
@@ -278,7 +325,7 @@ impl Nemesis {
         let loss = self.links.loss_rules(id, ip_of);
         apply_in_netns(pid, &nft_script_with(&sources, &loss))
             .await
-            .map_err(|e| DockerError::Other(format!("{e}; partitions need root and nftables")))
+            .map_err(|e| DockerError::Other(format!("node {id}: {e}")))
     }
 
     async fn each<'a, F, Fut>(&'a self, ids: &[u64], op: F) -> Result<(), DockerError>

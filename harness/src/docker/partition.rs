@@ -87,23 +87,59 @@ pub async fn apply_in_netns(pid: u32, script: &str) -> Result<(), String> {
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run nsenter: {e} (apt-get install util-linux)"))?;
+    // A write that fails (nsenter already gone: the process exited, or no permission) is
+    // not the story: what nsenter said on stderr is.
+    let mut write_error = None;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .await
-            .map_err(|e| format!("writing the nft script: {e}"))?;
+        if let Err(e) = stdin.write_all(script.as_bytes()).await {
+            write_error = Some(e);
+        }
     }
     let out = child
         .wait_with_output()
         .await
         .map_err(|e| format!("waiting for nft: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "nft in the namespace of pid {pid} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    match (out.status.success(), write_error) {
+        (true, None) => Ok(()),
+        (true, Some(e)) => Err(format!("writing the nft script for pid {pid}: {e}")),
+        (false, _) => Err(format!(
+            "nsenter/nft in the namespace of pid {pid} failed: {}",
+            if stderr.is_empty() {
+                "(no message)"
+            } else {
+                &stderr
+            }
+        )),
+    }
+}
+
+/// Whether process `pid`'s network namespace can still be entered (it has not exited).
+pub fn netns_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}/ns/net")).exists()
+}
+
+/// What to do about a node whose rules failed to go in, once its container has been
+/// inspected again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterFailure {
+    /// Its process exited meanwhile: nothing to do now, it gets its rules at its restart.
+    Skip,
+    /// It was restarted meanwhile: apply the rules to its new process.
+    RetryAt(u32),
+    /// Still running as the same process: the failure is real.
+    Fail,
+}
+
+/// Decides [`AfterFailure`] from the pid the rules were written for, the container's pid
+/// now (`None`: not running) and whether the old process's namespace still exists (Docker may
+/// still call a container running for a moment after its process exited).
+pub fn after_failure(tried: u32, now: Option<u32>, tried_alive: bool) -> AfterFailure {
+    match now {
+        None => AfterFailure::Skip,
+        Some(pid) if pid != tried => AfterFailure::RetryAt(pid),
+        Some(_) if !tried_alive => AfterFailure::Skip,
+        Some(_) => AfterFailure::Fail,
     }
 }
 
@@ -147,5 +183,38 @@ mod tests {
         );
         assert!(s.starts_with("table inet faultline\ndelete table inet faultline\n"));
         assert!(!nft_script(&[]).contains("drop"));
+    }
+
+    #[test]
+    fn a_node_that_exited_while_its_rules_went_in_is_skipped_not_failed() {
+        // The `stop` then `heal` race: the container exited after its pid was looked up.
+        assert_eq!(after_failure(4242, None, false), AfterFailure::Skip);
+        // Docker has not noticed yet, but the process is gone.
+        assert_eq!(after_failure(4242, Some(4242), false), AfterFailure::Skip);
+        // Restarted meanwhile: its new namespace needs the rules.
+        assert_eq!(
+            after_failure(4242, Some(5000), false),
+            AfterFailure::RetryAt(5000)
+        );
+        // Same live process: a real failure.
+        assert_eq!(after_failure(4242, Some(4242), true), AfterFailure::Fail);
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exited_gives_nsenters_reason_not_a_broken_pipe() {
+        if find_in_path("nsenter").is_none() || find_in_path("nft").is_none() {
+            eprintln!("skipped: nsenter or nft missing");
+            return;
+        }
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!netns_exists(pid));
+        let err = apply_in_netns(pid, &nft_script(&[])).await.unwrap_err();
+        assert!(err.contains(&format!("pid {pid}")), "{err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("root"),
+            "{err}"
+        );
     }
 }

@@ -30,6 +30,9 @@ struct Done {
     figure_ms: Option<u64>,
     deadline_ms: Option<u64>,
     message: Option<String>,
+    /// The cluster is no longer in a state the scenario knows (a fault half applied): the
+    /// later steps are skipped, as after a failed `await`.
+    stops_run: bool,
 }
 
 impl Done {
@@ -40,6 +43,7 @@ impl Done {
             figure_ms: None,
             deadline_ms: None,
             message: None,
+            stops_run: false,
         }
     }
 
@@ -50,6 +54,7 @@ impl Done {
             figure_ms: None,
             deadline_ms: None,
             message: Some(why),
+            stops_run: false,
         }
     }
 }
@@ -218,6 +223,12 @@ pub async fn run_step(session: &mut Session, s: &Scenario, step: &Step) {
             "await step {} failed: later steps skipped",
             step.index + 1
         ));
+    } else if done.stops_run {
+        session.stopped = true;
+        session.note(format!(
+            "fault step {} failed part-way: the cluster's fault state is unknown, later steps skipped",
+            step.index + 1
+        ));
     }
     session.steps.push(StepResult {
         index: step.index,
@@ -296,6 +307,7 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
             figure_ms,
             deadline_ms: Some(exp.within_ms),
             message,
+            stops_run: false,
         };
     }
 }
@@ -307,13 +319,42 @@ async fn fault(session: &mut Session, step: &Step) -> Done {
     let description = describe(&step.kind);
     match inject(session, step).await {
         Ok(description) => Done::ok(description),
-        Err(why) => Done::failed(description, why),
+        Err(NotInjected::Refused(why)) => Done::failed(description, why),
+        Err(NotInjected::Failed(why)) => Done {
+            stops_run: true,
+            ..Done::failed(description, why)
+        },
     }
 }
 
-async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
+/// Why a fault step did not take effect.
+enum NotInjected {
+    /// Nothing was attempted (a target that does not resolve, a fault this backend cannot
+    /// make): the cluster is as it was, the run goes on.
+    Refused(String),
+    /// The backend attempted it and failed, maybe part-way (a heal applied to some nodes
+    /// only): the cluster is in a state the scenario does not know.
+    Failed(String),
+}
+
+impl From<String> for NotInjected {
+    fn from(why: String) -> Self {
+        NotInjected::Refused(why)
+    }
+}
+
+impl From<&str> for NotInjected {
+    fn from(why: &str) -> Self {
+        NotInjected::Refused(why.to_string())
+    }
+}
+
+async fn inject(session: &mut Session, step: &Step) -> Result<String, NotInjected> {
     let obs = observe_now(session);
-    let err = |e: BackendError| e.to_string();
+    let err = |e: BackendError| match e {
+        BackendError::Unsupported(_) => NotInjected::Refused(e.to_string()),
+        BackendError::Failed(_) => NotInjected::Failed(e.to_string()),
+    };
     let as_u64 = |nodes: &[NodeId]| nodes.iter().map(|n| n.0).collect::<Vec<u64>>();
     let Session {
         backend,
@@ -340,7 +381,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
         } => {
             let nodes = observed::resolve_target(target, &obs, aliases, rng)?;
             let targets = as_u64(&nodes);
-            let ts_ms = match action {
+            let result = match action {
                 FaultAction::Kill => backend.kill(&targets).await,
                 FaultAction::Stop => backend.stop(&targets).await,
                 FaultAction::Pause => backend.pause(&targets).await,
@@ -349,9 +390,13 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
                 // the kill, so only its new incarnation's events can rejoin it.
                 FaultAction::Restart => backend.restart(&targets).await,
                 FaultAction::Isolate => backend.isolate(&targets).await,
-                other => return Err(format!("`{}` is not a node fault", other.keyword())),
-            }
-            .map_err(err)?;
+                other => return Err(format!("`{}` is not a node fault", other.keyword()).into()),
+            };
+            let ts_ms = match action {
+                FaultAction::Isolate => result.map_err(err)?,
+                // A node fault that failed leaves its node as it was, or down either way.
+                _ => result.map_err(|e| NotInjected::Refused(e.to_string()))?,
+            };
             record.action = *action;
             record.nodes = nodes.clone();
             if let Some(a) = alias {
@@ -456,7 +501,7 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, String> {
             record.nodes = obs.all_nodes();
             ("heal".to_string(), ts_ms)
         }
-        other => return Err(format!("`{}` is not a fault", other.keyword())),
+        other => return Err(format!("`{}` is not a fault", other.keyword()).into()),
     };
     record.ts_ms = ts_ms;
     session.fault_ref_ms = Some(ts_ms);

@@ -7,17 +7,38 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Records every call; time moves only when someone sleeps.
+/// Records every call; time moves only when someone sleeps. Each node writes `started`
+/// `start_delay_ms` after the start (never, for `u64::MAX`), or at once.
 struct FakeBackend {
     ids: Vec<u64>,
     clock: Arc<AtomicU64>,
     calls: Arc<Mutex<Vec<String>>>,
+    /// The clock at each call, in the order of `calls`.
+    at: Arc<Mutex<Vec<u64>>>,
+    start_delay_ms: Vec<u64>,
+    /// `started` events not yet handed over: (due at, node).
+    pending: Vec<(u64, u64)>,
+    heal_fails: bool,
 }
 
 impl FakeBackend {
+    fn new(nodes: usize, clock: u64, calls: Arc<Mutex<Vec<String>>>) -> FakeBackend {
+        FakeBackend {
+            ids: (1..=nodes as u64).collect(),
+            clock: Arc::new(AtomicU64::new(clock)),
+            calls,
+            at: Arc::default(),
+            start_delay_ms: vec![],
+            pending: vec![],
+            heal_fails: false,
+        }
+    }
+
     fn call(&self, what: &str, ids: &[u64]) -> Stamped {
         self.calls.lock().unwrap().push(format!("{what} {ids:?}"));
-        Ok(self.clock.load(Ordering::SeqCst))
+        let now = self.clock.load(Ordering::SeqCst);
+        self.at.lock().unwrap().push(now);
+        Ok(now)
     }
 }
 
@@ -32,7 +53,20 @@ impl Backend for FakeBackend {
         vec![]
     }
     fn start<'a>(&'a mut self, ids: &'a [u64], _: bool) -> BoxFuture<'a, Stamped> {
-        Box::pin(async move { self.call("start", ids) })
+        Box::pin(async move {
+            let now = self.clock.load(Ordering::SeqCst);
+            for &id in ids {
+                let delay = self
+                    .start_delay_ms
+                    .get(id as usize - 1)
+                    .copied()
+                    .unwrap_or(0);
+                if delay != u64::MAX {
+                    self.pending.push((now + delay, id));
+                }
+            }
+            self.call("start", ids)
+        })
     }
     fn kill<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
         Box::pin(async move { self.call("kill", ids) })
@@ -59,7 +93,15 @@ impl Backend for FakeBackend {
         Box::pin(async move { Err(BackendError::Unsupported("isolate in the fake".into())) })
     }
     fn heal(&mut self) -> BoxFuture<'_, Stamped> {
-        Box::pin(async move { self.call("heal", &[]) })
+        Box::pin(async move {
+            let r = self.call("heal", &[]);
+            if self.heal_fails {
+                return Err(BackendError::Failed(
+                    "network rules not applied on every running node: node 2: nft failed".into(),
+                ));
+            }
+            r
+        })
     }
     fn link<'a>(
         &'a mut self,
@@ -78,7 +120,12 @@ impl Backend for FakeBackend {
         })
     }
     fn records(&mut self) -> Vec<Record> {
-        vec![]
+        let now = self.clock.load(Ordering::SeqCst);
+        let (due, later) = self.pending.iter().partition(|(at, _)| *at <= now);
+        self.pending = later;
+        due.into_iter()
+            .map(|(at, id)| crate::checkers::testkit::started(at, id, self.ids.len()))
+            .collect()
     }
     fn teardown(&mut self, _keep: bool) -> BoxFuture<'_, ()> {
         Box::pin(async move {
@@ -110,11 +157,7 @@ async fn calls_with_seed(seed: u64) -> (Vec<String>, RunResult) {
     let make: MakeBackend = Box::new(move |spec, network_faults| {
         assert!(network_faults, "the scenario isolates and heals");
         Box::pin(async move {
-            Ok(Box::new(FakeBackend {
-                ids: (1..=spec.nodes as u64).collect(),
-                clock: Arc::new(AtomicU64::new(1_000_000)),
-                calls: seen,
-            }) as Box<dyn Backend>)
+            Ok(Box::new(FakeBackend::new(spec.nodes, 1_000_000, seen)) as Box<dyn Backend>)
         })
     });
     let mut opts = RunOptions::new("unused");
@@ -170,4 +213,82 @@ fn result_steps(r: &RunResult) -> Vec<usize> {
         .filter(|s| s["passed"] == false)
         .map(|s| s["index"].as_u64().unwrap() as usize)
         .collect()
+}
+
+/// Runs `yaml` on a fake built by `setup`; returns the calls, their clock and the result.
+async fn run_fake(
+    yaml: &str,
+    setup: impl FnOnce(&mut FakeBackend) + Send + 'static,
+) -> (Vec<String>, Vec<u64>, RunResult) {
+    let s = crate::scenario::parse(yaml, "fake.yaml").unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let at: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (seen, seen_at) = (calls.clone(), at.clone());
+    let make: MakeBackend = Box::new(move |spec, _| {
+        Box::pin(async move {
+            let mut fake = FakeBackend::new(spec.nodes, 1_000_000, seen);
+            fake.at = seen_at;
+            setup(&mut fake);
+            Ok(Box::new(fake) as Box<dyn Backend>)
+        })
+    });
+    let mut opts = RunOptions::new("unused");
+    opts.seed = Some(1);
+    opts.out = Some(std::env::temp_dir().join(format!("faultline-fake-{}", docker::new_run_id())));
+    let result = run_with(&s, &opts, make).await;
+    let out = calls.lock().unwrap().clone();
+    let times = at.lock().unwrap().clone();
+    (out, times, result)
+}
+
+const STAGGERED: &str = "\
+name: staggered
+about: the last node is slow to start
+cluster: {nodes: 3, start: staggered}
+steps:
+  - kill: {target: {node: 1}}
+checks: [convergence]
+";
+
+#[tokio::test]
+async fn the_steps_begin_only_once_every_node_has_written_started() {
+    let (calls, at, result) = run_fake(STAGGERED, |f| f.start_delay_ms = vec![0, 100, 3000]).await;
+    let start = calls.iter().position(|c| c.starts_with("start")).unwrap();
+    let kill = calls.iter().position(|c| c.starts_with("kill")).unwrap();
+    assert!(
+        at[kill] >= at[start] + 3000,
+        "the kill came {} ms after the start, before node 3 had started: {calls:?}",
+        at[kill] - at[start]
+    );
+    assert!(!result.interrupted);
+}
+
+#[tokio::test]
+async fn a_node_that_never_writes_started_stops_the_run_before_any_step() {
+    let (calls, _, result) = run_fake(STAGGERED, |f| f.start_delay_ms = vec![0, 0, u64::MAX]).await;
+    assert!(!calls.iter().any(|c| c.starts_with("kill")), "{calls:?}");
+    assert_eq!(calls.last().map(String::as_str), Some("teardown"));
+    assert_ne!(result.verdict, Verdict::Pass);
+}
+
+#[tokio::test]
+async fn a_heal_that_failed_part_way_skips_the_later_steps() {
+    let yaml = "\
+name: heal fails
+about: a heal that does not go in everywhere
+cluster: {nodes: 3}
+steps:
+  - partition: {groups: [[{node: 1}], rest]}
+  - heal: {}
+  - kill: {target: {node: 2}}
+checks: [convergence]
+";
+    let (calls, _, result) = run_fake(yaml, |f| f.heal_fails = true).await;
+    assert!(calls.contains(&"heal []".to_string()), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("kill")),
+        "the run went on after a failed heal: {calls:?}"
+    );
+    // The heal (step 2) failed; the kill (step 3) never ran.
+    assert_eq!(result_steps(&result).first(), Some(&2));
 }
