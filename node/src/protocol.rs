@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 /// Version of the client protocol, sent in the `welcome` line. Version 2: passwords and
 /// server-issued session tokens (docs/PROTOCOL.md, "Changes from version 1").
 pub const PROTOCOL_VERSION: u32 = 2;
-/// Longest accepted client line in bytes (including the JSON around the text).
+/// Longest accepted client line in bytes (including the JSON around the text, not counting
+/// the `\n` or `\r\n` that ends it).
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Longest accepted chat text in bytes.
 pub const MAX_TEXT_BYTES: usize = 4 * 1024;
@@ -154,8 +155,14 @@ pub struct ErrorReply {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
-    /// The line was not valid JSON, had an unknown `op`, or a field was missing or too long.
+    /// The line was not valid JSON, had an unknown `op`, or a field was missing, of the wrong
+    /// type or invalid.
     BadRequest,
+    /// The line was longer than [`MAX_LINE_BYTES`] (not counting its `\n` or `\r\n`); it was
+    /// skipped and the connection stays open.
+    LineTooLong,
+    /// The line was not valid UTF-8; it was skipped and the connection stays open.
+    NotUtf8,
     /// The request needs a login first.
     NotLoggedIn,
     /// The name is online in another session.
@@ -176,6 +183,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The connection did not log in within the login timeout; the server closes it.
     LoginTimeout,
+    /// Another connection logged in with this session's token and password and took the
+    /// session over; the server closes this connection. Do not log in again from here: the
+    /// two connections would keep displacing each other.
+    SessionTakenOver,
 }
 
 /// A room and its members.

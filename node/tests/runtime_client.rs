@@ -309,3 +309,89 @@ async fn gives_up_at_the_deadline_when_no_server_answers() {
         other => panic!("expected NoServer, got {other:?}"),
     }
 }
+
+/// Issue 8 item 7: after the connection to a leader breaks, the reconnect goes to another
+/// server first, even though the configured list (like a stale discovery answer) names the
+/// failed address first; the failed one is not dropped, only tried later.
+#[tokio::test]
+async fn a_just_failed_address_is_tried_after_the_others() {
+    let sends = Arc::new(Mutex::new(0usize));
+    let counter = sends.clone();
+    // The first leader dies (closes) at the first send, and would again at every send.
+    let failing = fake(
+        welcome(1, "leader", None),
+        Arc::new(move |line, _| match line["op"].as_str() {
+            Some("login") => vec![Act::Reply(
+                json!({"type":"ok","req":line["req"],"mailbox":0}),
+            )],
+            Some("send") => {
+                *counter.lock().unwrap() += 1;
+                vec![Act::Close]
+            }
+            _ => vec![Act::Reply(ok(line))],
+        }),
+    )
+    .await;
+    let fresh = fake(welcome(2, "leader", None), leader_script()).await;
+    let mut session = Session::new(config(
+        "alice",
+        vec![failing.addr.clone(), fresh.addr.clone()],
+    ));
+    let outcome = session.send("bob", "hello").await.unwrap();
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(
+        *sends.lock().unwrap(),
+        1,
+        "the failed address is not retried first"
+    );
+    assert_eq!(failing.ops("login").len(), 1);
+    assert_eq!(fresh.ops("send").len(), 1);
+    assert_eq!(
+        fresh.ops("send")[0]["id"].as_str(),
+        Some(outcome.id.as_str())
+    );
+}
+
+/// A `session_taken_over` notice ends the session: the client does not log in again on its
+/// own (it would take the session back from the other connection, again and again), until
+/// the caller asks with `connect`.
+#[tokio::test]
+async fn a_taken_over_session_does_not_log_in_again() {
+    // Every login is taken over at once by "another client".
+    let leader = fake(
+        welcome(9, "leader", None),
+        Arc::new(|line, _| match line["op"].as_str() {
+            Some("login") => vec![
+                Act::Reply(json!({"type":"ok","req":line["req"],"mailbox":0,
+                    "session":"0123456789abcdef0123456789abcdef"})),
+                Act::Reply(json!({"type":"error","code":"session_taken_over",
+                    "message":"another login took the session over"})),
+                Act::Close,
+            ],
+            _ => vec![Act::Reply(ok(line))],
+        }),
+    )
+    .await;
+    let mut session = Session::new(config("alice", vec![leader.addr.clone()]));
+    session.connect().await.unwrap();
+    let notice = tokio::time::timeout(Duration::from_secs(5), session.next_incoming())
+        .await
+        .expect("in time")
+        .unwrap();
+    assert!(
+        matches!(&notice, Incoming::Notice(e) if e.code == ErrorCode::SessionTakenOver),
+        "{notice:?}"
+    );
+    let err = tokio::time::timeout(Duration::from_secs(5), session.next_incoming())
+        .await
+        .expect("in time")
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::SessionTakenOver));
+    let err = session.send("bob", "hi").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::SessionTakenOver));
+    assert_eq!(leader.ops("login").len(), 1, "no login of its own accord");
+    assert!(leader.ops("send").is_empty());
+    // The caller may decide to take the session back.
+    session.connect().await.unwrap();
+    assert_eq!(leader.ops("login").len(), 2);
+}

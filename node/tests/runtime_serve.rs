@@ -5,6 +5,7 @@
 use chat_node::client::{discover_at, Incoming, Session, SessionConfig};
 use chat_node::events::{Event, EventRecord};
 use chat_node::ids::Role;
+use chat_node::protocol::MAX_LINE_BYTES;
 use chat_node::runtime::event_log::EventLog;
 use chat_node::settings::{LogFormat, ServeArgs};
 use clap::Parser;
@@ -119,6 +120,28 @@ async fn next_message(session: &mut Session) -> chat_node::protocol::InboxMessag
     }
 }
 
+async fn next_json<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("a reply in time")
+        .unwrap()
+        .expect("the connection is open");
+    serde_json::from_str(&line).unwrap()
+}
+
+/// `{"req":N,"op":"ping","pad":"xx…"}` of exactly `len` bytes (unknown fields are ignored).
+fn padded_ping(req: u64, len: usize) -> Vec<u8> {
+    let bare = format!(r#"{{"req":{req},"op":"ping","pad":""}}"#);
+    let line = format!(
+        r#"{{"req":{req},"op":"ping","pad":"{}"}}"#,
+        "x".repeat(len - bare.len())
+    );
+    assert_eq!(line.len(), len);
+    line.into_bytes()
+}
+
 #[test]
 fn serves_clients_answers_discovery_and_replays_its_log_after_a_crash() {
     let dir = std::env::temp_dir().join(format!("chat-node-serve-{}", std::process::id()));
@@ -165,26 +188,42 @@ fn serves_clients_answers_discovery_and_replays_its_log_after_a_crash() {
         assert_eq!(m.room.as_deref(), Some("general"));
         assert_eq!(m.room_seq, post.room_seq);
 
-        // A line that is too long gets an error line; the connection keeps working.
+        // Lines that cannot be framed get an error line with their own code and no `req`;
+        // the connection keeps working. The limit is on the content: a request of exactly
+        // MAX_LINE_BYTES is served with `\r\n` as with `\n`, one byte more is refused.
         let stream = tokio::net::TcpStream::connect(&client_addr).await.unwrap();
         let (read, mut write) = stream.into_split();
         let mut replies = BufReader::new(read).lines();
         let welcome = replies.next_line().await.unwrap().unwrap();
         assert!(welcome.contains(r#""type":"welcome""#), "{welcome}");
-        let mut huge = vec![b'x'; chat_node::protocol::MAX_LINE_BYTES + 10];
+        let mut huge = vec![b'x'; MAX_LINE_BYTES + 10];
         huge.push(b'\n');
         write.write_all(&huge).await.unwrap();
+        write.write_all(b"{\"req\":4,\xff}\n").await.unwrap();
         write
             .write_all(b"{\"req\":5,\"op\":\"ping\"}\n")
             .await
             .unwrap();
-        let error = replies.next_line().await.unwrap().unwrap();
-        assert!(
-            error.contains("bad_request") && error.contains("longer than"),
-            "{error}"
+        let error = next_json(&mut replies).await;
+        assert_eq!(error["code"], "line_too_long", "{error}");
+        assert!(error.get("req").is_none(), "{error}");
+        let error = next_json(&mut replies).await;
+        assert_eq!(error["code"], "not_utf8", "{error}");
+        assert!(error.get("req").is_none(), "{error}");
+        assert_eq!(
+            next_json(&mut replies).await,
+            serde_json::json!({"type":"ok","req":5})
         );
-        let pong = replies.next_line().await.unwrap().unwrap();
-        assert_eq!(pong, r#"{"type":"ok","req":5}"#);
+        for (req, extra) in [(6, 0), (7, 1)] {
+            let mut ping = padded_ping(req, MAX_LINE_BYTES + extra);
+            ping.extend_from_slice(b"\r\n");
+            write.write_all(&ping).await.unwrap();
+        }
+        assert_eq!(
+            next_json(&mut replies).await,
+            serde_json::json!({"type":"ok","req":6})
+        );
+        assert_eq!(next_json(&mut replies).await["code"], "line_too_long");
     });
     assert!(events_of(&lines).iter().any(|e| matches!(
         e,

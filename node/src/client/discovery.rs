@@ -40,18 +40,22 @@ pub async fn discover(
     discover_at(cluster, &broadcast_targets(peer_port), window).await
 }
 
-/// Like [`discover`], but returns as soon as the leader itself has answered (what a client
-/// that only wants to connect needs; [`discover`] waits the whole window to hear everyone).
+/// Like [`discover`], but returns as soon as a server whose address is not in `avoid` has
+/// answered that it leads (what a client that only wants to connect needs; [`discover`] waits
+/// the whole window to hear everyone). `avoid` holds addresses that just failed: a `role:
+/// leader` answer from one of them may be a leader that is about to be replaced, so the
+/// window goes on for a fresher one (docs/PROTOCOL.md, section 2).
 pub async fn find_leader(
     cluster: &str,
     peer_port: u16,
     window: Duration,
+    avoid: &[String],
 ) -> std::io::Result<Vec<ServerInfo>> {
     collect(
         cluster,
         &broadcast_targets(peer_port),
         window,
-        StopAt::Leader,
+        StopAt::Leader { avoid },
     )
     .await
 }
@@ -80,17 +84,32 @@ pub async fn ask_one(
 
 /// When [`collect`] stops listening before its window ends.
 #[derive(Clone, Copy, PartialEq)]
-enum StopAt {
+enum StopAt<'a> {
     WindowEnd,
-    Leader,
+    /// At the first `role: leader` answer whose address is not in `avoid`.
+    Leader {
+        avoid: &'a [String],
+    },
     FirstAnswer,
+}
+
+impl StopAt<'_> {
+    fn after(&self, answer: &ServerInfo) -> bool {
+        match self {
+            StopAt::WindowEnd => false,
+            StopAt::Leader { avoid } => {
+                answer.role == Role::Leader && !avoid.iter().any(|a| *a == answer.addr)
+            }
+            StopAt::FirstAnswer => true,
+        }
+    }
 }
 
 async fn collect(
     cluster: &str,
     targets: &[SocketAddr],
     window: Duration,
-    stop_at: StopAt,
+    stop_at: StopAt<'_>,
 ) -> std::io::Result<Vec<ServerInfo>> {
     let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).await?;
     socket.set_broadcast(true)?;
@@ -125,11 +144,11 @@ async fn collect(
         let received = tokio::time::timeout_at(wait_until, socket.recv_from(&mut buf)).await;
         if let Ok(Ok((n, _))) = received {
             if let Some(info) = parse_answer(&buf[..n], cluster) {
-                let is_leader = info.role == Role::Leader;
+                let stop = stop_at.after(&info);
                 if !found.iter().any(|f| f.node == info.node) {
                     found.push(info);
                 }
-                if stop_at == StopAt::FirstAnswer || (stop_at == StopAt::Leader && is_leader) {
+                if stop {
                     break;
                 }
             }
@@ -160,8 +179,13 @@ fn parse_answer(bytes: &[u8], cluster: &str) -> Option<ServerInfo> {
     }
 }
 
-/// Client addresses to try, best first: the leader named by the newest epoch, then every
-/// server that says it leads, then the rest.
+/// Client addresses to try, best first (docs/PROTOCOL.md, section 2): the `leader_addr` of
+/// the newest epoch that names one (a leader answers with its own address), then every server
+/// that says it leads, newest epoch first, then the rest (a `welcome` names the leader once
+/// its server knows one). When the highest epoch names no leader an election is running in
+/// it, and a leader named at an older epoch is the one being replaced: it is still tried first
+/// (it may win again, or it answers `not_leader`), and the session backs off and rediscovers
+/// when nothing here leads.
 pub fn leader_first(servers: &[ServerInfo]) -> Vec<String> {
     let mut sorted: Vec<&ServerInfo> = servers.iter().collect();
     sorted.sort_by_key(|s| std::cmp::Reverse(s.epoch));
@@ -209,6 +233,38 @@ mod tests {
             leader_first(&servers),
             vec!["10.0.0.3:7070", "10.0.0.2:7070", "10.0.0.1:7070"]
         );
+    }
+
+    /// The highest epoch names no leader (an election is running): the leader named at the
+    /// older epoch is tried first, then everyone who answered, newest epoch first.
+    #[test]
+    fn during_an_election_the_older_epochs_leader_comes_first() {
+        let servers = vec![
+            info(1, Role::Follower, 4, Some("10.0.0.9:7070")),
+            info(2, Role::Candidate, 5, None),
+            info(3, Role::Follower, 5, None),
+        ];
+        assert_eq!(
+            leader_first(&servers),
+            vec![
+                "10.0.0.9:7070",
+                "10.0.0.2:7070",
+                "10.0.0.3:7070",
+                "10.0.0.1:7070"
+            ]
+        );
+    }
+
+    /// Discovery stops at a leader's answer, except one from an address that just failed.
+    #[test]
+    fn listening_stops_at_a_fresh_leader_only() {
+        let avoid = vec!["10.0.0.1:7070".to_string()];
+        let stop = StopAt::Leader { avoid: &avoid };
+        assert!(!stop.after(&info(1, Role::Leader, 3, None)));
+        assert!(!stop.after(&info(2, Role::Follower, 4, Some("10.0.0.3:7070"))));
+        assert!(stop.after(&info(3, Role::Leader, 4, None)));
+        assert!(!StopAt::WindowEnd.after(&info(3, Role::Leader, 4, None)));
+        assert!(StopAt::FirstAnswer.after(&info(2, Role::Follower, 4, None)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`connection`]: one TCP connection: request/reply correlation by `req`, pushed lines.
 //! - [`session`]: the high-level user: finds the leader, logs in, retries with the same
 //!   message id across failovers, deduplicates received messages, acks them.
+//! - [`recent_failures`]: addresses that just failed are tried last for a while.
 //! - [`ui`]: the interactive line client.
 
 pub mod connection;
@@ -12,6 +13,7 @@ pub mod discovery;
 pub mod error;
 pub mod message_id;
 pub mod probe;
+pub mod recent_failures;
 pub mod session;
 pub mod ui;
 
@@ -20,4 +22,5 @@ pub use connection::{Connection, Pushed};
 pub use discovery::{discover, discover_at, find_leader, ServerInfo};
 pub use error::ClientError;
 pub use message_id::MessageIds;
+pub use recent_failures::RecentFailures;
 pub use session::{Incoming, SendOutcome, Session, SessionConfig, SessionEvent};

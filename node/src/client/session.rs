@@ -6,11 +6,18 @@
 //! message id** until a deadline, so the cluster delivers it exactly once. Received messages
 //! are deduplicated by `useq` and acknowledged in batches. Every attempt, ack, failure and
 //! receipt is reported to an optional observer with a wall-clock timestamp.
+//!
+//! An address that just failed (its connection broke, it could not be reached, it refused
+//! the login) is tried after every other candidate for a while ([`RecentFailures`]), so a
+//! reconnect after a leader crash goes to the new leader rather than to the dead address the
+//! survivors may still name. A `session_taken_over` notice ends the session for good: another
+//! login took it over, and logging in again from here would displace that one in turn.
 
 use super::connection::{Connection, Pushed};
 use super::discovery::{self, leader_first};
 use super::error::ClientError;
 use super::message_id::MessageIds;
+use super::recent_failures::{RecentFailures, FAILED_ADDRESS_COOLDOWN};
 use crate::ids::{NodeId, Role};
 use crate::protocol::{
     ClusterStatus, ErrorCode, ErrorReply, InboxMessage, OkReply, Request, RoomInfo,
@@ -20,6 +27,33 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Time to open a TCP connection and read the `welcome` line. On a LAN both take a few
+/// milliseconds; a crashed server's address usually does not answer at all (no RST from a
+/// killed container, the SYN is retransmitted after 1 s, 3 s, …), so waiting longer only
+/// delays the try of the next candidate. It equals the servers' default failure timeout: by
+/// the time it fires, the survivors have normally elected a new leader.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Time for one attempt of one request, from sending it to its reply. A reply comes after a
+/// majority commit (a replication round trip and an fsync: milliseconds), a login after an
+/// argon2id check (tens of milliseconds); under the heaviest measured load (256 requests
+/// outstanding) the p99 was 1.7 s. 2 s lets a loaded leader answer, and abandons a leader
+/// that froze or died without closing the connection within a few failure timeouts. A
+/// timeout is safe: the request is retried with the same message id.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time for one request including every reconnection and retry. A failover takes about one
+/// to three failure timeouts (0.5–1.5 s by default) until the new leader acknowledges; 10 s
+/// rides out several in a row, a leader that is slow to apply its predecessors' log, and the
+/// back-off between discovery rounds (50 ms doubling to 500 ms). After it the caller hears
+/// the error and decides (the message may still have committed: retry it with its id).
+pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(10);
+/// How long discovery listens. Answers come within milliseconds on a LAN; the broadcast is
+/// sent three times within the window against UDP loss. Discovery stops early at the first
+/// `role: leader` answer from an address that has not just failed.
+pub const DEFAULT_DISCOVERY_WINDOW: Duration = Duration::from_millis(300);
+/// Ack after this many unacknowledged messages even while more are arriving (and whenever
+/// the queue drains). A mailbox page is 256 messages, so a reader acks many times per page.
+pub const DEFAULT_ACK_BATCH: u64 = 16;
 
 /// How a session reaches the cluster.
 #[derive(Clone, Debug)]
@@ -43,6 +77,8 @@ pub struct SessionConfig {
     pub discovery_window: Duration,
     /// Ack after this many unacknowledged messages even if more are arriving.
     pub ack_batch: u64,
+    /// How long an address that just failed is tried only after every other candidate.
+    pub failed_address_cooldown: Duration,
 }
 
 impl SessionConfig {
@@ -53,11 +89,12 @@ impl SessionConfig {
             servers: Vec::new(),
             user: user.into(),
             password: password.into(),
-            connect_timeout: Duration::from_millis(500),
-            request_timeout: Duration::from_secs(2),
-            retry_deadline: Duration::from_secs(10),
-            discovery_window: Duration::from_millis(300),
-            ack_batch: 16,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry_deadline: DEFAULT_RETRY_DEADLINE,
+            discovery_window: DEFAULT_DISCOVERY_WINDOW,
+            ack_batch: DEFAULT_ACK_BATCH,
+            failed_address_cooldown: FAILED_ADDRESS_COOLDOWN,
         }
     }
 }
@@ -146,6 +183,11 @@ pub struct Session {
     conn: Option<Connection>,
     /// Where the leader probably is (from a redirect or a welcome line).
     leader_hint: Option<String>,
+    /// Addresses that just failed: tried last for a while.
+    recent_failures: RecentFailures,
+    /// Another login took this session over (`session_taken_over`): no more logins from here
+    /// until the caller asks with [`Session::connect`].
+    displaced: Option<ErrorReply>,
     highest_useq: u64,
     acked_upto: u64,
     duplicates_dropped: u64,
@@ -157,8 +199,11 @@ pub struct Session {
 
 impl Session {
     pub fn new(config: SessionConfig) -> Session {
+        let recent_failures = RecentFailures::new(config.failed_address_cooldown);
         Session {
             config,
+            recent_failures,
+            displaced: None,
             token: None,
             login_unanswered: false,
             ids: MessageIds::new(),
@@ -223,8 +268,11 @@ impl Session {
         }
     }
 
-    /// Finds the leader and logs in (done automatically by every request).
+    /// Finds the leader and logs in (done automatically by every request). After a
+    /// `session_taken_over` this is the only way to log in again: the caller decided to take
+    /// the session back.
     pub async fn connect(&mut self) -> Result<(), ClientError> {
+        self.displaced = None;
         let deadline = Instant::now() + self.config.retry_deadline;
         self.ensure_connected(deadline).await
     }
@@ -359,7 +407,10 @@ impl Session {
             }
             if self.conn.as_ref().is_none_or(|c| c.is_closed()) {
                 if self.conn.is_some() {
-                    self.drop_connection("the connection closed");
+                    self.lose_connection("the connection closed");
+                    if !self.ready.is_empty() {
+                        continue; // what arrived before the close comes first
+                    }
                 }
                 let deadline = Instant::now() + self.config.retry_deadline;
                 self.ensure_connected(deadline).await?;
@@ -393,7 +444,7 @@ impl Session {
                         return Ok(incoming);
                     }
                 }
-                None => self.drop_connection("the connection closed"),
+                None => self.lose_connection("the connection closed"),
             }
         }
     }
@@ -413,7 +464,12 @@ impl Session {
                 }
             }
             Pushed::Presence { user, online } => Some(Incoming::Presence { user, online }),
-            Pushed::Error(error) => Some(Incoming::Notice(error)),
+            Pushed::Error(error) => {
+                if error.code == ErrorCode::SessionTakenOver {
+                    self.displaced = Some(error.clone());
+                }
+                Some(Incoming::Notice(error))
+            }
         }
     }
 
@@ -491,7 +547,15 @@ impl Session {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-        self.drop_connection(&error.to_string());
+        self.lose_connection(&error.to_string());
+    }
+
+    /// The connection failed us: its address cools down, then it is dropped.
+    fn lose_connection(&mut self, reason: &str) {
+        if let Some(addr) = self.conn.as_ref().map(|c| c.addr().to_string()) {
+            self.recent_failures.mark(&addr, Instant::now());
+        }
+        self.drop_connection(reason);
     }
 
     fn drop_connection(&mut self, reason: &str) {
@@ -510,14 +574,16 @@ impl Session {
         }
     }
 
-    /// Servers to try, best first.
+    /// Servers to try, best first; addresses that just failed last.
     async fn candidates(&mut self) -> Vec<String> {
         let mut out: Vec<String> = self.leader_hint.iter().cloned().collect();
         let found = if self.config.servers.is_empty() {
+            let avoid = self.recent_failures.cooling(Instant::now());
             match discovery::find_leader(
                 &self.config.cluster,
                 self.config.peer_port,
                 self.config.discovery_window,
+                &avoid,
             )
             .await
             {
@@ -535,7 +601,7 @@ impl Session {
                 out.push(addr);
             }
         }
-        out
+        self.recent_failures.order(out, Instant::now())
     }
 
     /// Connected and logged in on the leader, or an error at the deadline.
@@ -544,7 +610,10 @@ impl Session {
             return Ok(());
         }
         if self.conn.is_some() {
-            self.drop_connection("the connection closed");
+            self.lose_connection("the connection closed");
+        }
+        if let Some(notice) = &self.displaced {
+            return Err(ClientError::Server(notice.clone()));
         }
         let mut backoff = Duration::from_millis(50);
         let mut tried: Vec<String> = Vec::new();
@@ -566,11 +635,18 @@ impl Session {
                         if leader != addr {
                             self.leader_hint = Some(leader.clone());
                             queue.retain(|a| *a != leader);
-                            queue.push_front(leader);
+                            // A redirect to an address that just failed is probably stale
+                            // (the server has not given up on a dead leader yet).
+                            if self.recent_failures.is_cooling(&leader, Instant::now()) {
+                                queue.push_back(leader);
+                            } else {
+                                queue.push_front(leader);
+                            }
                         }
                     }
                     Err(Redirect::Fatal(error)) => return Err(error),
                     Err(Redirect::Next) => {
+                        self.recent_failures.mark(&addr, Instant::now());
                         if self.leader_hint.as_deref() == Some(addr.as_str()) {
                             self.leader_hint = None;
                         }
@@ -610,6 +686,7 @@ impl Session {
         match conn.request(login, timeout).await {
             Ok(reply) => {
                 self.login_unanswered = false;
+                self.recent_failures.clear(addr);
                 self.logins += 1;
                 self.token = reply.session.clone();
                 self.conn = Some(conn);

@@ -2,7 +2,7 @@
 
 use super::error::ClientError;
 use super::session::{Incoming, Session, SessionConfig, SessionEvent};
-use crate::protocol::InboxMessage;
+use crate::protocol::{ErrorCode, InboxMessage};
 use std::io::Write;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -144,6 +144,10 @@ pub async fn run(config: SessionConfig) -> anyhow::Result<()> {
                 }
                 Ok(Incoming::Reconnected { .. }) => {}
                 Ok(Incoming::Notice(e)) => say(&format!("! {}", e.message)),
+                Err(e) if e.code() == Some(ErrorCode::SessionTakenOver) => {
+                    say("! this session was taken over by a login elsewhere; quitting");
+                    return Ok(());
+                }
                 Err(e) => say(&format!("! {e}")),
             },
         }

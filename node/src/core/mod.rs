@@ -6,6 +6,8 @@
 //! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
 
 pub mod chat;
+#[cfg(test)]
+mod client_contract_tests;
 pub mod credentials;
 pub mod detector;
 pub mod durable;

@@ -663,11 +663,22 @@ impl Sessions {
                     .filter(|(id, c)| **id != p.conn && c.user.as_deref() == Some(user.as_str()))
                     .map(|(id, _)| *id)
                     .collect();
+                // They are told why before they close, so that their client does not log in
+                // again with the same token and take the session back (the two would keep
+                // displacing each other).
                 for other in others {
                     if let Some(c) = self.conns.get_mut(&other) {
                         c.user = None;
                         c.session = None;
                     }
+                    out.push(SessionOut::Line(
+                        other,
+                        error_line(
+                            None,
+                            ErrorCode::SessionTakenOver,
+                            format!("another login took the session of `{user}` over; closing this connection (do not log in again from here)"),
+                        ),
+                    ));
                     out.push(SessionOut::Close(other));
                 }
                 let from = since.unwrap_or(0).max(chat.acked(&user));

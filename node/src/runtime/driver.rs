@@ -12,7 +12,7 @@ use crate::core::credentials::CredentialResult;
 use crate::core::{Input, Millis, Node, Output, TICK_MS};
 use crate::events::{Event, EventRecord, EVENTS_VERSION};
 use crate::ids::ConnId;
-use crate::protocol::{ErrorCode, ErrorReply, ServerLine};
+use crate::protocol::{ErrorReply, ServerLine};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -235,7 +235,7 @@ impl Driver {
         let reason = problem.describe();
         let reply = ServerLine::Error(ErrorReply {
             req: None,
-            code: ErrorCode::BadRequest,
+            code: problem.code(),
             message: reason.clone(),
             leader_addr: None,
         });

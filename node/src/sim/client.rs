@@ -302,7 +302,7 @@ impl SimClient {
                         self.phase = Phase::Joining;
                         self.request(now, serde_json::json!({"op": "join", "room": ROOM}))
                     }
-                    ErrorCode::BadRequest => {
+                    ErrorCode::BadRequest | ErrorCode::LineTooLong | ErrorCode::NotUtf8 => {
                         checker.violation(now, "bad_request_for_valid_line", e.message);
                         Vec::new()
                     }
@@ -314,9 +314,9 @@ impl SimClient {
                         }
                         self.drop_connection(now)
                     }
-                    ErrorCode::TooManyConnections | ErrorCode::LoginTimeout => {
-                        self.drop_connection(now)
-                    }
+                    ErrorCode::TooManyConnections
+                    | ErrorCode::LoginTimeout
+                    | ErrorCode::SessionTakenOver => self.drop_connection(now),
                 }
             }
             ServerLine::Message(m) => self.on_message(now, m, checker),
