@@ -98,7 +98,7 @@ impl StopAt<'_> {
         match self {
             StopAt::WindowEnd => false,
             StopAt::Leader { avoid } => {
-                answer.role == Role::Leader && !avoid.iter().any(|a| *a == answer.addr)
+                answer.role == Role::Leader && !avoid.contains(&answer.addr)
             }
             StopAt::FirstAnswer => true,
         }
