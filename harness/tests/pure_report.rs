@@ -21,6 +21,7 @@ fn check(name: &str, passed: bool) -> CheckResult {
         deadline: Some("1140ms = failure_timeout + 2 * heartbeat + 440ms".into()),
         headroom_ms: Some(500),
         details: vec!["epoch 3 has 2 leaders: 1, 4 <&\"'>".into()],
+        samples: Default::default(),
     }
 }
 

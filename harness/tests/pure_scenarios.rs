@@ -66,7 +66,10 @@ fn every_scenario_in_the_suite_is_valid() {
 fn the_self_test_expects_the_election_checker_to_fail() {
     let s = scenario::load(&scenarios_dir().join("split-brain-selftest.yaml")).unwrap();
     assert_eq!(s.cluster.quorum, Quorum::None);
-    assert_eq!(s.expect_failures, vec![CheckName::Election]);
+    assert_eq!(
+        s.expect_failures,
+        vec![CheckName::from_name("election").unwrap()]
+    );
     let c = scenario::load(&scenarios_dir().join("concurrent-start.yaml")).unwrap();
     assert_eq!(c.cluster.start, StartMode::Simultaneous);
 }
@@ -98,8 +101,8 @@ checks: [single_leader_per_epoch, delivery]
     assert_eq!(e.within.to_string(), "failure_timeout + 2 * heartbeat");
     assert_eq!(s.steps[2].line, 9);
     assert_eq!(
-        s.checks.iter().map(|c| c.name).collect::<Vec<_>>(),
-        vec![CheckName::Election, CheckName::Delivery]
+        s.checks.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        vec!["election", "delivery"]
     );
     // An expectation without `within` gets the checker default, from the settings.
     let t = text.replace(

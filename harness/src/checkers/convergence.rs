@@ -1,10 +1,28 @@
 //! Convergence: after the last fault (heal, restart, resume, or any other), all live nodes
 //! follow one leader at one epoch with one view equal to the live set, within the deadline.
 
-use super::CheckResult;
+use super::{CheckContext, CheckResult, Checker};
 use crate::history::Record;
 use crate::observed::{evaluate, Evaluation, Expectation, Goal, Observed};
-use crate::scenario::Scenario;
+use crate::scenario::{ClusterSettings, Deadline, Scenario};
+
+/// The convergence checker.
+pub struct Convergence;
+
+impl Checker for Convergence {
+    fn name(&self) -> &'static str {
+        "convergence"
+    }
+    fn default_deadline(&self, c: &ClusterSettings) -> Option<Deadline> {
+        Some(crate::scenario::defaults::convergence_deadline(c))
+    }
+    fn check(&self, cx: &CheckContext) -> CheckResult {
+        let d = cx.deadline_or(&crate::scenario::defaults::convergence_deadline(
+            &cx.scenario.cluster,
+        ));
+        check(cx.scenario, cx.records, d.ms, d.label)
+    }
+}
 
 pub fn check(_s: &Scenario, records: &[Record], deadline_ms: u64, label: String) -> CheckResult {
     let last_fault = records.iter().rev().find_map(|r| match r {
@@ -48,11 +66,11 @@ pub fn check(_s: &Scenario, records: &[Record], deadline_ms: u64, label: String)
                 .collect::<Vec<_>>()
         ),
     };
-    let (passed, figure, headroom, mut details) = match result {
+    let (passed, figure, headroom, mut details) = match &result {
         Evaluation::Met { figure_ms } => (
             true,
             format!("converged {figure_ms} ms after {what}"),
-            Some(deadline_ms as i64 - figure_ms as i64),
+            Some(deadline_ms as i64 - *figure_ms as i64),
             vec![],
         ),
         Evaluation::Failed { reason, figure_ms } => (
@@ -62,19 +80,22 @@ pub fn check(_s: &Scenario, records: &[Record], deadline_ms: u64, label: String)
                 None => format!("not converged after {what}"),
             },
             figure_ms.map(|f| deadline_ms as i64 - f as i64),
-            vec![reason],
+            vec![reason.clone()],
         ),
         Evaluation::Pending => (false, "undecided".into(), None, vec![]),
     };
     details.push(end_note);
-    CheckResult {
-        name: "convergence".into(),
-        passed,
-        figure,
-        deadline: Some(label),
-        headroom_ms: headroom,
-        details,
-    }
+    let converged_ms = match &result {
+        Evaluation::Met { figure_ms } => Some(*figure_ms),
+        Evaluation::Failed { figure_ms, .. } => *figure_ms,
+        Evaluation::Pending => None,
+    };
+    let mut out = CheckResult::new("convergence", passed, figure);
+    out.deadline = Some(label);
+    out.headroom_ms = headroom;
+    out.details = details;
+    out.sample("convergence_ms", converged_ms.map(|v| v as f64));
+    out
 }
 
 #[cfg(test)]

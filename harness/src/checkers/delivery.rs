@@ -11,9 +11,9 @@
 //! - forged: committed by a node (a `committed` send or post), but never sent by any client —
 //!   an outsider's forged `append`, caught even when no recipient was online to receive it.
 
-use super::CheckResult;
+use super::{CheckContext, CheckResult, Checker};
 use crate::history::{ClientAction, Record};
-use crate::scenario::Scenario;
+use crate::scenario::{ClusterSettings, Deadline, Scenario};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 type MsgKey = (String, String); // (sender, id)
@@ -29,31 +29,31 @@ struct Got {
     room: Option<String>,
     index: u64,
     replay: bool,
+    ts: u64,
 }
 
-#[derive(Default)]
-struct Counts {
-    acked: usize,
-    lost: usize,
-    duplicated: usize,
-    reordered: usize,
-    room_order: usize,
-    offline_fifo: usize,
-    phantom: usize,
-    forged: usize,
+/// Everything the properties read, gathered from the client records in one pass.
+struct Ledger {
+    sent: HashMap<MsgKey, Sent>,
+    /// Acknowledged messages: their log index, and when the first ack came.
+    acked: HashMap<MsgKey, (u64, u64)>,
+    /// user -> room -> (joined ts, left ts)
+    joins: HashMap<String, BTreeMap<String, (u64, u64)>>,
+    inbox: BTreeMap<String, Vec<Got>>,
+    /// Chat messages the nodes committed: (sender, id) -> the nodes that committed it.
+    committed: BTreeMap<MsgKey, BTreeSet<u64>>,
 }
 
-pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
-    let mut sent: HashMap<MsgKey, Sent> = HashMap::new();
-    let mut acked: HashMap<MsgKey, u64> = HashMap::new();
-    // user -> room -> (joined ts, left ts)
-    let mut joins: HashMap<String, BTreeMap<String, (u64, u64)>> = HashMap::new();
-    let mut inbox: BTreeMap<String, Vec<Got>> = BTreeMap::new();
+fn ledger(records: &[Record]) -> Ledger {
+    let mut l = Ledger {
+        sent: HashMap::new(),
+        acked: HashMap::new(),
+        joins: HashMap::new(),
+        inbox: BTreeMap::new(),
+        committed: BTreeMap::new(),
+    };
     // Mailbox replays inferred from login counts, for clients that do not mark `replay`.
     let mut replay_left: HashMap<String, u64> = HashMap::new();
-
-    // Chat messages the nodes committed: (sender, id) -> the nodes that committed it.
-    let mut committed: BTreeMap<MsgKey, BTreeSet<u64>> = BTreeMap::new();
     for r in records {
         if let Record::Node(ev) = r {
             if let chat_node::events::Event::Committed {
@@ -64,36 +64,36 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
             } = &ev.event
             {
                 if op == "send" || op == "post" {
-                    committed
+                    l.committed
                         .entry((from.clone(), id.clone()))
                         .or_default()
                         .insert(ev.node.0);
                 }
             }
         }
-    }
-    for r in records {
         let Record::Client(c) = r else { continue };
         match &c.action {
             ClientAction::Send { id, to, room, .. } => {
-                sent.entry((c.user.clone(), id.clone())).or_insert(Sent {
+                l.sent.entry((c.user.clone(), id.clone())).or_insert(Sent {
                     first_ts: c.ts_ms,
                     to: to.clone(),
                     room: room.clone(),
                 });
             }
             ClientAction::Acked { id, index, .. } => {
-                acked.entry((c.user.clone(), id.clone())).or_insert(*index);
+                l.acked
+                    .entry((c.user.clone(), id.clone()))
+                    .or_insert((*index, c.ts_ms));
             }
             ClientAction::Joined { room } => {
-                joins
+                l.joins
                     .entry(c.user.clone())
                     .or_default()
                     .entry(room.clone())
                     .or_insert((c.ts_ms, u64::MAX));
             }
             ClientAction::Left { room } => {
-                if let Some(j) = joins.get_mut(&c.user).and_then(|m| m.get_mut(room)) {
+                if let Some(j) = l.joins.get_mut(&c.user).and_then(|m| m.get_mut(room)) {
                     j.1 = j.1.min(c.ts_ms);
                 }
             }
@@ -108,48 +108,32 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
                     }
                     _ => false,
                 };
-                inbox.entry(c.user.clone()).or_default().push(Got {
+                l.inbox.entry(c.user.clone()).or_default().push(Got {
                     key: (message.from.clone(), message.id.clone()),
                     room: message.room.clone(),
                     index: message.index,
                     replay: *replay || inferred,
+                    ts: c.ts_ms,
                 });
             }
             _ => {}
         }
     }
+    l
+}
 
-    let mut n = Counts {
-        acked: acked.len(),
-        ..Counts::default()
-    };
-    let mut details: Vec<String> = Vec::new();
-    let mut note = |kind: &str, count: &mut usize, text: String| {
-        *count += 1;
-        if *count <= 3 {
-            details.push(format!("{kind}: {text}"));
-        }
-    };
-
-    // Lost.
-    let received: HashMap<&str, BTreeMap<&MsgKey, usize>> = inbox
-        .iter()
-        .map(|(u, v)| {
-            let mut m: BTreeMap<&MsgKey, usize> = BTreeMap::new();
-            for g in v {
-                *m.entry(&g.key).or_default() += 1;
-            }
-            (u.as_str(), m)
-        })
-        .collect();
-    let mut acked_keys: Vec<&MsgKey> = acked.keys().collect();
-    acked_keys.sort();
-    for key in acked_keys {
-        let Some(msg) = sent.get(key) else { continue };
-        let recipients: Vec<String> = match (&msg.to, &msg.room) {
+impl Ledger {
+    /// Who was owed a message: the `to` user, or the room's members when it was first sent
+    /// (the sender excepted).
+    fn recipients(&self, key: &MsgKey) -> Vec<String> {
+        let Some(msg) = self.sent.get(key) else {
+            return Vec::new();
+        };
+        match (&msg.to, &msg.room) {
             (Some(to), _) => vec![to.clone()],
             (None, Some(room)) => {
-                let mut members: Vec<String> = joins
+                let mut members: Vec<String> = self
+                    .joins
                     .iter()
                     .filter(|(u, rooms)| {
                         **u != key.0
@@ -163,95 +147,150 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
                 members
             }
             (None, None) => vec![],
-        };
-        for r in recipients {
+        }
+    }
+
+    /// How many times each user received each message.
+    fn received(&self) -> BTreeMap<&str, BTreeMap<&MsgKey, usize>> {
+        self.inbox
+            .iter()
+            .map(|(u, v)| {
+                let mut m: BTreeMap<&MsgKey, usize> = BTreeMap::new();
+                for g in v {
+                    *m.entry(&g.key).or_default() += 1;
+                }
+                (u.as_str(), m)
+            })
+            .collect()
+    }
+}
+
+/// One kind of delivery fault: how many, and the first three described.
+struct Finding {
+    kind: &'static str,
+    count: usize,
+    examples: Vec<String>,
+}
+
+impl Finding {
+    fn new(kind: &'static str) -> Finding {
+        Finding {
+            kind,
+            count: 0,
+            examples: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, text: String) {
+        self.count += 1;
+        if self.count <= 3 {
+            self.examples.push(format!("{}: {text}", self.kind));
+        }
+    }
+}
+
+/// Property: every acknowledged message reached every intended recipient.
+fn lost(l: &Ledger) -> Finding {
+    let mut f = Finding::new("lost");
+    let received = l.received();
+    let mut acked_keys: Vec<&MsgKey> = l.acked.keys().collect();
+    acked_keys.sort();
+    for key in acked_keys {
+        for r in l.recipients(key) {
             let got = received
                 .get(r.as_str())
                 .and_then(|m| m.get(key))
                 .copied()
                 .unwrap_or(0);
             if got == 0 {
-                note(
-                    "lost",
-                    &mut n.lost,
-                    format!(
-                        "{}/{} (acked at index {}) never reached {r}",
-                        key.0, key.1, acked[key]
-                    ),
-                );
+                f.note(format!(
+                    "{}/{} (acked at index {}) never reached {r}",
+                    key.0, key.1, l.acked[key].0
+                ));
             }
         }
     }
+    f
+}
 
-    // Duplicated and phantom.
-    for (user, m) in &received {
+/// Property: nobody received a message twice (acknowledged or not).
+fn duplicated(l: &Ledger) -> Finding {
+    let mut f = Finding::new("duplicated");
+    for (user, m) in &l.received() {
         for (key, count) in m {
-            if *count > 1 {
-                for _ in 1..*count {
-                    note(
-                        "duplicated",
-                        &mut n.duplicated,
-                        format!("{user} received {}/{} {count} times", key.0, key.1),
-                    );
-                }
-            }
-            if !sent.contains_key(*key) {
-                note(
-                    "phantom",
-                    &mut n.phantom,
-                    format!("{user} received {}/{}, which nobody sent", key.0, key.1),
-                );
+            for _ in 1..*count {
+                f.note(format!("{user} received {}/{} {count} times", key.0, key.1));
             }
         }
     }
+    f
+}
 
-    // Forged: committed, and no client ever sent it.
-    for (key, nodes) in &committed {
-        if !sent.contains_key(key) {
+/// Property: nobody received a message nobody sent.
+fn phantom(l: &Ledger) -> Finding {
+    let mut f = Finding::new("phantom");
+    for (user, m) in &l.received() {
+        for key in m.keys() {
+            if !l.sent.contains_key(*key) {
+                f.note(format!(
+                    "{user} received {}/{}, which nobody sent",
+                    key.0, key.1
+                ));
+            }
+        }
+    }
+    f
+}
+
+/// Property: no node committed a chat message that no client sent.
+fn forged(l: &Ledger) -> Finding {
+    let mut f = Finding::new("forged");
+    for (key, nodes) in &l.committed {
+        if !l.sent.contains_key(key) {
             let on: Vec<String> = nodes.iter().map(u64::to_string).collect();
-            note(
-                "forged",
-                &mut n.forged,
-                format!(
-                    "{}/{} was committed on nodes {} but no client sent it",
-                    key.0,
-                    key.1,
-                    on.join(",")
-                ),
-            );
+            f.note(format!(
+                "{}/{} was committed on nodes {} but no client sent it",
+                key.0,
+                key.1,
+                on.join(",")
+            ));
         }
     }
+    f
+}
 
-    // Private order per (recipient, sender), by acknowledged index.
-    for (user, got) in &inbox {
+/// Property: private messages per (recipient, sender) arrive in acknowledged-index order.
+fn private_order(l: &Ledger) -> Finding {
+    let mut f = Finding::new("reordered");
+    for (user, got) in &l.inbox {
         let mut highest: HashMap<&str, (u64, &str)> = HashMap::new();
         let mut seen: BTreeSet<&MsgKey> = BTreeSet::new();
         for g in got.iter().filter(|g| g.room.is_none()) {
             if !seen.insert(&g.key) {
-                continue; // duplicates are counted above
+                continue; // duplicates are counted apart
             }
-            let Some(idx) = acked.get(&g.key) else {
+            let Some((idx, _)) = l.acked.get(&g.key) else {
                 continue;
             };
             match highest.get(g.key.0.as_str()) {
-                Some((h, hid)) if idx < h => note(
-                    "reordered",
-                    &mut n.reordered,
-                    format!(
-                        "{user} got {}/{} (index {idx}) after {}/{hid} (index {h})",
-                        g.key.0, g.key.1, g.key.0
-                    ),
-                ),
+                Some((h, hid)) if idx < h => f.note(format!(
+                    "{user} got {}/{} (index {idx}) after {}/{hid} (index {h})",
+                    g.key.0, g.key.1, g.key.0
+                )),
                 _ => {
                     highest.insert(&g.key.0, (*idx, &g.key.1));
                 }
             }
         }
     }
+    f
+}
 
-    // Room order: every pair of members agrees on the relative order of common posts.
+/// Property: every pair of room members agrees on the relative order of common posts.
+fn room_order(l: &Ledger) -> Finding {
+    let mut f = Finding::new("room order");
     let mut rooms: BTreeMap<&str, BTreeMap<&str, Vec<&MsgKey>>> = BTreeMap::new();
-    for (user, got) in &inbox {
+    for (user, got) in &l.inbox {
         let mut seen: BTreeSet<&MsgKey> = BTreeSet::new();
         for g in got {
             if let Some(room) = &g.room {
@@ -281,14 +320,10 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
                     match max_pos {
                         Some((m, prev)) if p < m => {
                             if flagged.insert((b, k)) {
-                                note(
-                                    "room order",
-                                    &mut n.room_order,
-                                    format!(
-                                        "in #{room}, {b} got {}/{} after {}/{} but {a} got them the other way round",
-                                        k.0, k.1, prev.0, prev.1
-                                    ),
-                                );
+                                f.note(format!(
+                                    "in #{room}, {b} got {}/{} after {}/{} but {a} got them the other way round",
+                                    k.0, k.1, prev.0, prev.1
+                                ));
                             }
                         }
                         _ => max_pos = Some((p, k)),
@@ -297,39 +332,98 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
             }
         }
     }
+    f
+}
 
-    // Offline mailboxes: FIFO by log index within each replay run.
-    for (user, got) in &inbox {
+/// Property: a mailbox replayed at login comes in FIFO (log index) order.
+fn offline_fifo(l: &Ledger) -> Finding {
+    let mut f = Finding::new("offline out of order");
+    for (user, got) in &l.inbox {
         let mut last: Option<u64> = None;
         for g in got {
             if !g.replay {
                 last = None;
                 continue;
             }
-            if let Some(l) = last {
-                if g.index < l {
-                    note(
-                        "offline out of order",
-                        &mut n.offline_fifo,
-                        format!(
-                            "{user}'s mailbox replayed {}/{} (index {}) after index {l}",
-                            g.key.0, g.key.1, g.index
-                        ),
-                    );
+            if let Some(prev) = last {
+                if g.index < prev {
+                    f.note(format!(
+                        "{user}'s mailbox replayed {}/{} (index {}) after index {prev}",
+                        g.key.0, g.key.1, g.index
+                    ));
                 }
             }
             last = Some(g.index);
         }
     }
+    f
+}
 
+/// Figures: each acknowledged message's first send attempt to its first ack, and each
+/// live receipt's first send attempt to its first arrival (mailbox replays excluded).
+fn latencies(l: &Ledger) -> (Vec<f64>, Vec<f64>) {
+    let ack: Vec<f64> = l
+        .acked
+        .iter()
+        .filter_map(|(k, (_, ts))| l.sent.get(k).map(|s| ts.saturating_sub(s.first_ts) as f64))
+        .collect();
+    let mut delivery = Vec::new();
+    for got in l.inbox.values() {
+        let mut seen: BTreeSet<&MsgKey> = BTreeSet::new();
+        for g in got.iter().filter(|g| !g.replay) {
+            if seen.insert(&g.key) {
+                if let Some(s) = l.sent.get(&g.key) {
+                    delivery.push(g.ts.saturating_sub(s.first_ts) as f64);
+                }
+            }
+        }
+    }
+    (ack, delivery)
+}
+
+/// The delivery checker (Jepsen's set-full, for chat).
+pub struct Delivery;
+
+impl Checker for Delivery {
+    fn name(&self) -> &'static str {
+        "delivery"
+    }
+    fn default_deadline(&self, _c: &ClusterSettings) -> Option<Deadline> {
+        None
+    }
+    fn check(&self, cx: &CheckContext) -> CheckResult {
+        check(cx.scenario, cx.records)
+    }
+}
+
+pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
+    let l = ledger(records);
+    let [lost, duplicated, reordered, room_order, offline_fifo, phantom, forged] = [
+        lost(&l),
+        duplicated(&l),
+        private_order(&l),
+        room_order(&l),
+        offline_fifo(&l),
+        phantom(&l),
+        forged(&l),
+    ];
+    let all = [
+        &lost,
+        &duplicated,
+        &reordered,
+        &room_order,
+        &offline_fifo,
+        &phantom,
+        &forged,
+    ];
+    let mut details: Vec<String> = all.iter().flat_map(|f| f.examples.clone()).collect();
+    let acked = l.acked.len();
     let expects_traffic = s.workload.rate_per_s > 0.0
         || s.steps
             .iter()
             .any(|st| matches!(st.kind, crate::scenario::StepKind::Send { .. }));
-    let mut passed =
-        n.lost + n.duplicated + n.reordered + n.room_order + n.offline_fifo + n.phantom + n.forged
-            == 0;
-    if expects_traffic && n.acked == 0 {
+    let mut passed = all.iter().all(|f| f.count == 0);
+    if expects_traffic && acked == 0 {
         passed = false;
         details.insert(
             0,
@@ -338,24 +432,26 @@ pub fn check(s: &Scenario, records: &[Record]) -> CheckResult {
     }
     let figure = format!(
         "{} acked, {} sent: lost {}, duplicated {}, reordered {}, room-order {}, offline-fifo {}, phantom {}, forged {}",
-        n.acked,
-        sent.len(),
-        n.lost,
-        n.duplicated,
-        n.reordered,
-        n.room_order,
-        n.offline_fifo,
-        n.phantom,
-        n.forged
+        acked,
+        l.sent.len(),
+        lost.count,
+        duplicated.count,
+        reordered.count,
+        room_order.count,
+        offline_fifo.count,
+        phantom.count,
+        forged.count
     );
-    CheckResult {
-        name: "delivery".into(),
-        passed,
-        figure,
-        deadline: None,
-        headroom_ms: None,
-        details,
+    let mut result = CheckResult::new("delivery", passed, figure);
+    result.details = details;
+    for f in all {
+        result.sample(&f.kind.replace(' ', "_"), [f.count as f64]);
     }
+    result.sample("acked", [acked as f64]);
+    let (ack, delivery) = latencies(&l);
+    result.sample("ack_latency_ms", ack);
+    result.sample("delivery_latency_ms", delivery);
+    result
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! (false suspicions, counted and failing).
 
 use super::timeline::Timeline;
-use super::CheckResult;
+use super::{CheckContext, CheckResult, Checker};
 use crate::history::{FaultAction, Record};
-use crate::scenario::Scenario;
+use crate::scenario::{ClusterSettings, Deadline, Scenario};
 use chat_node::events::Event;
 use chat_node::ids::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,46 +121,88 @@ fn peer_downs(records: &[Record]) -> Vec<(u64, NodeId, NodeId)> {
         .collect()
 }
 
+/// The detection checker.
+pub struct Detection;
+
+impl Checker for Detection {
+    fn name(&self) -> &'static str {
+        "detection"
+    }
+    fn default_deadline(&self, c: &ClusterSettings) -> Option<Deadline> {
+        Some(crate::scenario::defaults::detection_deadline(c))
+    }
+    fn check(&self, cx: &CheckContext) -> CheckResult {
+        let d = cx.deadline_or(&crate::scenario::defaults::detection_deadline(
+            &cx.scenario.cluster,
+        ));
+        check(cx.scenario, cx.records, d.ms, d.label)
+    }
+}
+
 pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) -> CheckResult {
     let t = Timeline::build(records);
-    let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
-    let slack = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
-    let end = records.last().map(Record::ts_ms).unwrap_or(0);
-    // A graceful stop announces the leave (the node's `stopping` event) before the stop
-    // fault is recorded; peers may report it before that record, so measure from the former.
-    let stopping: Vec<(NodeId, u64)> = records
+    let (expected, not_new) = expected_reports(records, &t);
+    let judged = reports_in_time(s, records, &t, &expected, deadline_ms);
+    let suspicions = false_suspicions(s, records, &t);
+    let mut violations = judged.violations;
+    if let Some(f) = &suspicions.first {
+        violations.push(format!("{} false suspicions; first: {f}", suspicions.count));
+    }
+    let false_suspicions = suspicions.count;
+    let delays = judged.delays;
+    let skipped = judged.skipped;
+    let worst = delays.iter().copied().max();
+    let figure = match worst {
+        Some(w) => format!(
+            "detection {w} ms (max of {}); {false_suspicions} false suspicions",
+            delays.len()
+        ),
+        None => format!("nothing to detect; {false_suspicions} false suspicions"),
+    };
+    let passed = violations.is_empty();
+    if skipped > 0 {
+        violations.push(format!(
+            "{skipped} observer/peer pairs not required (silence shorter than the failure timeout, observer not live, or run ended)"
+        ));
+    }
+    if not_new > 0 {
+        violations.push(format!(
+            "{not_new} observer/peer pairs not required (the observer already held the peer down, or never heard it)"
+        ));
+    }
+    let mut result = CheckResult::new("detection", passed, figure);
+    result.deadline = Some(label);
+    result.headroom_ms = worst.map(|w| deadline_ms as i64 - w as i64);
+    result.details = violations;
+    result.sample("detection_ms", delays.iter().map(|d| *d as f64));
+    result.sample("false_suspicions", [false_suspicions as f64]);
+    result
+}
+
+/// When a graceful stop of `p` recorded at `fault_ts` began: its `stopping` event (peers may
+/// report the leave before the stop fault is recorded), or the fault itself.
+fn stop_began(records: &[Record], p: NodeId, fault_ts: u64) -> u64 {
+    records
         .iter()
         .filter_map(|r| match r {
-            Record::Node(ev) if matches!(ev.event, Event::Stopping { .. }) => {
-                Some((ev.node, ev.ts_ms))
+            Record::Node(ev)
+                if ev.node == p
+                    && matches!(ev.event, Event::Stopping { .. })
+                    && ev.ts_ms <= fault_ts
+                    && fault_ts - ev.ts_ms < 10_000 =>
+            {
+                Some(ev.ts_ms)
             }
             _ => None,
         })
-        .collect();
-    let stop_began = |p: NodeId, fault_ts: u64| {
-        stopping
-            .iter()
-            .filter(|(n, t)| *n == p && *t <= fault_ts && fault_ts - *t < 10_000)
-            .map(|(_, t)| *t)
-            .max()
-            .unwrap_or(fault_ts)
-    };
+        .max()
+        .unwrap_or(fault_ts)
+}
+
+/// Property 1, what is owed: every (observer, peer) pair a fault newly silences, for a live
+/// observer that held the peer up. Also how many pairs were not new (nothing to report).
+fn expected_reports(records: &[Record], t: &Timeline) -> (Vec<Expected>, usize) {
     let believed = beliefs(records);
-    let starts: Vec<(NodeId, u64)> = records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Node(ev) if matches!(ev.event, Event::Started { .. }) => {
-                Some((ev.node, ev.ts_ms))
-            }
-            _ => None,
-        })
-        .collect();
-    let first_start = |p: NodeId, from: u64| {
-        starts
-            .iter()
-            .find(|(n, t)| *n == p && *t >= from)
-            .map(|(_, t)| *t)
-    };
     let mut expected: Vec<Expected> = Vec::new();
     let mut not_new = 0usize;
     for (k, f) in t.faults.iter().enumerate() {
@@ -181,7 +223,7 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
                     continue;
                 }
                 let since = if f.action == FaultAction::Stop {
-                    stop_began(peer, f.ts_ms)
+                    stop_began(records, peer, f.ts_ms)
                 } else {
                     f.ts_ms
                 };
@@ -202,15 +244,47 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             }
         }
     }
+    (expected, not_new)
+}
 
+/// How the owed reports went.
+struct Judged {
+    delays: Vec<u64>,
+    violations: Vec<String>,
+    skipped: usize,
+}
+
+/// Property 2: each owed report came within the deadline, when the silence lasted at least
+/// the failure timeout, the observer stayed live and the run went on long enough to see it.
+fn reports_in_time(
+    s: &Scenario,
+    records: &[Record],
+    t: &Timeline,
+    expected: &[Expected],
+    deadline_ms: u64,
+) -> Judged {
+    let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
+    let end = records.last().map(Record::ts_ms).unwrap_or(0);
+    let starts: Vec<(NodeId, u64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev) if matches!(ev.event, Event::Started { .. }) => {
+                Some((ev.node, ev.ts_ms))
+            }
+            _ => None,
+        })
+        .collect();
+    let first_start = |p: NodeId, from: u64| {
+        starts
+            .iter()
+            .find(|(n, t)| *n == p && *t >= from)
+            .map(|(_, t)| *t)
+    };
     let reported = reports(records);
     let mut delays: Vec<u64> = Vec::new();
     let mut violations: Vec<String> = Vec::new();
     let mut skipped = 0usize;
-    for e in &expected {
-        // Only required when the silence lasts at least the failure timeout (shorter ones
-        // need not be noticed), the observer is live meanwhile, and the run went on long
-        // enough to see it.
+    for e in expected {
         // A restarted peer is silent until its new process starts (its `started` event),
         // not only until `docker start` was issued.
         let silence_lasts = t
@@ -251,9 +325,26 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             )),
         }
     }
+    Judged {
+        delays,
+        violations,
+        skipped,
+    }
+}
 
-    let mut false_suspicions = 0usize;
-    let mut first_false = None;
+/// False suspicions, and the first one described.
+struct Suspicions {
+    count: usize,
+    first: Option<String>,
+}
+
+/// Property 3: no `peer_down` while nothing was wrong with the peer or the link (a silence,
+/// a degraded link, or the observer's own recent restart explains one).
+fn false_suspicions(s: &Scenario, records: &[Record], t: &Timeline) -> Suspicions {
+    let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
+    let slack = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
+    let mut count = 0usize;
+    let mut first = None;
     for (ts, o, p) in peer_downs(records) {
         let lookback = failure_timeout + slack;
         let restarted_recently = records.iter().any(|r| match r {
@@ -270,44 +361,14 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             && !t.degraded_near(o, p, ts, lookback)
             && !restarted_recently
         {
-            false_suspicions += 1;
-            first_false.get_or_insert(format!(
+            count += 1;
+            first.get_or_insert(format!(
                 "node {o} reported {p} down at +{} ms while nothing was wrong with {p} or the link",
                 ts.saturating_sub(records.first().map(Record::ts_ms).unwrap_or(ts))
             ));
         }
     }
-    if let Some(f) = first_false {
-        violations.push(format!("{false_suspicions} false suspicions; first: {f}"));
-    }
-
-    let worst = delays.iter().copied().max();
-    let figure = match worst {
-        Some(w) => format!(
-            "detection {w} ms (max of {}); {false_suspicions} false suspicions",
-            delays.len()
-        ),
-        None => format!("nothing to detect; {false_suspicions} false suspicions"),
-    };
-    let passed = violations.is_empty();
-    if skipped > 0 {
-        violations.push(format!(
-            "{skipped} observer/peer pairs not required (silence shorter than the failure timeout, observer not live, or run ended)"
-        ));
-    }
-    if not_new > 0 {
-        violations.push(format!(
-            "{not_new} observer/peer pairs not required (the observer already held the peer down, or never heard it)"
-        ));
-    }
-    CheckResult {
-        name: "detection".into(),
-        passed,
-        figure,
-        deadline: Some(label),
-        headroom_ms: worst.map(|w| deadline_ms as i64 - w as i64),
-        details: violations,
-    }
+    Suspicions { count, first }
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! origin in the cluster ([`super::legitimacy`]).
 
 use super::timeline::Timeline;
-use super::CheckResult;
+use super::{CheckContext, CheckResult, Checker};
 use crate::history::{FaultAction, Record};
 use crate::observed::Observed;
-use crate::scenario::Scenario;
+use crate::scenario::{ClusterSettings, Deadline, Scenario};
 use chat_node::events::{Credentials, Event};
 use chat_node::ids::{NodeId, Role};
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,46 +61,147 @@ fn wins(records: &[Record]) -> Vec<Win> {
     out
 }
 
+/// The election checker (`election`, also `single_leader_per_epoch`).
+pub struct Election;
+
+impl Checker for Election {
+    fn name(&self) -> &'static str {
+        "election"
+    }
+    fn synonyms(&self) -> &'static [&'static str] {
+        &["single_leader_per_epoch"]
+    }
+    fn default_deadline(&self, c: &ClusterSettings) -> Option<Deadline> {
+        Some(crate::scenario::defaults::failover_deadline(c))
+    }
+    fn check(&self, cx: &CheckContext) -> CheckResult {
+        let d = cx.deadline_or(&crate::scenario::defaults::failover_deadline(
+            &cx.scenario.cluster,
+        ));
+        check(cx.scenario, cx.records, d.ms, d.label)
+    }
+}
+
+/// What every property reads: the history, its fault timeline and every win.
+struct Facts<'a> {
+    s: &'a Scenario,
+    records: &'a [Record],
+    timeline: Timeline,
+    wins: Vec<Win>,
+    deadline_ms: u64,
+}
+
 pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) -> CheckResult {
+    let facts = Facts {
+        s,
+        records,
+        timeline: Timeline::build(records),
+        wins: wins(records),
+        deadline_ms,
+    };
     let mut violations: Vec<String> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
-    let timeline = Timeline::build(records);
-    let grace = crate::scenario::defaults::detection(&s.cluster).as_millis() as u64;
+    let leaders_by_epoch = leaders_by_epoch(records);
+    violations.extend(one_leader_per_epoch(&leaders_by_epoch));
+    violations.extend(one_entry_per_index(records));
+    violations.extend(no_stale_leader(&facts));
+    let f = failovers(&facts);
+    violations.extend(f.violations);
+    notes.extend(f.notes);
+    violations.extend(algorithm_rule(&facts));
+    // Property 6: every followed leader won its epoch, every vote went to a member, every
+    // epoch was started by a member (what an outsider's forgeries break first).
+    violations.extend(super::legitimacy::violations(
+        records,
+        &facts.timeline.nodes,
+    ));
 
-    // 1. At most one leader per epoch, by anyone's account.
-    let mut leaders_by_epoch: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
+    let worst = f.took.iter().copied().max();
+    let initial = f
+        .initial
+        .map(|i| format!("; first leader {i} ms after start"))
+        .unwrap_or_default();
+    let figure = match worst {
+        Some(w) => format!("failover {w} ms (max of {}){initial}", f.took.len()),
+        None => format!("no failover{initial}"),
+    };
+    notes.push(format!(
+        "{} elections won across {} epochs",
+        facts.wins.len(),
+        leaders_by_epoch.len()
+    ));
+    let passed = violations.is_empty();
+    violations.extend(notes);
+    let mut result = CheckResult::new("election", passed, figure);
+    result.deadline = Some(label);
+    result.headroom_ms = worst.map(|w| deadline_ms as i64 - w as i64);
+    result.details = violations;
+    result.sample("failover_ms", f.took.iter().map(|v| *v as f64));
+    if let Some(i) = f.initial {
+        result.sample("first_leader_ms", [i as f64]);
+    }
+    let faults = facts
+        .timeline
+        .faults
+        .iter()
+        .filter(|f| f.action != FaultAction::Start)
+        .count();
+    result.sample("faults", [faults as f64]);
+    result.sample("elections", [elections_after_first(records) as f64]);
+    result
+}
+
+/// Every node's account of who led which epoch.
+fn leaders_by_epoch(records: &[Record]) -> BTreeMap<u64, BTreeSet<NodeId>> {
+    let mut out: BTreeMap<u64, BTreeSet<NodeId>> = BTreeMap::new();
     for r in records {
-        if let Record::Node(ev) = r {
-            match &ev.event {
-                Event::LeaderElected { leader, .. } => {
-                    leaders_by_epoch
-                        .entry(ev.epoch)
-                        .or_default()
-                        .insert(*leader);
-                }
-                Event::RoleChanged {
-                    to: Role::Leader, ..
-                } => {
-                    leaders_by_epoch
-                        .entry(ev.epoch)
-                        .or_default()
-                        .insert(ev.node);
-                }
-                _ => {}
+        let Record::Node(ev) = r else { continue };
+        match &ev.event {
+            Event::LeaderElected { leader, .. } => {
+                out.entry(ev.epoch).or_default().insert(*leader);
             }
+            Event::RoleChanged {
+                to: Role::Leader, ..
+            } => {
+                out.entry(ev.epoch).or_default().insert(ev.node);
+            }
+            _ => {}
         }
     }
-    for (epoch, set) in &leaders_by_epoch {
-        if set.len() > 1 {
-            violations.push(format!(
-                "epoch {epoch} has {} leaders: {}",
-                set.len(),
-                join(set)
-            ));
-        }
-    }
+    out
+}
 
-    // 2. Every index commits the same entry everywhere.
+/// Epochs in which an election started or a leader won, the cluster's first one excepted:
+/// the elections the faults cost.
+fn elections_after_first(records: &[Record]) -> usize {
+    let mut epochs = BTreeSet::new();
+    for r in records {
+        let Record::Node(ev) = r else { continue };
+        if matches!(
+            ev.event,
+            Event::ElectionStarted { .. }
+                | Event::RoleChanged {
+                    to: Role::Leader,
+                    ..
+                }
+        ) {
+            epochs.insert(ev.epoch);
+        }
+    }
+    epochs.len().saturating_sub(1)
+}
+
+/// Property 1: at most one leader per epoch, by anyone's account.
+fn one_leader_per_epoch(leaders: &BTreeMap<u64, BTreeSet<NodeId>>) -> Vec<String> {
+    leaders
+        .iter()
+        .filter(|(_, set)| set.len() > 1)
+        .map(|(epoch, set)| format!("epoch {epoch} has {} leaders: {}", set.len(), join(set)))
+        .collect()
+}
+
+/// Property 2: every index commits the same entry everywhere.
+fn one_entry_per_index(records: &[Record]) -> Vec<String> {
     let mut entries: BTreeMap<u64, BTreeMap<EntryKey, BTreeSet<NodeId>>> = BTreeMap::new();
     for r in records {
         if let Record::Node(ev) = r {
@@ -127,35 +228,39 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         .filter(|(_, v)| v.len() > 1)
         .map(|(i, _)| *i)
         .collect();
-    if let Some(first) = diverged.first() {
-        let desc: Vec<String> = entries[first]
-            .iter()
-            .map(|((ep, op, from, id), nodes)| {
-                format!(
-                    "{op} {}/{} (epoch {ep}) on {}",
-                    from.as_deref().unwrap_or("-"),
-                    id.as_deref().unwrap_or("-"),
-                    join(nodes)
-                )
-            })
-            .collect();
-        violations.push(format!(
-            "split brain: {} log indexes committed differently on different nodes; first, index {first}: {}",
-            diverged.len(),
-            desc.join(" vs ")
-        ));
-    }
+    let Some(first) = diverged.first() else {
+        return Vec::new();
+    };
+    let desc: Vec<String> = entries[first]
+        .iter()
+        .map(|((ep, op, from, id), nodes)| {
+            format!(
+                "{op} {}/{} (epoch {ep}) on {}",
+                from.as_deref().unwrap_or("-"),
+                id.as_deref().unwrap_or("-"),
+                join(nodes)
+            )
+        })
+        .collect();
+    vec![format!(
+        "split brain: {} log indexes committed differently on different nodes; first, index {first}: {}",
+        diverged.len(),
+        desc.join(" vs ")
+    )]
+}
 
-    // 3. A stale leader keeps committing after a newer epoch has a leader.
-    let all_wins = wins(records);
+/// Property 3: a stale leader does not keep committing after a newer epoch has a leader
+/// (beyond the detection grace after it could last hear the cluster).
+fn no_stale_leader(facts: &Facts) -> Vec<String> {
+    let grace = crate::scenario::defaults::detection(&facts.s.cluster).as_millis() as u64;
     let mut stale = 0usize;
     let mut first_stale = None;
     let mut last_wake: BTreeMap<NodeId, u64> = BTreeMap::new();
-    for r in records {
+    for r in facts.records {
         match r {
             Record::Fault(f) if f.action.is_repair() => {
                 let ids: Vec<NodeId> = if f.action == FaultAction::Heal {
-                    timeline.nodes.iter().copied().collect()
+                    facts.timeline.nodes.iter().copied().collect()
                 } else {
                     f.nodes.clone()
                 };
@@ -167,7 +272,8 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
                 if !matches!(ev.event, Event::Committed { .. }) {
                     continue;
                 }
-                let newer = all_wins
+                let newer = facts
+                    .wins
                     .iter()
                     .filter(|w| w.epoch > ev.epoch && w.node != ev.node && w.ts < ev.ts_ms)
                     .map(|w| w.ts)
@@ -188,11 +294,28 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
             _ => {}
         }
     }
-    if let Some(f) = first_stale {
-        violations.push(format!("{stale} commits by a stale leader; first: {f}"));
-    }
+    first_stale
+        .map(|f| format!("{stale} commits by a stale leader; first: {f}"))
+        .into_iter()
+        .collect()
+}
 
-    // 4. After each fault that takes the leader away, a new leader within the deadline.
+/// The failovers of a run.
+struct Failovers {
+    /// Each failover's figure, in fault order.
+    took: Vec<u64>,
+    /// The first leader's election, from the cluster start.
+    initial: Option<u64>,
+    violations: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Property 4: after each fault that takes the leader away, a new leader within the deadline.
+fn failovers(facts: &Facts) -> Failovers {
+    let (records, timeline, all_wins) = (facts.records, &facts.timeline, &facts.wins);
+    let deadline_ms = facts.deadline_ms;
+    let mut violations = Vec::new();
+    let mut notes = Vec::new();
     let mut obs = Observed::new();
     let mut failovers: Vec<u64> = Vec::new();
     let mut initial: Option<u64> = None;
@@ -215,7 +338,7 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     // fault is recorded, and a successor may even be elected before it: measure such a
     // failover from the moment the leader began to stop. Only a `stop` of that very node
     // uses it, once (a partition or heal lists every node, and is not that stop).
-    let quorum = crate::faults::quorum(&s.cluster);
+    let quorum = crate::faults::quorum(&facts.s.cluster);
     let mut leader_stopping_at: BTreeMap<NodeId, u64> = BTreeMap::new();
     let mut fault_index = 0usize;
     for r in records {
@@ -251,9 +374,9 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
                     && !after.can_lead(old, quorum);
                 if takes_leader {
                     match failover(
-                        &timeline,
+                        timeline,
                         records,
-                        &all_wins,
+                        all_wins,
                         old,
                         from_ts,
                         quorum,
@@ -274,52 +397,27 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
         }
         obs.apply(r);
     }
-    let worst = failovers.iter().copied().max();
-    if let Some(w) = worst {
+    if let Some(w) = failovers.iter().copied().max() {
         if w > deadline_ms {
             violations.push(format!("a failover took {w} ms, deadline {deadline_ms} ms"));
         }
     }
-
-    // 5. LCR: the winner holds every committed entry and beats every live candidate.
-    if s.cluster.election == "lcr" {
-        lcr_rule(records, &all_wins, &timeline, &mut violations);
+    Failovers {
+        took: failovers,
+        initial,
+        violations,
+        notes,
     }
+}
 
-    // 6. Every followed leader won its epoch, every vote went to a member, every epoch was
-    // started by a member (what an outsider's forgeries break first).
-    violations.extend(super::legitimacy::violations(records, &timeline.nodes));
-
-    let figure = match worst {
-        Some(w) => format!(
-            "failover {w} ms (max of {}){}",
-            failovers.len(),
-            initial
-                .map(|i| format!("; first leader {i} ms after start"))
-                .unwrap_or_default()
-        ),
-        None => format!(
-            "no failover{}",
-            initial
-                .map(|i| format!("; first leader {i} ms after start"))
-                .unwrap_or_default()
-        ),
-    };
-    notes.push(format!(
-        "{} elections won across {} epochs",
-        all_wins.len(),
-        leaders_by_epoch.len()
-    ));
-    let passed = violations.is_empty();
-    violations.extend(notes);
-    CheckResult {
-        name: "election".into(),
-        passed,
-        figure,
-        deadline: Some(label),
-        headroom_ms: worst.map(|w| deadline_ms as i64 - w as i64),
-        details: violations,
+/// Property 5: the algorithm's own rule. LCR: the winner holds every committed entry and
+/// beats every live candidate of its round.
+fn algorithm_rule(facts: &Facts) -> Vec<String> {
+    let mut violations = Vec::new();
+    if facts.s.cluster.election == "lcr" {
+        lcr_rule(facts.records, &facts.wins, &facts.timeline, &mut violations);
     }
+    violations
 }
 
 /// How a failover went.

@@ -43,6 +43,9 @@ pub struct ClusterSettings {
     pub nodes: usize,
     /// Election algorithm passed to `--election` (`lcr`).
     pub election: String,
+    /// `election_pinned: true`: the story is specific to this algorithm, so `harness run
+    /// --election` and `harness matrix` do not run it under another one.
+    pub election_pinned: bool,
     pub heartbeat: Duration,
     pub failure_timeout: Duration,
     pub quorum: Quorum,
@@ -61,6 +64,7 @@ impl Default for ClusterSettings {
         ClusterSettings {
             nodes: 5,
             election: "lcr".to_string(),
+            election_pinned: false,
             heartbeat: Duration::from_millis(100),
             failure_timeout: Duration::from_millis(500),
             quorum: Quorum::Majority,
@@ -318,34 +322,37 @@ pub enum Observers {
     Nodes(Target),
 }
 
-/// A post-run checker.
+/// A post-run checker's name: one of [`crate::checkers::REGISTRY`] (the only list of them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CheckName {
-    Election,
-    Detection,
-    Delivery,
-    Convergence,
-}
+pub struct CheckName(&'static str);
 
 impl CheckName {
-    pub const ALL: [CheckName; 4] = [
-        CheckName::Election,
-        CheckName::Detection,
-        CheckName::Delivery,
-        CheckName::Convergence,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckName::Election => "election",
-            CheckName::Detection => "detection",
-            CheckName::Delivery => "delivery",
-            CheckName::Convergence => "convergence",
-        }
+    /// The checkers a scenario without `checks:` runs: every registered one (those measured
+    /// in every run come along anyway).
+    pub fn all() -> Vec<CheckName> {
+        crate::checkers::REGISTRY
+            .iter()
+            .filter(|c| !c.always_measured())
+            .map(|c| CheckName(c.name()))
+            .collect()
     }
 
+    /// Every registered name, for error messages.
+    pub fn known() -> String {
+        crate::checkers::REGISTRY
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+
+    /// The registered checker called `name` (or a synonym of it).
     pub fn from_name(name: &str) -> Option<CheckName> {
-        CheckName::ALL.into_iter().find(|c| c.as_str() == name)
+        crate::checkers::find(name).map(|c| CheckName(c.name()))
     }
 }
 
@@ -430,31 +437,41 @@ pub mod defaults {
 impl Scenario {
     /// Parses and validates a scenario held in memory; `file_name` is used in messages.
     pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
-        validate::parse(text, file_name)
+        validate::parse(text, file_name, None)
     }
 
-    /// The deadline a checker uses: the scenario's override, or the default from the settings.
-    pub fn check_deadline(&self, name: CheckName) -> Deadline {
+    /// Why this scenario may not run under `election` (it pins another algorithm), if so.
+    pub fn refuses_election(&self, election: &str) -> Option<String> {
+        (self.cluster.election_pinned && self.cluster.election != election).then(|| {
+            format!(
+                "{} pins election `{}` (`election_pinned: true`); not run under `{election}`",
+                self.name, self.cluster.election
+            )
+        })
+    }
+
+    /// The deadline a checker uses: the scenario's override, or the checker's default from
+    /// the settings (none for a checker without one, such as delivery).
+    pub fn check_deadline(&self, name: CheckName) -> Option<Deadline> {
         if let Some(d) = self
             .checks
             .iter()
             .find(|c| c.name == name)
             .and_then(|c| c.within.clone())
         {
-            return d;
+            return Some(d);
         }
-        let c = &self.cluster;
-        match name {
-            CheckName::Election => defaults::failover_deadline(c),
-            CheckName::Detection => defaults::detection_deadline(c),
-            CheckName::Delivery => Deadline::fixed(c.failure_timeout),
-            CheckName::Convergence => defaults::convergence_deadline(c),
-        }
+        crate::checkers::find(name.as_str())?.default_deadline(&self.cluster)
     }
 
     /// Whether the scenario asked for this checker.
     pub fn runs_check(&self, name: CheckName) -> bool {
         self.checks.iter().any(|c| c.name == name)
+    }
+
+    /// [`Scenario::runs_check`] by name.
+    pub fn runs_check_named(&self, name: &str) -> bool {
+        self.checks.iter().any(|c| c.name.as_str() == name)
     }
 }
 
@@ -465,6 +482,14 @@ pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
 
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    load_with(path, None)
+}
+
+/// [`load`] with the file's election algorithm replaced by `election` (`harness run
+/// --election`, the matrix): validated as if the file said `election: <it>`, so every
+/// default deadline derives from that algorithm. A pinned scenario keeps its own algorithm
+/// ([`Scenario::refuses_election`] says so before this is called).
+pub fn load_with(path: &Path, election: Option<&str>) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
         file: file.clone(),
@@ -472,7 +497,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         column: 0,
         message: format!("cannot read: {e}"),
     })?;
-    parse(&text, &file)
+    validate::parse(&text, &file, election)
 }
 
 /// The `.yaml`/`.yml` files of a directory, sorted by name (for `harness run scenarios/`).

@@ -26,6 +26,7 @@ pub struct RawScenario {
 pub struct RawCluster {
     pub nodes: Option<i64>,
     pub election: Option<String>,
+    pub election_pinned: Option<bool>,
     pub heartbeat: Option<String>,
     pub failure_timeout: Option<String>,
     pub quorum: Option<String>,
@@ -254,14 +255,8 @@ struct RawCheckOptions {
     within: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawCheckMap {
-    election: Option<RawCheckOptions>,
-    detection: Option<RawCheckOptions>,
-    delivery: Option<RawCheckOptions>,
-    convergence: Option<RawCheckOptions>,
-}
+/// `{<checker>: {within: d}}`: any name here; `validate` checks it against the registry.
+type RawCheckMap = std::collections::BTreeMap<String, RawCheckOptions>;
 
 // ---- hand-written Deserialize impls for "a word or a map" values --------------------------
 // Each visitor hands the map case to a derived struct so that its errors (unknown key, with
@@ -361,16 +356,10 @@ impl FromWordOrMap for RawCheck {
     }
     fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error> {
         let m = RawCheckMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
-        let given = [
-            ("election", m.election),
-            ("detection", m.detection),
-            ("delivery", m.delivery),
-            ("convergence", m.convergence),
-        ];
-        let mut present = given.into_iter().filter_map(|(n, o)| o.map(|o| (n, o)));
+        let mut present = m.into_iter();
         match (present.next(), present.next()) {
             (Some((name, opts)), None) => Ok(RawCheck {
-                name: name.to_string(),
+                name,
                 within: opts.within,
             }),
             _ => Err(de::Error::custom(

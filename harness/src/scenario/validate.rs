@@ -25,7 +25,9 @@ impl Ctx<'_> {
     }
 }
 
-pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+/// Parses and validates; `election`, when given, replaces the file's algorithm (unless the
+/// file pins its own) before anything is derived from it.
+pub fn parse(text: &str, file: &str, election: Option<&str>) -> Result<Scenario, ScenarioError> {
     let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| {
         let (line, column) = e
             .location()
@@ -42,10 +44,10 @@ pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
         file,
         loc: Locator::new(text),
     };
-    build(&cx, raw)
+    build(&cx, raw, election)
 }
 
-fn build(cx: &Ctx, raw: RawScenario) -> Result<Scenario, ScenarioError> {
+fn build(cx: &Ctx, raw: RawScenario, election: Option<&str>) -> Result<Scenario, ScenarioError> {
     if raw.name.trim().is_empty() {
         return Err(cx.err(cx.loc.key("name", None), "`name` is empty"));
     }
@@ -55,7 +57,13 @@ fn build(cx: &Ctx, raw: RawScenario) -> Result<Scenario, ScenarioError> {
             "`about` is empty: say what fault story this scenario tells",
         ));
     }
-    let cluster = cluster(cx, raw.cluster)?;
+    let mut raw_cluster = raw.cluster;
+    if let Some(e) = election {
+        if raw_cluster.election_pinned != Some(true) {
+            raw_cluster.election = Some(e.to_string());
+        }
+    }
+    let cluster = cluster(cx, raw_cluster)?;
     let workload = match raw.workload {
         Some(w) => workload(cx, w)?,
         None => Workload::default(),
@@ -74,7 +82,7 @@ fn build(cx: &Ctx, raw: RawScenario) -> Result<Scenario, ScenarioError> {
         return Err(cx.err(cx.loc.key("steps", None), "`steps` is empty"));
     }
     let checks = match raw.checks {
-        None => CheckName::ALL
+        None => CheckName::all()
             .into_iter()
             .map(|name| CheckSpec { name, within: None })
             .collect(),
@@ -125,18 +133,16 @@ fn build(cx: &Ctx, raw: RawScenario) -> Result<Scenario, ScenarioError> {
     })
 }
 
-/// Check names, with the design sketch's `single_leader_per_epoch` as a synonym.
+/// A registered checker's name (or a synonym, such as the design sketch's
+/// `single_leader_per_epoch` for `election`).
 fn check_name(name: &str) -> Option<CheckName> {
-    match name {
-        "single_leader_per_epoch" => Some(CheckName::Election),
-        other => CheckName::from_name(other),
-    }
+    CheckName::from_name(name)
 }
 
 fn unknown_check(name: &str) -> String {
     format!(
         "unknown check `{name}`; expected one of: {}",
-        CheckName::ALL.map(|c| c.as_str()).join(", ")
+        CheckName::known()
     )
 }
 
@@ -193,10 +199,20 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
         }
         s.cluster_size = n as usize;
     }
+    let election_given = c.election.is_some();
     if let Some(e) = c.election {
         // One list of algorithms, the node's: a scenario can only ask for one the node runs.
         ElectionKind::parse_implemented(&e).map_err(|msg| cx.err(at("election"), msg))?;
         s.election = e;
+    }
+    if let Some(pinned) = c.election_pinned {
+        if pinned && !election_given {
+            return Err(cx.err(
+                at("election_pinned"),
+                "`election_pinned: true` needs the algorithm it pins: add `election: <name>`",
+            ));
+        }
+        s.election_pinned = pinned;
     }
     if let Some(h) = c.heartbeat {
         s.heartbeat = duration_at(cx, at("heartbeat"), "heartbeat", &h)?;
