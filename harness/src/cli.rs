@@ -1,8 +1,11 @@
-//! The command line: `harness run | chaos | bench | validate | list | report | clean`.
+//! The command line: `harness run | matrix | chaos | shrink | bench | validate | list | report
+//! | clean`.
 
 use crate::bench::{self, BenchOptions};
 use crate::chaos::{self, ChaosOptions, ChaosSpec, FaultKind};
 use crate::docker;
+use crate::matrix::{self, MatrixOptions};
+use crate::repeat;
 use crate::report::{self, Verdict};
 use crate::runner::{self, RunOptions};
 use crate::scenario::{self, Scenario};
@@ -19,6 +22,13 @@ Examples:
   harness chaos --seed 7 --duration 30s          random faults from seed 7, then heal; the schedule
                                                  is written as a scenario `harness run` replays
   harness shrink runs/c7/chaos-7.yaml            the fewest, shortest steps that still fail the same check
+  harness run --repeat 10 scenarios/leader-crash.yaml
+                                                 10 runs: pass rate, p50/p95/max of every figure,
+                                                 repeat.json beside run-1/ … run-10/
+  harness run --election lcr scenarios/          run under another algorithm (pinned files skipped)
+  harness matrix scenarios/ --elections lcr --repeat 3 --out /tmp/m
+                                                 every scenario under every algorithm: matrix.md,
+                                                 matrix.json, index.html
   harness validate scenarios/*.yaml              check files without Docker
   harness report runs/suite/leader-crash         rebuild a run's report.html from its history.jsonl
   harness list                                   scenarios and what each one tells
@@ -56,7 +66,39 @@ pub enum Command {
         #[arg(long)]
         keep: bool,
         /// Seed for the steps' random choices (`random_follower`); random by default. Each
-        /// run prints its seed: pass it back to replay the same choices.
+        /// run prints its seed: pass it back to replay the same choices. With `--repeat`,
+        /// run k uses seed + k - 1.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run each scenario this many times (fresh cluster each): prints the pass rate and
+        /// p50/p95/max of every figure, and writes repeat.json beside run-1/ … run-N/.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::repeat::MAX_REPEAT)))]
+        repeat: u32,
+        /// Run under this election algorithm instead of the file's (only implemented ones;
+        /// scenarios with `election_pinned: true` for another algorithm are skipped).
+        #[arg(long, value_parser = parse_election)]
+        election: Option<String>,
+    },
+    /// Every scenario under every election algorithm (optionally repeated): one comparison
+    /// table, written as matrix.md, matrix.json and index.html in --out.
+    Matrix {
+        /// Scenario files or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Algorithms to compare (comma-separated); each must be implemented by chat-node.
+        /// Default: every implemented one.
+        #[arg(long)]
+        elections: Option<String>,
+        /// Runs per (scenario, algorithm) cell.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::repeat::MAX_REPEAT)))]
+        repeat: u32,
+        /// Output directory: <election>/<scenario>/run-<k>/, matrix.md, matrix.json, index.html.
+        #[arg(long)]
+        out: PathBuf,
+        /// Node image to run.
+        #[arg(long, env = "FAULTLINE_IMAGE", default_value = docker::DEFAULT_IMAGE)]
+        image: String,
+        /// Seed for every run's random choices (run k of a cell uses seed + k - 1).
         #[arg(long)]
         seed: Option<u64>,
     },
@@ -186,6 +228,8 @@ pub async fn main() -> i32 {
             out,
             keep,
             seed,
+            repeat,
+            election,
         } => {
             run(
                 &paths,
@@ -195,7 +239,42 @@ pub async fn main() -> i32 {
                     keep,
                     seed,
                 },
+                repeat,
+                election.as_deref(),
             )
+            .await
+        }
+        Command::Matrix {
+            paths,
+            elections,
+            repeat,
+            out,
+            image,
+            seed,
+        } => {
+            let files = match expand(&paths) {
+                Ok(f) => f,
+                Err(e) => {
+                    crate::say_err!("error: {e}");
+                    return Verdict::Error.exit_code();
+                }
+            };
+            let elections = match matrix::parse_elections(elections.as_deref()) {
+                Ok(e) => e,
+                Err(e) => {
+                    crate::say_err!("error: {e}");
+                    return Verdict::Error.exit_code();
+                }
+            };
+            let mut opts = RunOptions::new(image);
+            opts.seed = seed;
+            matrix::run(&MatrixOptions {
+                files,
+                elections,
+                repeat,
+                out,
+                run: opts,
+            })
             .await
         }
         Command::Chaos {
@@ -328,13 +407,15 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// Loads every file; prints each error. None if any was bad.
-fn load_all(files: &[PathBuf]) -> Option<Vec<Scenario>> {
+/// Loads every file, under `election` when given ([`matrix::load_under`]); prints each
+/// error and each skipped pinned scenario. None if any file was bad.
+fn load_all(files: &[PathBuf], election: Option<&str>) -> Option<Vec<Scenario>> {
     let mut ok = Vec::new();
     let mut bad = false;
     for f in files {
-        match scenario::load(f) {
-            Ok(s) => ok.push(s),
+        match matrix::load_under(f, election) {
+            Ok(Ok(s)) => ok.push(s),
+            Ok(Err(skip)) => crate::say!("skipped: {skip}"),
             Err(e) => {
                 crate::say_err!("error: {e}");
                 bad = true;
@@ -344,7 +425,12 @@ fn load_all(files: &[PathBuf]) -> Option<Vec<Scenario>> {
     (!bad).then_some(ok)
 }
 
-async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
+async fn run(
+    paths: &[PathBuf],
+    options: RunOptions,
+    repeat: u32,
+    election: Option<&str>,
+) -> Verdict {
     let files = match expand(paths) {
         Ok(f) => f,
         Err(e) => {
@@ -352,12 +438,22 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
             return Verdict::Error;
         }
     };
-    let Some(scenarios) = load_all(&files) else {
+    let Some(scenarios) = load_all(&files, election) else {
         crate::say_err!(
             "nothing was started: fix the scenario errors above (`harness validate` checks files)"
         );
         return Verdict::Error;
     };
+    if scenarios.is_empty() {
+        crate::say_err!(
+            "nothing to run: every scenario pins another election algorithm than `{}`",
+            election.unwrap_or("?")
+        );
+        return Verdict::Error;
+    }
+    if repeat > 1 {
+        return run_repeated(&scenarios, &options, repeat).await;
+    }
     let several = scenarios.len() > 1;
     let mut results = Vec::new();
     let started = std::time::Instant::now();
@@ -402,6 +498,50 @@ async fn run(paths: &[PathBuf], options: RunOptions) -> Verdict {
     results
         .iter()
         .map(|(_, r)| r.verdict)
+        .max_by_key(|v| v.exit_code())
+        .unwrap_or(Verdict::Error)
+}
+
+/// `run --repeat N`: each scenario N times into `<out>[/<name>]/run-<k>/`, its summary
+/// printed and written as `repeat.json` there; then one line per scenario.
+async fn run_repeated(scenarios: &[Scenario], options: &RunOptions, repeat: u32) -> Verdict {
+    let several = scenarios.len() > 1;
+    let mut summaries = Vec::new();
+    for s in scenarios {
+        let dir = match &options.out {
+            Some(o) if several => o.join(&s.name),
+            Some(o) => o.clone(),
+            None => repeat::default_dir(&s.name),
+        };
+        let sum = repeat::run(s, options, repeat, &dir).await;
+        let interrupted = sum.runs < repeat as usize;
+        summaries.push(sum);
+        if interrupted {
+            break;
+        }
+    }
+    if several {
+        crate::say!("\nsuite × {repeat}:");
+        for s in &summaries {
+            let f = |k: &str| {
+                s.figures
+                    .get(k)
+                    .map(|st| format!("p50 {} max {}", repeat::num(st.p50), repeat::num(st.max)))
+                    .unwrap_or_else(|| "-".into())
+            };
+            crate::say!(
+                "  {:<32} {:>3}/{:<3} passed  failover {}  client_unavailability {}",
+                s.scenario,
+                s.passed,
+                s.runs,
+                f("failover_ms"),
+                f("client_unavailability_ms")
+            );
+        }
+    }
+    summaries
+        .iter()
+        .map(|s| s.verdict())
         .max_by_key(|v| v.exit_code())
         .unwrap_or(Verdict::Error)
 }

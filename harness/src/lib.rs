@@ -18,6 +18,8 @@ pub mod bench;
 pub mod chaos;
 pub mod cli;
 pub mod docker;
+pub mod matrix;
+pub mod repeat;
 pub mod runner;
 pub mod shrink;
 pub mod workload;
