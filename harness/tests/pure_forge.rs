@@ -173,7 +173,7 @@ fn the_insecure_self_test_forges_everything_and_expects_every_checker_to_catch_i
     assert_eq!(forges(&selftest), 1);
     assert_eq!(
         selftest.expect_failures,
-        scenario::CheckName::ALL.to_vec(),
+        scenario::CheckName::all(),
         "leaders nobody elected, false suspicions, forged commits, no convergence"
     );
 }
