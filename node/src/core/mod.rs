@@ -79,6 +79,16 @@ pub enum Input {
     CredentialDone(CredentialResult),
 }
 
+/// Which send queue a unicast datagram takes. Bulk traffic (log Appends) can fill a socket's
+/// send buffer — to a dead address, datagrams wait in the kernel for a neighbour that never
+/// answers — and nothing a heartbeat, an election message or an acknowledgement needs may
+/// wait behind it: the runtime sends the two lanes from different sockets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lane {
+    Control,
+    Bulk,
+}
+
 /// Something the driver must do.
 #[derive(Clone, Debug)]
 pub enum Output {
@@ -91,6 +101,7 @@ pub enum Output {
         to: NodeId,
         addr: String,
         bytes: Vec<u8>,
+        lane: Lane,
     },
     /// Write one line (the driver appends the newline) to a client.
     ToClient { conn: ConnId, line: String },

@@ -5,14 +5,12 @@ use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
 use super::election::{self, Election, ElectionAction, ElectionContext};
 use super::log::Log;
-use super::membership::{Heard, Membership, PeerState};
-use super::replication::{
-    follower_append, AppendOutcome, LeaderState, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
-};
+use super::membership::{Heard, Membership};
+use super::replication::LeaderState;
 use super::rng::SplitMix64;
 use super::sessions::{error_line, ok_line, parse_line, Action, SessionOut, Sessions};
 use super::wire::{self, Beacon, PeerMsg};
-use super::{Config, Input, LogEntry, Millis, Output, Persist, Restored};
+use super::{Config, Input, Lane, LogEntry, Millis, Output, Persist, Restored};
 use crate::events::{Credentials, Event, EventRecord, EVENTS_VERSION};
 use crate::ids::{ConnId, NodeId, Role};
 use crate::protocol::{
@@ -21,6 +19,8 @@ use crate::protocol::{
 };
 use crate::settings::QuorumMode;
 use std::collections::BTreeSet;
+
+mod replicate;
 
 /// Discovery broadcasts go out this often.
 const HELLO_INTERVAL_MS: Millis = 1000;
@@ -41,6 +41,9 @@ pub struct Node {
     epoch: u64,
     voted_for: Option<NodeId>,
     log: Log,
+    /// The log is handed to the driver to persist up to here (group commit: entries proposed
+    /// in one turn are persisted together; see `replicate`).
+    persisted: u64,
 
     // Volatile.
     role: Role,
@@ -99,6 +102,7 @@ impl Node {
             epoch: restored.epoch,
             voted_for: restored.voted_for,
             log: Log::from_entries(restored.log),
+            persisted: restored_entries,
             role: Role::Follower,
             leader: None,
             commit: 0,
@@ -139,8 +143,33 @@ impl Node {
 
     /// Feeds one input at `now`; returns what the driver must do, in order.
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
+        self.handle_batch(now, [input])
+    }
+
+    /// Feeds the inputs of one driver turn at `now`; returns what the driver must do, in
+    /// order. What clients propose in one turn is persisted as one record and sent to each
+    /// follower as one Append (group commit). Any other input first flushes what was
+    /// proposed before it, so a peer never sees this node's log ahead of what it persisted.
+    pub fn handle_batch(
+        &mut self,
+        now: Millis,
+        inputs: impl IntoIterator<Item = Input>,
+    ) -> Vec<Output> {
         self.now = self.now.max(now);
-        if !self.stopped {
+        for input in inputs {
+            if self.stopped {
+                break;
+            }
+            let from_client = matches!(
+                input,
+                Input::ClientConnected { .. }
+                    | Input::ClientLine { .. }
+                    | Input::ClientDisconnected { .. }
+                    | Input::CredentialDone(_)
+            );
+            if !from_client {
+                self.flush_log();
+            }
             match input {
                 Input::Tick => self.tick(),
                 Input::Datagram { from, bytes } => self.on_datagram(&from, &bytes),
@@ -151,6 +180,7 @@ impl Node {
                 Input::CredentialDone(result) => self.on_credential_done(result),
             }
         }
+        self.flush_log();
         std::mem::take(&mut self.out)
     }
 
@@ -263,7 +293,12 @@ impl Node {
             return;
         };
         let bytes = self.encode(msg);
-        self.out.push(Output::Send { to, addr, bytes });
+        self.out.push(Output::Send {
+            to,
+            addr,
+            bytes,
+            lane: Lane::Control,
+        });
     }
 
     fn multicast(&mut self, msg: &PeerMsg) {
@@ -395,7 +430,7 @@ impl Node {
     /// re-sends what the lossy network may have eaten.
     fn heartbeat_duties(&mut self) {
         if self.role == Role::Leader {
-            self.send_appends(true);
+            self.heartbeat_replication();
         } else if self.leader.is_none() {
             if self.seeking_promises {
                 let msg = PeerMsg::Elected {
@@ -708,7 +743,7 @@ impl Node {
             // A follower behind on commit although we think it holds our log: it restarted
             // or lost us for a while and has not verified its log against ours yet. Only an
             // Append can do that, and an idle leader would send none.
-            self.send_append(from);
+            self.verify_follower(from);
         }
         if b.role != Role::Leader {
             return;
@@ -823,182 +858,7 @@ impl Node {
         }
     }
 
-    // ----- replication ---------------------------------------------------------------
-
-    fn on_append(
-        &mut self,
-        from: NodeId,
-        epoch: u64,
-        prev_index: u64,
-        prev_epoch: u64,
-        entries: &[LogEntry],
-        commit: u64,
-    ) {
-        if epoch < self.epoch {
-            let msg = PeerMsg::AppendAck {
-                epoch: self.epoch,
-                success: false,
-                match_index: 0,
-            };
-            self.send_to(from, &msg);
-            return;
-        }
-        if epoch > self.epoch {
-            self.adopt_epoch(epoch);
-        }
-        if self.role == Role::Leader {
-            return; // a same-epoch rival (quorum none); beacons settle it
-        }
-        match self.leader {
-            None => {
-                let credentials = Credentials {
-                    last_log_epoch: epoch,
-                    last_log_index: prev_index + entries.len() as u64,
-                    id: from,
-                };
-                self.accept_leader(from, credentials);
-            }
-            Some(l) if l != from => return,
-            Some(_) => {}
-        }
-        self.leader_contact = self.now;
-        let protected = match self.cfg.quorum {
-            QuorumMode::Majority => self.commit,
-            QuorumMode::None => 0,
-        };
-        let outcome = follower_append(&mut self.log, prev_index, prev_epoch, entries, protected);
-        let ack = match outcome {
-            AppendOutcome::Accepted {
-                match_index,
-                truncated_from,
-                appended,
-            } => {
-                if let Some(from) = truncated_from {
-                    self.out
-                        .push(Output::Persist(Persist::TruncateFrom { from }));
-                    if from <= self.commit {
-                        // Only without a quorum: our side of a split brain committed entries the
-                        // winner never had. Rebuild the chat state from the log we keep.
-                        self.commit = from - 1;
-                        self.applied = 0;
-                        self.chat = ChatState::default();
-                        self.apply_committed();
-                    }
-                }
-                if !appended.is_empty() {
-                    self.out
-                        .push(Output::Persist(Persist::Append { entries: appended }));
-                }
-                self.verified = self.verified.max(match_index);
-                self.advance_follower_commit(commit);
-                PeerMsg::AppendAck {
-                    epoch: self.epoch,
-                    success: true,
-                    match_index,
-                }
-            }
-            AppendOutcome::Rejected { hint } => PeerMsg::AppendAck {
-                epoch: self.epoch,
-                success: false,
-                match_index: hint,
-            },
-        };
-        self.send_to(from, &ack);
-    }
-
-    fn advance_follower_commit(&mut self, leader_commit: u64) {
-        let target = leader_commit.min(self.verified);
-        if target > self.commit {
-            self.commit = target;
-            self.apply_committed();
-        }
-    }
-
-    fn on_append_ack(&mut self, from: NodeId, epoch: u64, success: bool, match_index: u64) {
-        if epoch > self.epoch {
-            self.adopt_epoch(epoch);
-            return;
-        }
-        if epoch != self.epoch || self.role != Role::Leader {
-            return;
-        }
-        let last = self.log.last_index();
-        let before = self.leader_state.progress(from, last).next;
-        self.leader_state.on_ack(from, success, match_index, last);
-        if success {
-            self.try_commit();
-        }
-        // Stream on at once while the follower catches up or while a rejection walks back;
-        // anything else waits for the heartbeat, so that no ack/append pair can ping-pong
-        // at network speed (it could when two same-epoch leaders left conflicting logs).
-        let after = self.leader_state.progress(from, last).next;
-        if (success && after <= last) || (!success && after < before) {
-            self.send_append(from);
-        }
-    }
-
-    fn send_appends(&mut self, only_lagging: bool) {
-        let last = self.log.last_index();
-        let peers: Vec<NodeId> = self
-            .members
-            .iter()
-            .filter(|(_, p)| p.state.in_view() || (!only_lagging && p.state != PeerState::Left))
-            .map(|(id, _)| id)
-            .collect();
-        for peer in peers {
-            let p = self.leader_state.progress(peer, last);
-            if !only_lagging || p.matched < last {
-                self.send_append(peer);
-            }
-        }
-    }
-
-    fn send_append(&mut self, peer: NodeId) {
-        let last = self.log.last_index();
-        let p = self.leader_state.progress(peer, last);
-        let next = p.next.min(last + 1).max(1);
-        let prev_index = next - 1;
-        let prev_epoch = self.log.epoch_at(prev_index).unwrap_or(0);
-        let entries = self
-            .log
-            .batch_from(next, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES);
-        let msg = PeerMsg::Append {
-            epoch: self.epoch,
-            prev_index,
-            prev_epoch,
-            entries,
-            commit: self.commit,
-        };
-        self.send_to(peer, &msg);
-    }
-
-    fn propose(&mut self, op: ChatOp) -> u64 {
-        let index = self.log.last_index() + 1;
-        let entry = LogEntry {
-            index,
-            epoch: self.epoch,
-            op,
-        };
-        self.log.push(entry.clone());
-        self.out.push(Output::Persist(Persist::Append {
-            entries: vec![entry],
-        }));
-        self.sessions.proposed(index, self.epoch);
-        self.send_appends(false);
-        self.try_commit();
-        index
-    }
-
-    fn try_commit(&mut self) {
-        let q = self
-            .leader_state
-            .quorum_index(self.log.last_index(), self.quorum);
-        // Only entries of the leader's own epoch are committed by counting (Raft §5.4.2).
-        if q > self.commit && self.log.epoch_at(q) == Some(self.epoch) {
-            self.commit = q;
-            self.apply_committed();
-        }
-    }
+    // ----- replication (proposing, Appends, acks: see `replicate`) ----------------------
 
     fn apply_committed(&mut self) {
         let mut orphans = Vec::new();

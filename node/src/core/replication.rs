@@ -1,69 +1,21 @@
-//! Raft-style log replication. The leader tracks, per follower, the next index to send and
-//! the highest index known to match its log, and commits the highest index a quorum holds
-//! whose entry is from its own epoch. A follower accepts entries only when the entry before
-//! them matches (log matching), truncating a conflicting suffix.
+//! Raft-style log replication. The leader tracks, per follower, a [`progress::Progress`]
+//! (probe or replicate, a bounded window of Appends in flight; see [`leader`]) and commits the
+//! highest index a quorum holds whose entry is from its own epoch. A follower accepts entries
+//! only when the entry before them matches (log matching), truncating a conflicting suffix.
+
+pub mod inflights;
+pub mod leader;
+pub mod progress;
+
+pub use leader::LeaderState;
 
 use super::durable::LogEntry;
 use super::log::Log;
-use crate::ids::NodeId;
-use std::collections::BTreeMap;
 
 /// At most this many entries per Append.
 pub const MAX_BATCH_ENTRIES: usize = 64;
 /// About this many bytes of entries per Append (well below the datagram limit).
 pub const MAX_BATCH_BYTES: usize = 40 * 1024;
-
-/// The leader's view of one follower.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    pub next: u64,
-    pub matched: u64,
-}
-
-/// Leader-only replication state, created when the node wins an epoch.
-#[derive(Clone, Debug, Default)]
-pub struct LeaderState {
-    progress: BTreeMap<NodeId, Progress>,
-}
-
-impl LeaderState {
-    /// The follower's progress, starting optimistically right after the leader's log.
-    pub fn progress(&mut self, peer: NodeId, last_index: u64) -> Progress {
-        *self.progress.entry(peer).or_insert(Progress {
-            next: last_index + 1,
-            matched: 0,
-        })
-    }
-
-    /// Applies an AppendAck. Acks may arrive late, twice or out of order: `matched` only
-    /// grows, and `next` never drops to or below `matched`.
-    pub fn on_ack(&mut self, peer: NodeId, success: bool, match_index: u64, last_index: u64) {
-        let p = self.progress.entry(peer).or_insert(Progress {
-            next: last_index + 1,
-            matched: 0,
-        });
-        if success {
-            p.matched = p.matched.max(match_index.min(last_index));
-            p.next = p.next.max(p.matched + 1);
-        } else if match_index < p.matched {
-            // The follower no longer holds what it acknowledged (its disk lost a suffix, or
-            // a rival leader of the same epoch overwrote it: only without a quorum). Start
-            // over from its hint, or leader and follower would bounce the same Append forever.
-            p.matched = match_index;
-            p.next = match_index + 1;
-        } else {
-            p.next = (match_index + 1).min(p.next).max(p.matched + 1);
-        }
-    }
-
-    /// The highest index held by `quorum` nodes (the leader holds `last_index`).
-    pub fn quorum_index(&self, last_index: u64, quorum: usize) -> u64 {
-        let mut held: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
-        held.push(last_index);
-        held.sort_unstable_by(|a, b| b.cmp(a));
-        held.get(quorum.max(1) - 1).copied().unwrap_or(0)
-    }
-}
 
 /// What a follower did with an Append.
 #[derive(Clone, Debug, PartialEq)]
@@ -163,54 +115,6 @@ mod tests {
             log.push(e(i as u64 + 1, *ep));
         }
         log
-    }
-
-    #[test]
-    fn commit_needs_a_quorum() {
-        let mut l = LeaderState::default();
-        l.progress(NodeId(2), 5);
-        l.progress(NodeId(3), 5);
-        assert_eq!(l.quorum_index(5, 2), 0);
-        l.on_ack(NodeId(2), true, 4, 5);
-        assert_eq!(l.quorum_index(5, 2), 4);
-        assert_eq!(l.quorum_index(5, 3), 0);
-        assert_eq!(l.quorum_index(5, 1), 5);
-    }
-
-    #[test]
-    fn a_rejection_moves_next_back_but_not_below_what_matched() {
-        let mut l = LeaderState::default();
-        l.on_ack(NodeId(2), true, 4, 9);
-        l.on_ack(NodeId(2), false, 7, 9);
-        assert_eq!(
-            l.progress(NodeId(2), 9),
-            Progress {
-                next: 8,
-                matched: 4
-            }
-        );
-        l.on_ack(NodeId(2), false, 5, 9);
-        assert_eq!(
-            l.progress(NodeId(2), 9),
-            Progress {
-                next: 6,
-                matched: 4
-            }
-        );
-    }
-
-    #[test]
-    fn a_follower_that_lost_entries_is_resent_from_its_hint() {
-        let mut l = LeaderState::default();
-        l.on_ack(NodeId(2), true, 6, 9);
-        l.on_ack(NodeId(2), false, 2, 9);
-        assert_eq!(
-            l.progress(NodeId(2), 9),
-            Progress {
-                next: 3,
-                matched: 2
-            }
-        );
     }
 
     #[test]

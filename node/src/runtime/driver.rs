@@ -9,7 +9,7 @@ use super::framing::LineProblem;
 use super::io_stats::IoStats;
 use super::persist::Store;
 use crate::core::credentials::CredentialResult;
-use crate::core::{Input, Millis, Node, Output, TICK_MS};
+use crate::core::{Input, Lane, Millis, Node, Output, TICK_MS};
 use crate::events::{Event, EventRecord, EVENTS_VERSION};
 use crate::ids::ConnId;
 use crate::protocol::{ErrorReply, ServerLine};
@@ -30,9 +30,15 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 /// and are rejected there with an event.
 const RECV_BUFFER: usize = 64 * 1024;
 
+/// Client events fed to the node in one turn at most (one group commit).
+const MAX_TURN_INPUTS: usize = 512;
+
 /// Where the node's datagrams go.
 pub struct Network {
+    /// Broadcast, multicast and control unicast (see [`super::sockets`]).
     pub peer: UdpSocket,
+    /// The log's Appends; receives the unicast addressed to this node.
+    pub bulk: UdpSocket,
     pub multicast: UdpSocket,
     pub interface_ip: Ipv4Addr,
     pub peer_port: u16,
@@ -113,6 +119,7 @@ impl Driver {
         let mut sigterm = signal(SignalKind::terminate())?;
         let mut sigint = signal(SignalKind::interrupt())?;
         let mut peer_buf = vec![0u8; RECV_BUFFER];
+        let mut bulk_buf = vec![0u8; RECV_BUFFER];
         let mut multicast_buf = vec![0u8; RECV_BUFFER];
         let mut credential_results = self.credential_results.take().expect("run is called once");
 
@@ -127,14 +134,27 @@ impl Driver {
                     self.write_io_stats();
                 }
                 received = self.net.peer.recv_from(&mut peer_buf) => {
-                    self.on_peer_datagram(received, &peer_buf).await?;
+                    self.on_peer_datagram(received, &peer_buf, Lane::Control).await?;
+                }
+                received = self.net.bulk.recv_from(&mut bulk_buf) => {
+                    self.on_peer_datagram(received, &bulk_buf, Lane::Bulk).await?;
                 }
                 received = self.net.multicast.recv_from(&mut multicast_buf) => {
                     if let Some(input) = self.datagram_input(received, &multicast_buf) {
                         self.step(input)?;
                     }
                 }
-                Some(event) = clients.recv() => self.on_client(event)?,
+                Some(event) = clients.recv() => {
+                    // Everything the clients have queued goes in as one turn: one log append,
+                    // one fsync and one Append per follower for all of it (group commit).
+                    let mut inputs = Vec::new();
+                    self.on_client(event, &mut inputs);
+                    while inputs.len() < MAX_TURN_INPUTS {
+                        let Ok(event) = clients.try_recv() else { break };
+                        self.on_client(event, &mut inputs);
+                    }
+                    self.step_batch(inputs)?;
+                }
                 Some(result) = credential_results.recv() => {
                     self.step(Input::CredentialDone(result))?;
                 }
@@ -146,10 +166,12 @@ impl Driver {
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }
+            self.events.flush();
         }
         tracing::info!("stopping: announcing a graceful leave");
         self.step(Input::Shutdown)?;
         self.store.mark();
+        self.events.flush();
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         Ok(())
     }
@@ -176,6 +198,7 @@ impl Driver {
         &mut self,
         received: io::Result<(usize, SocketAddr)>,
         buf: &[u8],
+        via: Lane,
     ) -> anyhow::Result<()> {
         if let Ok((n, from)) = received {
             let node = &self.node;
@@ -184,7 +207,11 @@ impl Driver {
                     node.status()
                 })
             {
-                if let Err(e) = self.net.peer.send_to(&reply, from).await {
+                let socket = match via {
+                    Lane::Control => &self.net.peer,
+                    Lane::Bulk => &self.net.bulk,
+                };
+                if let Err(e) = socket.send_to(&reply, from).await {
                     tracing::debug!("answering discovery from {from}: {e}");
                 }
                 return Ok(());
@@ -196,23 +223,21 @@ impl Driver {
         Ok(())
     }
 
-    fn on_client(&mut self, event: ClientEvent) -> anyhow::Result<()> {
+    /// Turns a client event into the node's input for this turn (or handles it here).
+    fn on_client(&mut self, event: ClientEvent, inputs: &mut Vec<Input>) {
         match event {
             ClientEvent::Connected { conn, peer, outbox } => {
                 self.conns.insert(conn, outbox);
-                self.step(Input::ClientConnected {
+                inputs.push(Input::ClientConnected {
                     conn,
                     peer: peer.to_string(),
-                })
+                });
             }
-            ClientEvent::Line { conn, line } => self.step(Input::ClientLine { conn, line }),
-            ClientEvent::Problem { conn, problem } => {
-                self.reject_line(conn, &problem);
-                Ok(())
-            }
+            ClientEvent::Line { conn, line } => inputs.push(Input::ClientLine { conn, line }),
+            ClientEvent::Problem { conn, problem } => self.reject_line(conn, &problem),
             ClientEvent::Disconnected { conn } => {
                 self.conns.remove(&conn);
-                self.step(Input::ClientDisconnected { conn })
+                inputs.push(Input::ClientDisconnected { conn });
             }
             ClientEvent::Refused { peer, open } => {
                 self.refused += 1;
@@ -223,7 +248,6 @@ impl Driver {
                     reason: format!("too_many_connections: {open} open"),
                     count,
                 });
-                Ok(())
             }
         }
     }
@@ -287,8 +311,16 @@ impl Driver {
 
     /// Feeds one input to the node and carries out the outputs in order.
     fn step(&mut self, input: Input) -> anyhow::Result<()> {
+        self.step_batch(vec![input])
+    }
+
+    /// Feeds one turn's inputs to the node and carries out the outputs in order.
+    fn step_batch(&mut self, inputs: Vec<Input>) -> anyhow::Result<()> {
+        if inputs.is_empty() {
+            return Ok(());
+        }
         let now = self.now();
-        let outputs = self.node.handle(now, input);
+        let outputs = self.node.handle_batch(now, inputs);
         self.carry_out(outputs)
     }
 
@@ -302,12 +334,19 @@ impl Driver {
             self.store.sync()?;
             match output {
                 Output::Persist(_) => {}
-                Output::Broadcast { bytes } => self.send_datagram(&bytes, self.net.broadcast),
-                Output::Multicast { bytes } => {
-                    self.send_datagram(&bytes, SocketAddr::V4(self.net.group))
+                Output::Broadcast { bytes } => {
+                    self.send_datagram(&bytes, self.net.broadcast, Lane::Control)
                 }
-                Output::Send { to, addr, bytes } => match addr.parse::<SocketAddr>() {
-                    Ok(target) => self.send_datagram(&bytes, target),
+                Output::Multicast { bytes } => {
+                    self.send_datagram(&bytes, SocketAddr::V4(self.net.group), Lane::Control)
+                }
+                Output::Send {
+                    to,
+                    addr,
+                    bytes,
+                    lane,
+                } => match addr.parse::<SocketAddr>() {
+                    Ok(target) => self.send_datagram(&bytes, target, lane),
                     Err(_) => tracing::warn!("peer {to} has an unusable address `{addr}`"),
                 },
                 Output::ToClient { conn, line } => self.queue_line(conn, line),
@@ -330,8 +369,13 @@ impl Driver {
 
     /// UDP sends never wait: a datagram the kernel refuses (a full socket buffer) is lost,
     /// which the protocol tolerates like any loss, and counted (`send_failed`, `io_stats`).
-    fn send_datagram(&mut self, bytes: &[u8], target: SocketAddr) {
-        match self.net.peer.try_send_to(bytes, target) {
+    /// Appends go out of their own socket, so a full bulk buffer never refuses a heartbeat.
+    fn send_datagram(&mut self, bytes: &[u8], target: SocketAddr, lane: Lane) {
+        let socket = match lane {
+            Lane::Control => &self.net.peer,
+            Lane::Bulk => &self.net.bulk,
+        };
+        match socket.try_send_to(bytes, target) {
             Ok(_) => self.io.sent(bytes.len()),
             Err(e) => {
                 tracing::debug!("sending {} bytes to {target}: {e}", bytes.len());

@@ -1,5 +1,8 @@
 //! Events on stdout: one JSON object per line (the harness's contract) or a short human line.
-//! Flushed per line because the harness streams container logs as they are written.
+//! Buffered and written with one `write` per driver turn ([`EventLog::flush`]): under load a
+//! turn emits many events, and a write per line through Docker's log driver cost more CPU
+//! than the nodes themselves. The harness streams container logs, so a turn's events are
+//! never held longer than the turn.
 
 use crate::events::EventRecord;
 use crate::settings::LogFormat;
@@ -62,6 +65,8 @@ fn pretty(record: &EventRecord) -> String {
 pub struct EventLog {
     format: LogFormat,
     memory: Option<Arc<Mutex<Vec<String>>>>,
+    /// Lines written since the last flush.
+    pending: Vec<String>,
 }
 
 impl EventLog {
@@ -69,6 +74,7 @@ impl EventLog {
         EventLog {
             format,
             memory: None,
+            pending: Vec::new(),
         }
     }
 
@@ -77,23 +83,44 @@ impl EventLog {
         EventLog {
             format,
             memory: Some(lines),
+            pending: Vec::new(),
         }
     }
 
-    /// Writes one event; returns the bytes it took (newline included).
-    pub fn write(&self, record: &EventRecord) -> usize {
+    /// Queues one event until [`EventLog::flush`]; returns the bytes it takes (newline
+    /// included).
+    pub fn write(&mut self, record: &EventRecord) -> usize {
         let line = format_event(record, self.format, wall_clock_ms());
         let bytes = line.len() + 1;
+        self.pending.push(line);
+        bytes
+    }
+
+    /// Writes the queued events to stdout, in one write when it accepts them.
+    pub fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
         if let Some(memory) = &self.memory {
             if let Ok(mut lines) = memory.lock() {
-                lines.push(line);
+                lines.append(&mut self.pending);
             }
-            return bytes;
+            self.pending.clear();
+            return;
+        }
+        let mut text = String::with_capacity(self.pending.iter().map(|l| l.len() + 1).sum());
+        for line in self.pending.drain(..) {
+            text.push_str(&line);
+            text.push('\n');
         }
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the node: the cluster still needs it.
-        let _ = writeln!(out, "{line}").and_then(|_| out.flush());
-        bytes
+        let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    }
+
+    /// Events queued and not yet flushed.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
     }
 }
 
@@ -123,6 +150,27 @@ mod tests {
         let back = EventRecord::from_line(&line).unwrap();
         assert_eq!(back.ts_ms, 1_700_000_000_123);
         assert_eq!(back.event, record().event);
+    }
+
+    #[test]
+    fn events_wait_for_the_flush_and_keep_their_order() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut log = EventLog::in_memory(LogFormat::Json, lines.clone());
+        let mut second = record();
+        second.epoch = 8;
+        assert!(log.write(&record()) > 10);
+        log.write(&second);
+        assert!(lines.lock().unwrap().is_empty(), "nothing before the flush");
+        assert_eq!(log.pending(), 2);
+        log.flush();
+        let got: Vec<u64> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| EventRecord::from_line(l).unwrap().epoch)
+            .collect();
+        assert_eq!(got, vec![7, 8]);
+        assert_eq!(log.pending(), 0);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
     let client_addr = core_config.client_addr.clone();
 
     let peer = sockets::peer_socket(args.peer_port, interface.ip)?;
+    let bulk = sockets::bulk_socket(args.peer_port, interface.ip)?;
     let multicast =
         sockets::multicast_socket(args.multicast_port, args.multicast_group, interface.ip)?;
     let listener = sockets::client_listener(args.client_port)?;
@@ -79,6 +80,7 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
     let node = Node::new(core_config, restored, 0);
     let network = driver::Network {
         peer,
+        bulk,
         multicast,
         interface_ip: interface.ip,
         peer_port: args.peer_port,

@@ -1,8 +1,12 @@
-//! The two UDP sockets of a node.
+//! The UDP sockets of a node.
 //!
-//! - The peer socket, bound to `0.0.0.0:<peer_port>`, receives discovery broadcasts and unicast
-//!   and sends everything (broadcast, multicast, unicast), so that peers always see one source
-//!   address per node.
+//! - The peer socket, bound to `0.0.0.0:<peer_port>`, receives discovery broadcasts and sends
+//!   broadcast, multicast and control unicast (heartbeats, election messages, acks).
+//! - The bulk socket, bound to `<interface ip>:<peer_port>`, sends the log's Appends: its own
+//!   send buffer, so Appends that pile up in the kernel (a dead peer's address never resolves)
+//!   cannot crowd out a heartbeat. Being bound to the more specific address, it also receives
+//!   the unicast sent to this node. Both sockets send from `<interface ip>:<peer_port>`, so
+//!   peers still see one source address per node.
 //! - The multicast socket, bound to `0.0.0.0:<multicast_port>`, only receives the heartbeat
 //!   group, joined with the interface's own address (joining with 0.0.0.0 lets the kernel pick
 //!   an interface, which is the wrong one in multi-homed containers).
@@ -37,6 +41,17 @@ pub fn peer_socket(port: u16, interface_ip: Ipv4Addr) -> anyhow::Result<UdpSocke
     let socket = udp_socket(port)?;
     socket.set_broadcast(true)?;
     set_multicast_sending(&socket, interface_ip)?;
+    Ok(UdpSocket::from_std(socket.into())?)
+}
+
+/// The bulk socket (see the module docs).
+pub fn bulk_socket(port: u16, interface_ip: Ipv4Addr) -> anyhow::Result<UdpSocket> {
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket
+        .bind(&SocketAddr::V4(SocketAddrV4::new(interface_ip, port)).into())
+        .with_context(|| format!("binding UDP {interface_ip}:{port}"))?;
     Ok(UdpSocket::from_std(socket.into())?)
 }
 

@@ -1,0 +1,288 @@
+//! The node's replication paths: proposing and group commit on the leader, sending Appends as
+//! each follower's [`Progress`](crate::core::replication::progress::Progress) allows,
+//! acknowledgements and the commit rule, and the follower's side of an Append. Split out of
+//! `node.rs` so that the glue stays glue; the decisions live in
+//! [`crate::core::replication`].
+//!
+//! **Group commit.** [`Node::propose`] only appends to the in-memory log. At the end of a
+//! driver turn ([`Node::handle_batch`]), and before any input that is not a client's,
+//! [`Node::flush_log`] writes everything appended since as **one** `Persist::Append`, sends
+//! each follower one Append with the new entries, and only then counts the leader's own copy
+//! towards a quorum: `persisted` is the index the leader has handed to the driver to make
+//! durable, and the driver makes it durable before any later output (a client's ack among
+//! them).
+
+use super::Node;
+use crate::core::chat::ChatOp;
+use crate::core::chat::ChatState;
+use crate::core::membership::PeerState;
+use crate::core::replication::progress::{AppendPlan, ProgressState};
+use crate::core::replication::{
+    follower_append, AppendOutcome, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
+};
+use crate::core::wire::PeerMsg;
+use crate::core::{Lane, LogEntry, Output, Persist};
+use crate::events::Credentials;
+use crate::ids::{NodeId, Role};
+use crate::settings::QuorumMode;
+
+impl Node {
+    /// Appends `op` to the log (made durable and sent by the next [`Node::flush_log`]);
+    /// returns its index.
+    pub(super) fn propose(&mut self, op: ChatOp) -> u64 {
+        let index = self.log.last_index() + 1;
+        self.log.push(LogEntry {
+            index,
+            epoch: self.epoch,
+            op,
+        });
+        self.sessions.proposed(index, self.epoch);
+        index
+    }
+
+    /// Persists every entry appended since the last flush as one record, replicates them,
+    /// and commits what a quorum now holds. Committing can propose again (an orphaned
+    /// logout), so this runs until the log is flushed.
+    pub(super) fn flush_log(&mut self) {
+        while self.log.last_index() > self.persisted {
+            let last = self.log.last_index();
+            let entries: Vec<LogEntry> = (self.persisted + 1..=last)
+                .filter_map(|i| self.log.get(i).cloned())
+                .collect();
+            self.out.push(Output::Persist(Persist::Append { entries }));
+            self.persisted = last;
+            if self.role == Role::Leader {
+                self.replicate_all();
+                self.try_commit();
+            }
+        }
+    }
+
+    /// Sends every follower in the view what its progress allows (new entries once).
+    fn replicate_all(&mut self) {
+        let peers: Vec<NodeId> = self
+            .members
+            .iter()
+            .filter(|(_, p)| p.state.in_view())
+            .map(|(id, _)| id)
+            .collect();
+        for peer in peers {
+            self.replicate_to(peer);
+        }
+    }
+
+    /// Sends `peer` Appends while its progress allows: one probe, or new entries up to the
+    /// in-flight window.
+    pub(super) fn replicate_to(&mut self, peer: NodeId) {
+        let last = self.log.last_index();
+        while let Some(plan) = self.leader_state.progress(peer, last).plan(last) {
+            let Some((count, bytes)) = self.send_append(peer, plan) else {
+                return;
+            };
+            let p = self.leader_state.progress(peer, last);
+            p.sent(plan.from, count, bytes);
+            if p.state != ProgressState::Replicate || count == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Every heartbeat: followers in the view may be probed again (or, stalled, fall back
+    /// to probing); a follower out of the view gets one empty probe and nothing else.
+    pub(super) fn heartbeat_replication(&mut self) {
+        let last = self.log.last_index();
+        let peers: Vec<(NodeId, bool)> = self
+            .members
+            .iter()
+            .filter(|(_, p)| p.state != PeerState::Left)
+            .map(|(id, p)| (id, p.state.in_view()))
+            .collect();
+        for (peer, in_view) in peers {
+            if in_view {
+                self.leader_state.progress(peer, last).on_heartbeat(last);
+                self.replicate_to(peer);
+            } else {
+                let plan = self.leader_state.progress(peer, last).probe_down(last);
+                self.send_append(peer, plan);
+            }
+        }
+    }
+
+    /// A follower behind on commit although we think it holds our log (it restarted, or lost
+    /// us for a while, and has not verified its log against ours): an empty Append at what
+    /// it matched lets it verify and commit, without disturbing the Appends in flight.
+    pub(super) fn verify_follower(&mut self, peer: NodeId) {
+        let last = self.log.last_index();
+        let p = self.leader_state.progress(peer, last);
+        if p.state == ProgressState::Probe {
+            self.replicate_to(peer);
+            return;
+        }
+        let from = p.matched + 1;
+        self.send_append(
+            peer,
+            AppendPlan {
+                from,
+                entries: false,
+            },
+        );
+    }
+
+    /// Sends one Append as planned; returns the entries it carried and its size, or `None`
+    /// when the peer has no address.
+    fn send_append(&mut self, peer: NodeId, plan: AppendPlan) -> Option<(u64, usize)> {
+        let addr = self.members.get(peer).map(|p| p.addr.clone())?;
+        let last = self.log.last_index();
+        let from = plan.from.clamp(1, last + 1);
+        let prev_index = from - 1;
+        let prev_epoch = self.log.epoch_at(prev_index).unwrap_or(0);
+        let entries = if plan.entries {
+            self.log
+                .batch_from(from, MAX_BATCH_ENTRIES, MAX_BATCH_BYTES)
+        } else {
+            Vec::new()
+        };
+        let count = entries.len() as u64;
+        let msg = PeerMsg::Append {
+            epoch: self.epoch,
+            prev_index,
+            prev_epoch,
+            entries,
+            commit: self.commit,
+        };
+        let bytes = self.encode(&msg);
+        let size = bytes.len();
+        self.out.push(Output::Send {
+            to: peer,
+            addr,
+            bytes,
+            lane: Lane::Bulk,
+        });
+        Some((count, size))
+    }
+
+    pub(super) fn on_append_ack(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+        success: bool,
+        match_index: u64,
+    ) {
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+            return;
+        }
+        if epoch != self.epoch || self.role != Role::Leader {
+            return;
+        }
+        let last = self.log.last_index();
+        let send_now = self.leader_state.on_ack(from, success, match_index, last);
+        if success {
+            self.try_commit();
+        }
+        if send_now {
+            self.replicate_to(from);
+        }
+    }
+
+    pub(super) fn try_commit(&mut self) {
+        let q = self.leader_state.quorum_index(self.persisted, self.quorum);
+        // Only entries of the leader's own epoch are committed by counting (Raft §5.4.2).
+        if q > self.commit && self.log.epoch_at(q) == Some(self.epoch) {
+            self.commit = q;
+            self.apply_committed();
+        }
+    }
+
+    pub(super) fn on_append(
+        &mut self,
+        from: NodeId,
+        epoch: u64,
+        prev_index: u64,
+        prev_epoch: u64,
+        entries: &[LogEntry],
+        commit: u64,
+    ) {
+        if epoch < self.epoch {
+            let msg = PeerMsg::AppendAck {
+                epoch: self.epoch,
+                success: false,
+                match_index: 0,
+            };
+            self.send_to(from, &msg);
+            return;
+        }
+        if epoch > self.epoch {
+            self.adopt_epoch(epoch);
+        }
+        if self.role == Role::Leader {
+            return; // a same-epoch rival (quorum none); beacons settle it
+        }
+        match self.leader {
+            None => {
+                let credentials = Credentials {
+                    last_log_epoch: epoch,
+                    last_log_index: prev_index + entries.len() as u64,
+                    id: from,
+                };
+                self.accept_leader(from, credentials);
+            }
+            Some(l) if l != from => return,
+            Some(_) => {}
+        }
+        self.leader_contact = self.now;
+        let protected = match self.cfg.quorum {
+            QuorumMode::Majority => self.commit,
+            QuorumMode::None => 0,
+        };
+        let outcome = follower_append(&mut self.log, prev_index, prev_epoch, entries, protected);
+        let ack = match outcome {
+            AppendOutcome::Accepted {
+                match_index,
+                truncated_from,
+                appended,
+            } => {
+                if let Some(from) = truncated_from {
+                    self.out
+                        .push(Output::Persist(Persist::TruncateFrom { from }));
+                    if from <= self.commit {
+                        // Only without a quorum: our side of a split brain committed entries the
+                        // winner never had. Rebuild the chat state from the log we keep.
+                        self.commit = from - 1;
+                        self.applied = 0;
+                        self.chat = ChatState::default();
+                        self.apply_committed();
+                    }
+                }
+                if !appended.is_empty() {
+                    self.out
+                        .push(Output::Persist(Persist::Append { entries: appended }));
+                }
+                // One record per received batch: the driver makes it durable (one fsync)
+                // before the acknowledgement below leaves.
+                self.persisted = self.log.last_index();
+                self.verified = self.verified.max(match_index);
+                self.advance_follower_commit(commit);
+                PeerMsg::AppendAck {
+                    epoch: self.epoch,
+                    success: true,
+                    match_index,
+                }
+            }
+            AppendOutcome::Rejected { hint } => PeerMsg::AppendAck {
+                epoch: self.epoch,
+                success: false,
+                match_index: hint,
+            },
+        };
+        self.send_to(from, &ack);
+    }
+
+    pub(super) fn advance_follower_commit(&mut self, leader_commit: u64) {
+        let target = leader_commit.min(self.verified);
+        if target > self.commit {
+            self.commit = target;
+            self.apply_committed();
+        }
+    }
+}
