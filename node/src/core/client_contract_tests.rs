@@ -42,21 +42,8 @@ fn lone_leader() -> (Node, Millis) {
 
 /// Feeds `input` and answers every password job at once, as the simulator does.
 fn handle(node: &mut Node, now: Millis, input: Input) -> Vec<Output> {
-    let mut rng = crate::core::rng::SplitMix64::new(now + 1);
-    let mut all = Vec::new();
-    let mut todo = node.handle(now, input);
-    while !todo.is_empty() {
-        let mut next = Vec::new();
-        for o in todo {
-            if let Output::Credential(job) = &o {
-                let result = crate::sim::credentials::compute(job.clone(), &mut rng);
-                next.extend(node.handle(now, Input::CredentialDone(result)));
-            }
-            all.push(o);
-        }
-        todo = next;
-    }
-    all
+    let out = node.handle(now, input);
+    crate::sim::credentials::answer_all(node, now, out)
 }
 
 fn connect(node: &mut Node, now: Millis, conn: u64) {

@@ -1099,21 +1099,7 @@ mod tests {
     }
 
     fn with_credentials(node: &mut Node, now: Millis, out: Vec<Output>) -> Vec<Output> {
-        let mut rng = crate::core::rng::SplitMix64::new(now);
-        let mut all = Vec::new();
-        let mut todo = out;
-        while !todo.is_empty() {
-            let mut next = Vec::new();
-            for o in todo {
-                if let Output::Credential(job) = &o {
-                    let result = crate::sim::credentials::compute(job.clone(), &mut rng);
-                    next.extend(node.handle(now, Input::CredentialDone(result)));
-                }
-                all.push(o);
-            }
-            todo = next;
-        }
-        all
+        crate::sim::credentials::answer_all(node, now, out)
     }
 
     fn connect(node: &mut Node, now: Millis, conn: u64) -> Vec<Output> {

@@ -46,6 +46,32 @@ pub fn compute(job: CredentialJob, rng: &mut SplitMix64) -> CredentialResult {
     }
 }
 
+/// Answers every password job in `out` at once (and the jobs those answers start), returning
+/// all outputs in order: the core's unit tests drive a node through logins with this.
+pub fn answer_all(
+    node: &mut crate::core::Node,
+    now: crate::core::Millis,
+    out: Vec<crate::core::Output>,
+) -> Vec<crate::core::Output> {
+    use crate::core::{Input, Output};
+    let mut rng = SplitMix64::new(now);
+    let mut all = Vec::new();
+    let mut todo = out;
+    while !todo.is_empty() {
+        let mut next = Vec::new();
+        for o in todo {
+            if let Output::Credential(job) = &o {
+                next.extend(
+                    node.handle(now, Input::CredentialDone(compute(job.clone(), &mut rng))),
+                );
+            }
+            all.push(o);
+        }
+        todo = next;
+    }
+    all
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
