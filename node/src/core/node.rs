@@ -702,7 +702,8 @@ impl Node {
                 epoch,
                 success,
                 match_index,
-            } => self.on_append_ack(from, epoch, success, match_index),
+                rejected,
+            } => self.on_append_ack(from, epoch, success, match_index, rejected),
             PeerMsg::Leave => {}
         }
     }
@@ -990,8 +991,9 @@ impl Node {
     fn session_action(&mut self, action: Action) {
         match action {
             Action::Done => {}
-            Action::Propose(op) => {
-                self.propose(op);
+            Action::Propose { id, op } => {
+                let index = self.propose(op);
+                self.sessions.proposed(id, index, self.epoch);
             }
             Action::Credential(job) => self.out.push(Output::Credential(job)),
         }

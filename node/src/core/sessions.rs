@@ -58,6 +58,11 @@ struct LoginJob {
     since: Option<u64>,
 }
 
+/// Names a request between [`Action::Propose`] and [`Sessions::proposed`], before the log
+/// has given it an index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProposalId(u64);
+
 /// A request whose log entry has not been applied yet.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -88,8 +93,8 @@ enum PendingKind {
 pub enum Action {
     /// Nothing more (already answered).
     Done,
-    /// Append this op to the log; call [`Sessions::proposed`] with its index.
-    Propose(ChatOp),
+    /// Append this op to the log; call [`Sessions::proposed`] with `id` and its index.
+    Propose { id: ProposalId, op: ChatOp },
     /// Hand this password work to the driver; it answers with [`Sessions::credential_done`].
     Credential(CredentialJob),
 }
@@ -195,6 +200,11 @@ pub fn error_line(req: Option<u64>, code: ErrorCode, message: impl Into<String>)
 #[derive(Clone, Debug, Default)]
 pub struct Sessions {
     conns: BTreeMap<ConnId, Conn>,
+    /// Requests proposed but not yet given an index (between an [`Action::Propose`] and its
+    /// [`Sessions::proposed`]).
+    proposals: BTreeMap<ProposalId, Pending>,
+    next_proposal: u64,
+    /// Requests by the log index of their entry, until it is applied.
     pending: BTreeMap<u64, Pending>,
     acks_in_flight: BTreeSet<String>,
     jobs: BTreeMap<u64, LoginJob>,
@@ -407,8 +417,8 @@ impl Sessions {
                     | Request::Status
                     | Request::Ping => return Action::Done,
                 };
-                self.stash(conn, req, kind);
-                Action::Propose(op)
+                let id = self.stash(conn, req, kind);
+                Action::Propose { id, op }
             }
         }
     }
@@ -480,7 +490,7 @@ impl Sessions {
             Some(t) if password_hash.is_none() && online == Some(t.as_str()) => t,
             _ => result.token,
         };
-        self.stash(
+        let id = self.stash(
             job.conn,
             job.req,
             PendingKind::Login {
@@ -489,11 +499,14 @@ impl Sessions {
                 since: job.since,
             },
         );
-        Action::Propose(ChatOp::Login {
-            user: job.user,
-            session,
-            password_hash,
-        })
+        Action::Propose {
+            id,
+            op: ChatOp::Login {
+                user: job.user,
+                session,
+                password_hash,
+            },
+        }
     }
 
     /// Sends the next page of `conn`'s stored mailbox, or ends the replay when it is all out.
@@ -536,10 +549,12 @@ impl Sessions {
         }
     }
 
-    fn stash(&mut self, conn: ConnId, req: Option<u64>, kind: PendingKind) {
-        // The index is filled in by `proposed`; park under a sentinel until then.
-        self.pending.insert(
-            u64::MAX,
+    /// Keeps a request until its proposal is placed in the log ([`Sessions::proposed`]).
+    fn stash(&mut self, conn: ConnId, req: Option<u64>, kind: PendingKind) -> ProposalId {
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        self.proposals.insert(
+            id,
             Pending {
                 conn,
                 req,
@@ -547,11 +562,12 @@ impl Sessions {
                 kind,
             },
         );
+        id
     }
 
-    /// The op from the last [`Action::Propose`] was appended at `index` in `epoch`.
-    pub fn proposed(&mut self, index: u64, epoch: u64) {
-        if let Some(mut p) = self.pending.remove(&u64::MAX) {
+    /// Proposal `id` was appended at `index` in `epoch`.
+    pub fn proposed(&mut self, id: ProposalId, index: u64, epoch: u64) {
+        if let Some(mut p) = self.proposals.remove(&id) {
             p.epoch = epoch;
             self.pending.insert(index, p);
         }
@@ -732,7 +748,11 @@ impl Sessions {
     /// Leadership lost: every waiting request fails with `unavailable`, and logged-in clients
     /// are disconnected so that they find the new leader.
     pub fn step_down(&mut self, out: &mut Vec<SessionOut>) {
-        for (_, p) in std::mem::take(&mut self.pending) {
+        let unplaced = std::mem::take(&mut self.proposals).into_values();
+        for p in std::mem::take(&mut self.pending)
+            .into_values()
+            .chain(unplaced)
+        {
             if self.conns.contains_key(&p.conn) {
                 out.push(SessionOut::Line(
                     p.conn,
@@ -814,5 +834,55 @@ mod tests {
             &out[0],
             SessionOut::Line(_, ServerLine::Error(e)) if e.code == ErrorCode::NotLoggedIn
         ));
+    }
+}
+
+#[cfg(test)]
+mod proposal_tests {
+    use super::*;
+    use crate::core::rng::SplitMix64;
+
+    /// Two logins whose proposals are both out before either is placed in the log, placed in
+    /// the opposite order: each answer reaches its own connection (a single parking slot
+    /// would have lost the first).
+    #[test]
+    fn proposals_are_placed_by_their_id_not_by_order() {
+        let mut s = Sessions::new(1);
+        let mut chat = ChatState::default();
+        let mut rng = SplitMix64::new(7);
+        let mut proposals = Vec::new();
+        for (conn, user) in [(1, "alice"), (2, "bob")] {
+            s.connected(ConnId(conn), "p", 0);
+            let mut out = Vec::new();
+            let line = format!(r#"{{"req":{conn},"op":"login","user":"{user}","password":"pw"}}"#);
+            let frame = parse_line(&line).unwrap();
+            let Action::Credential(job) = s.request(ConnId(conn), frame, &chat, &mut out) else {
+                panic!("the password work goes to the driver")
+            };
+            let result = crate::sim::credentials::compute(job, &mut rng);
+            let Action::Propose { id, op } = s.credential_done(result, &chat, &mut out) else {
+                panic!("a registration is proposed")
+            };
+            proposals.push((conn, id, op));
+        }
+        // bob's entry lands at index 1, alice's at 2.
+        proposals.reverse();
+        for (index, (_, id, _)) in proposals.iter().enumerate() {
+            s.proposed(*id, index as u64 + 1, 1);
+        }
+        for (index, (conn, _, op)) in proposals.iter().enumerate() {
+            let index = index as u64 + 1;
+            let applied = chat.apply(index, op);
+            let mut out = Vec::new();
+            s.applied(index, 1, &applied, &chat, &mut out);
+            let answered: Vec<(u64, Option<u64>)> = out
+                .iter()
+                .filter_map(|o| match o {
+                    SessionOut::Line(c, ServerLine::Ok(r)) => Some((c.0, r.req)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(answered, vec![(*conn, Some(*conn))], "{out:?}");
+        }
     }
 }

@@ -73,11 +73,14 @@ pub enum PeerMsg {
         commit: u64,
     },
     /// A follower's answer. On success `match_index` is the last index it holds from the
-    /// leader's log; on failure it is a hint: the leader retries from `match_index + 1`.
+    /// leader's log. On failure `rejected` is the `prev_index` of the Append refused (so the
+    /// leader can tell the answer to its current probe from a late or duplicated one) and
+    /// `match_index` a hint: the follower's log may match the leader's up to there.
     AppendAck {
         epoch: u64,
         success: bool,
         match_index: u64,
+        rejected: u64,
     },
     /// Graceful leave (SIGTERM).
     Leave,

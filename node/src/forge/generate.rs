@@ -396,6 +396,7 @@ impl Forger {
                 epoch: self.epoch(l),
                 success: self.rng.chance(0.7),
                 match_index: self.index(l),
+                rejected: self.index(l),
             },
             ForgeKind::Leave => PeerMsg::Leave,
             // Not messages: made in `next`.

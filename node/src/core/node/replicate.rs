@@ -36,7 +36,6 @@ impl Node {
             epoch: self.epoch,
             op,
         });
-        self.sessions.proposed(index, self.epoch);
         index
     }
 
@@ -167,6 +166,7 @@ impl Node {
         epoch: u64,
         success: bool,
         match_index: u64,
+        rejected: u64,
     ) {
         if epoch > self.epoch {
             self.adopt_epoch(epoch);
@@ -176,7 +176,9 @@ impl Node {
             return;
         }
         let last = self.log.last_index();
-        let send_now = self.leader_state.on_ack(from, success, match_index, last);
+        let send_now = self
+            .leader_state
+            .on_ack(from, success, match_index, rejected, last);
         if success {
             self.try_commit();
         }
@@ -208,6 +210,7 @@ impl Node {
                 epoch: self.epoch,
                 success: false,
                 match_index: 0,
+                rejected: prev_index,
             };
             self.send_to(from, &msg);
             return;
@@ -267,12 +270,14 @@ impl Node {
                     epoch: self.epoch,
                     success: true,
                     match_index,
+                    rejected: 0,
                 }
             }
             AppendOutcome::Rejected { hint } => PeerMsg::AppendAck {
                 epoch: self.epoch,
                 success: false,
                 match_index: hint,
+                rejected: prev_index,
             },
         };
         self.send_to(from, &ack);
@@ -284,5 +289,68 @@ impl Node {
             self.commit = target;
             self.apply_committed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::wire::{self, PeerMsg};
+    use crate::core::{Config, Input, Node, Output, Restored};
+    use crate::ids::NodeId;
+    use crate::settings::{ElectionKind, QuorumMode};
+
+    fn follower() -> Node {
+        let cfg = Config {
+            id: NodeId(2),
+            cluster: "c".into(),
+            cluster_size: 3,
+            heartbeat_ms: 100,
+            failure_timeout_ms: 500,
+            election: ElectionKind::Lcr,
+            quorum: QuorumMode::Majority,
+            client_addr: "10.0.0.2:7070".into(),
+            seed: 1,
+            login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
+        };
+        Node::new(cfg, Restored::default(), 0)
+    }
+
+    fn acks(out: &[Output]) -> Vec<PeerMsg> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { bytes, .. } => wire::decode("c", bytes).ok().map(|e| e.msg),
+                _ => None,
+            })
+            .filter(|m| matches!(m, PeerMsg::AppendAck { .. }))
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_append_is_answered_with_its_prev_index_and_a_hint() {
+        let mut node = follower();
+        let append = PeerMsg::Append {
+            epoch: 1,
+            prev_index: 5,
+            prev_epoch: 1,
+            entries: vec![],
+            commit: 0,
+        };
+        let out = node.handle(
+            1,
+            Input::Datagram {
+                from: "10.0.0.1:7400".into(),
+                bytes: wire::encode("c", NodeId(1), &append),
+            },
+        );
+        assert_eq!(
+            acks(&out),
+            vec![PeerMsg::AppendAck {
+                epoch: 1,
+                success: false,
+                match_index: 0,
+                rejected: 5,
+            }],
+            "an empty log: refused at 5, may match up to 0"
+        );
     }
 }

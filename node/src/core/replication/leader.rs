@@ -18,16 +18,18 @@ impl LeaderState {
             .or_insert_with(|| Progress::new(last_index))
     }
 
-    /// Applies an AppendAck. Returns whether the caller should send at once: a success may
-    /// have opened the window (the caller asks [`Progress::plan`]), a rejection that moved
-    /// `next` back probes again; a rejection that did not waits for the heartbeat, so that no
-    /// ack/append pair can ping-pong at network speed (it could when two same-epoch leaders
-    /// left conflicting logs).
+    /// Applies an AppendAck (`rejected` is the refused Append's `prev_index`, `match_index`
+    /// the follower's hint on failure). Returns whether the caller should send at once: a
+    /// success may have opened the window (the caller asks [`Progress::plan`]), a rejection
+    /// that moved `next` back probes again; a rejection that did not (or a stale one) waits
+    /// for the heartbeat, so that no ack/append pair can ping-pong at network speed (it could
+    /// when two same-epoch leaders left conflicting logs).
     pub fn on_ack(
         &mut self,
         peer: NodeId,
         success: bool,
         match_index: u64,
+        rejected: u64,
         last_index: u64,
     ) -> bool {
         let p = self.progress(peer, last_index);
@@ -35,7 +37,7 @@ impl LeaderState {
             p.on_success(match_index, last_index);
             true
         } else {
-            p.on_reject(match_index)
+            p.on_reject(rejected, match_index)
         }
     }
 
@@ -60,7 +62,7 @@ mod tests {
         l.progress(NodeId(2), 5);
         l.progress(NodeId(3), 5);
         assert_eq!(l.quorum_index(5, 2), 0);
-        l.on_ack(NodeId(2), true, 4, 5);
+        l.on_ack(NodeId(2), true, 4, 0, 5);
         assert_eq!(l.quorum_index(5, 2), 4);
         assert_eq!(l.quorum_index(5, 3), 0);
         assert_eq!(l.quorum_index(5, 1), 5);
@@ -74,15 +76,15 @@ mod tests {
     #[test]
     fn a_rejection_moves_next_back_but_not_below_what_matched() {
         let mut l = LeaderState::default();
-        l.on_ack(NodeId(2), true, 4, 9);
+        l.on_ack(NodeId(2), true, 4, 0, 9);
         assert_eq!(l.progress(NodeId(2), 9).state, ProgressState::Replicate);
         assert!(
-            !l.on_ack(NodeId(2), false, 7, 9),
+            !l.on_ack(NodeId(2), false, 7, 4, 9),
             "next was already right after what matched"
         );
         let p = l.progress(NodeId(2), 9).clone();
         assert_eq!((p.next, p.matched, p.state), (5, 4, ProgressState::Probe));
-        l.on_ack(NodeId(2), false, 5, 9);
+        l.on_ack(NodeId(2), false, 5, 4, 9);
         assert_eq!(l.progress(NodeId(2), 9).next, 5);
     }
 }

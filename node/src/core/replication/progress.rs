@@ -116,24 +116,35 @@ impl Progress {
         }
     }
 
-    /// The follower refused an Append; `hint` is where its log may match. Returns whether
-    /// `next` moved back (the caller then probes at once; otherwise the heartbeat does).
-    pub fn on_reject(&mut self, hint: u64) -> bool {
+    /// The follower refused the Append whose `prev_index` was `rejected`; `hint` is where its
+    /// log may match. Returns whether `next` moved back (the caller then probes at once;
+    /// otherwise the heartbeat does).
+    ///
+    /// A late or duplicated rejection is ignored (raft-rs `maybe_decr_to`): in replicate one
+    /// for an index below `matched` (the follower has since confirmed it), in probe one that
+    /// does not answer the probe now out (`rejected + 1 != next`). Without `rejected` the
+    /// second copy of a duplicated rejection, or one overtaken by a later success, would
+    /// throw a replicating follower back to probing.
+    pub fn on_reject(&mut self, rejected: u64, hint: u64) -> bool {
+        let stale = match self.state {
+            ProgressState::Replicate => rejected < self.matched,
+            ProgressState::Probe => rejected + 1 != self.next,
+        };
+        if stale {
+            return false;
+        }
         let before = self.next;
-        if hint < self.matched {
-            // The follower no longer holds what it acknowledged (its disk lost a suffix, or
-            // a rival leader of the same epoch overwrote it: only without a quorum), or this
-            // is a stale answer. Start over from its hint: re-sending is cheap, bouncing the
+        if rejected == self.matched && hint < self.matched {
+            // The follower refuses the very entry it acknowledged: it no longer holds it (its
+            // disk lost a suffix, or a rival leader of the same epoch overwrote it: only
+            // without a quorum). Start over from its hint: re-sending is cheap, bouncing the
             // same Append forever is not.
             self.matched = hint;
         }
-        let state = self.state;
         self.become_probe();
-        if state == ProgressState::Probe {
-            self.next = (hint + 1).min(before).max(self.matched + 1);
-        } else {
-            self.next = (hint + 1).max(self.matched + 1).min(before);
-        }
+        // The hint may skip a whole conflicting epoch; never past what matched, and always
+        // back from the Append refused.
+        self.next = (hint + 1).min(rejected).max(self.matched + 1);
         self.next < before
     }
 
@@ -241,7 +252,7 @@ mod tests {
         p.sent(6, 10, 100);
         p.sent(16, 10, 100);
         // The first Append was lost: the follower (last index 5) refuses the second.
-        assert!(p.on_reject(5));
+        assert!(p.on_reject(15, 5));
         assert_eq!((p.state, p.next, p.matched), (ProgressState::Probe, 6, 5));
         assert!(p.inflights.is_empty());
         assert_eq!(p.plan(25).map(|a| a.from), Some(6));
@@ -251,18 +262,63 @@ mod tests {
     fn probing_walks_back_to_the_hint_but_never_below_matched() {
         let mut p = Progress::new(20);
         p.sent(21, 0, 10);
-        assert!(p.on_reject(7));
+        assert!(p.on_reject(20, 7));
         assert_eq!(p.next, 8);
         assert!(!p.paused, "probe again at once");
-        // A stale, higher hint does not move next forward.
-        assert!(!p.on_reject(15));
+        p.sent(8, 5, 10);
+        // The follower's log conflicts at 7 too: its hint skips the epoch, but never below
+        // what matched.
+        p.matched = 3;
+        assert!(p.on_reject(7, 1));
+        assert_eq!(p.next, 4);
+        // A hint at or past the refused index still moves back from it.
+        p.sent(4, 1, 10);
+        assert!(!p.on_reject(3, 9), "nowhere further back to go");
+        assert_eq!(p.next, 4, "not below matched + 1");
+    }
+
+    #[test]
+    fn a_duplicated_or_late_probe_rejection_is_ignored() {
+        let mut p = Progress::new(20);
+        p.sent(21, 0, 10);
+        assert!(p.on_reject(20, 7));
         assert_eq!(p.next, 8);
+        // The second copy of the same rejection answers a probe that is no longer out.
+        assert!(!p.on_reject(20, 15));
+        assert!(!p.on_reject(20, 2));
+        assert_eq!(p.next, 8);
+    }
+
+    #[test]
+    fn a_rejection_overtaken_by_a_success_leaves_replication_alone() {
+        let mut p = Progress::new(5);
+        p.sent(6, 0, 10);
+        // The follower refused the probe at 5, then accepted entries up to 9; the network
+        // delivered the success first.
+        p.on_success(9, 12);
+        assert_eq!(p.state, ProgressState::Replicate);
+        p.sent(10, 3, 30);
+        assert!(!p.on_reject(5, 3), "stale: below what matched");
+        assert_eq!(
+            (p.state, p.matched, p.next),
+            (ProgressState::Replicate, 9, 13)
+        );
+        assert_eq!(p.inflights.len(), 1);
     }
 
     #[test]
     fn a_follower_that_lost_entries_is_resent_from_its_hint() {
         let mut p = replicating(6);
-        p.on_reject(2);
+        // It refuses the Append right after what it acknowledged and says it holds 2.
+        p.on_reject(6, 2);
+        assert_eq!((p.matched, p.next), (2, 3));
+        // Refusing a later Append first only falls back to what matched; the probe there
+        // then finds the loss.
+        let mut p = replicating(6);
+        p.sent(7, 4, 40);
+        assert!(p.on_reject(10, 2));
+        assert_eq!((p.matched, p.next), (6, 7));
+        assert!(p.on_reject(6, 2));
         assert_eq!((p.matched, p.next), (2, 3));
     }
 
