@@ -28,7 +28,7 @@ impl ElectionKind {
 
     /// Whether the core can run this algorithm today ([`crate::core::election::build`]).
     pub fn implemented(self) -> bool {
-        crate::core::election::build(self).is_some()
+        crate::core::election::build(self, Default::default()).is_some()
     }
 
     /// The implemented algorithm named `name`, or the one error every front door shows

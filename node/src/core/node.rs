@@ -1,9 +1,9 @@
 //! Glues membership, detection, election, replication, chat and sessions: inputs in,
 //! outputs out. All timers are driven by `Input::Tick`.
 
-use super::chat::{ChatOp, ChatState};
+use super::chat::ChatState;
 use super::detector::{self, Detection};
-use super::election::{self, Election, ElectionAction, ElectionContext};
+use super::election::{self, Election, ElectionConfig};
 use super::log::Log;
 use super::membership::{Heard, Membership};
 use super::replication::LeaderState;
@@ -20,14 +20,11 @@ use crate::protocol::{
 use crate::settings::QuorumMode;
 use std::collections::BTreeSet;
 
+mod elect;
 mod replicate;
 
 /// Discovery broadcasts go out this often.
 const HELLO_INTERVAL_MS: Millis = 1000;
-
-/// A ring successor that has not acknowledged a token for this many heartbeats is skipped
-/// (the token is re-sent every heartbeat meanwhile, so one lost datagram is no reason).
-const TOKEN_ACK_HEARTBEATS: Millis = 2;
 
 pub struct Node {
     cfg: Config,
@@ -86,7 +83,12 @@ impl Node {
             QuorumMode::None => 1,
         };
         // `--election` and scenario validation refuse what `build` cannot make.
-        let election = election::build(config.election).unwrap_or_else(|| {
+        let election_cfg = ElectionConfig {
+            heartbeat_ms: config.heartbeat_ms,
+            failure_timeout_ms: config.failure_timeout_ms,
+            seed: config.seed ^ config.id.0.rotate_left(29),
+        };
+        let election = election::build(config.election, election_cfg).unwrap_or_else(|| {
             panic!(
                 "election `{}` is not implemented (validate the config first)",
                 config.election.name()
@@ -421,7 +423,7 @@ impl Node {
                         self.wants_election = Some("election_timeout");
                     }
                 }
-                self.maybe_start_election();
+                self.election_tick();
             }
         }
     }
@@ -432,17 +434,7 @@ impl Node {
         if self.role == Role::Leader {
             self.heartbeat_replication();
         } else if self.leader.is_none() {
-            if self.seeking_promises {
-                let msg = PeerMsg::Elected {
-                    epoch: self.epoch,
-                    credentials: self.credentials(),
-                };
-                self.multicast(&msg);
-            } else if self.election_deadline.is_some() {
-                let ctx = self.election_context();
-                let actions = self.election.retransmit(&ctx);
-                self.run_election_actions(actions);
-            }
+            self.election_heartbeat();
         }
     }
 
@@ -453,154 +445,6 @@ impl Node {
         if self.election_deadline.is_none() {
             self.wants_election = Some(trigger);
         }
-    }
-
-    // ----- election ------------------------------------------------------------------
-
-    fn election_context(&self) -> ElectionContext {
-        ElectionContext {
-            epoch: self.epoch,
-            me: self.credentials(),
-            ring: self.members.view(self.cfg.id),
-            now: self.now,
-            ack_timeout: TOKEN_ACK_HEARTBEATS * self.cfg.heartbeat_ms,
-        }
-    }
-
-    fn maybe_start_election(&mut self) {
-        if self.role == Role::Leader || self.leader.is_some() || self.now < self.listen_until {
-            return;
-        }
-        let Some(trigger) = self.wants_election else {
-            return;
-        };
-        // Cheap pre-vote: without a quorum in view an election cannot succeed, and running
-        // one would only inflate the epoch and later disrupt a healthy leader.
-        if !self.has_quorum_in_view() {
-            return;
-        }
-        // A live member follows a live leader we have not heard yet (a healed partition, a
-        // one-off loss): wait for it rather than disrupt a working cluster.
-        if self
-            .members
-            .live_leader_claimed(self.cfg.id, self.epoch, self.lost_leader)
-        {
-            return;
-        }
-        self.start_election(trigger);
-    }
-
-    fn start_election(&mut self, trigger: &'static str) {
-        self.enter_epoch(self.epoch + 1);
-        self.set_role(Role::Candidate, trigger);
-        let credentials = self.credentials();
-        self.emit(Event::ElectionStarted {
-            trigger: trigger.to_string(),
-            algorithm: self.election.name().to_string(),
-            credentials,
-        });
-        let ctx = self.election_context();
-        let actions = self.election.start(&ctx);
-        self.run_election_actions(actions);
-    }
-
-    fn run_election_actions(&mut self, actions: Vec<ElectionAction>) {
-        for a in actions {
-            match a {
-                ElectionAction::SendToken {
-                    to,
-                    candidate,
-                    hops,
-                } => {
-                    let msg = PeerMsg::Token {
-                        epoch: self.epoch,
-                        candidate,
-                        hops,
-                    };
-                    self.send_to(to, &msg);
-                }
-                ElectionAction::SeekPromises => self.seek_promises(),
-            }
-        }
-    }
-
-    fn has_quorum_in_view(&self) -> bool {
-        self.members.view(self.cfg.id).len() >= self.quorum
-    }
-
-    fn seek_promises(&mut self) {
-        if self.leader.is_some() || self.role == Role::Leader || !self.has_quorum_in_view() {
-            return;
-        }
-        match self.voted_for {
-            Some(v) if v != self.cfg.id => return, // promised someone else in this epoch
-            Some(_) => {}
-            None => {
-                self.voted_for = Some(self.cfg.id);
-                self.persist_hard_state();
-            }
-        }
-        self.set_role(Role::Candidate, "ring_maximum");
-        self.seeking_promises = true;
-        self.promises.insert(self.cfg.id);
-        let msg = PeerMsg::Elected {
-            epoch: self.epoch,
-            credentials: self.credentials(),
-        };
-        self.multicast(&msg);
-        self.check_won();
-    }
-
-    fn check_won(&mut self) {
-        if self.seeking_promises && self.promises.len() >= self.quorum {
-            self.become_leader();
-        }
-    }
-
-    fn become_leader(&mut self) {
-        self.seeking_promises = false;
-        self.election.reset();
-        self.election_deadline = None;
-        self.wants_election = None;
-        self.leader = Some(self.cfg.id);
-        self.became_leader_at = self.now;
-        self.leader_state = LeaderState::default();
-        self.set_role(Role::Leader, "elected");
-        let credentials = self.credentials();
-        self.emit(Event::LeaderElected {
-            leader: self.cfg.id,
-            votes: self.promises.len(),
-            credentials,
-        });
-        self.epoch_start = self.propose(ChatOp::NewEpoch);
-        self.multicast(&PeerMsg::Heartbeat(self.beacon()));
-        self.next_heartbeat = self.now + self.cfg.heartbeat_ms;
-    }
-
-    /// A newer epoch exists: adopt it, stepping down from whatever this node was doing.
-    fn adopt_epoch(&mut self, epoch: u64) {
-        if self.role == Role::Leader {
-            self.abandon_leadership();
-        }
-        self.enter_epoch(epoch);
-        self.set_role(Role::Follower, "higher_epoch");
-    }
-
-    /// Moves to `epoch` (durably, with no vote cast in it yet) with no leader and no election
-    /// round of our own. An election is running somewhere in this epoch: the deadline retries
-    /// if it produces no leader.
-    fn enter_epoch(&mut self, epoch: u64) {
-        self.epoch = epoch;
-        self.voted_for = None;
-        self.persist_hard_state();
-        self.leader = None;
-        self.verified = 0;
-        self.seeking_promises = false;
-        self.promises.clear();
-        self.election.reset();
-        self.wants_election = None;
-        let timeout = self.jittered_timeout();
-        self.election_deadline = Some(self.now + timeout);
     }
 
     fn abandon_leadership(&mut self) {
@@ -617,22 +461,6 @@ impl Node {
         self.leader = None;
         self.seeking_promises = false;
         self.set_role(Role::Follower, reason);
-    }
-
-    fn accept_leader(&mut self, leader: NodeId, credentials: Credentials) {
-        self.leader = Some(leader);
-        self.leader_contact = self.now;
-        self.seeking_promises = false;
-        self.promises.clear();
-        self.election.reset();
-        self.election_deadline = None;
-        self.wants_election = None;
-        self.set_role(Role::Follower, "leader_elected");
-        self.emit(Event::LeaderElected {
-            leader,
-            votes: 0,
-            credentials,
-        });
     }
 
     // ----- peer input ----------------------------------------------------------------
@@ -674,16 +502,7 @@ impl Node {
         self.check_view();
         match env.msg {
             PeerMsg::Hello(b) | PeerMsg::Heartbeat(b) => self.on_beacon(from, b),
-            PeerMsg::Token {
-                epoch,
-                candidate,
-                hops,
-            } => self.on_token(from, epoch, candidate, hops),
-            PeerMsg::TokenAck { epoch, candidate } => {
-                if epoch == self.epoch {
-                    self.election.on_token_ack(from, candidate);
-                }
-            }
+            PeerMsg::Election { epoch, body } => self.on_election(from, epoch, body),
             PeerMsg::Elected { epoch, credentials } => self.on_elected(from, epoch, credentials),
             PeerMsg::Promise { epoch } => self.on_promise(from, epoch),
             PeerMsg::Stale { epoch } => {
@@ -719,7 +538,7 @@ impl Node {
             self.election_deadline = None;
             self.wants_election = Some("leader_left");
             self.listen_until = self.now;
-            self.maybe_start_election();
+            self.election_tick();
         }
     }
 
@@ -770,92 +589,6 @@ impl Node {
                 self.advance_follower_commit(b.commit_index);
             }
             Some(_) => {}
-        }
-    }
-
-    fn on_token(&mut self, from: NodeId, epoch: u64, candidate: Credentials, hops: u32) {
-        if epoch < self.epoch {
-            self.refuse_stale(from);
-            return;
-        }
-        if epoch > self.epoch {
-            self.adopt_epoch(epoch);
-        }
-        if !self.has_quorum_in_view() {
-            // Pre-vote for the ring: with only part of the cluster in view (just restarted,
-            // or cut off) this node's ring is a fragment, and a token that comes back round
-            // a fragment proves nothing. Take no part; without our ack the sender closes the
-            // ring over us.
-            return;
-        }
-        let ack = PeerMsg::TokenAck {
-            epoch: self.epoch,
-            candidate: candidate.id,
-        };
-        self.send_to(from, &ack);
-        if self.leader.is_some() || self.role == Role::Leader {
-            return; // this epoch's election is over
-        }
-        if self.election_deadline.is_none() {
-            let timeout = self.jittered_timeout();
-            self.election_deadline = Some(self.now + timeout);
-            self.wants_election = None;
-        }
-        let ctx = self.election_context();
-        let actions = self.election.on_token(&ctx, candidate, hops);
-        self.run_election_actions(actions);
-    }
-
-    fn on_elected(&mut self, from: NodeId, epoch: u64, credentials: Credentials) {
-        if epoch < self.epoch {
-            self.refuse_stale(from);
-            return;
-        }
-        if epoch > self.epoch {
-            self.adopt_epoch(epoch);
-        }
-        let mine = (self.log.last_epoch(), self.log.last_index());
-        let theirs = (credentials.last_log_epoch, credentials.last_log_index);
-        let free = self.voted_for.is_none() || self.voted_for == Some(from);
-        if !free || theirs < mine {
-            return;
-        }
-        if self.voted_for.is_none() && self.credentials() > credentials && self.leader.is_none() {
-            // LCR must elect the live maximum, and that is us rather than this candidate,
-            // whose ring never carried our candidacy. Withhold the promise and send our
-            // candidacy round (again): the candidate's token passes us and ends at us. The
-            // maximum can always gather its promises, as everyone below it grants them.
-            if self.election_deadline.is_none() {
-                let timeout = self.jittered_timeout();
-                self.election_deadline = Some(self.now + timeout);
-                self.wants_election = None;
-            }
-            if self.has_quorum_in_view() {
-                let ctx = self.election_context();
-                let actions = self.election.assert_candidacy(&ctx);
-                self.run_election_actions(actions);
-            }
-            return;
-        }
-        if self.voted_for.is_none() {
-            self.voted_for = Some(from);
-            self.persist_hard_state();
-            self.emit(Event::VoteGranted { candidate: from });
-        }
-        // Our own election round is moot now.
-        self.seeking_promises = false;
-        let msg = PeerMsg::Promise { epoch };
-        self.send_to(from, &msg);
-    }
-
-    fn on_promise(&mut self, from: NodeId, epoch: u64) {
-        if epoch > self.epoch {
-            self.adopt_epoch(epoch);
-            return;
-        }
-        if epoch == self.epoch && self.seeking_promises && self.role != Role::Leader {
-            self.promises.insert(from);
-            self.check_won();
         }
     }
 
@@ -1036,6 +769,8 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::chat::ChatOp;
+    use crate::core::election::{lcr::LcrMsg, ElectionBody};
     use crate::settings::ElectionKind;
 
     fn config(quorum: QuorumMode) -> Config {
@@ -1323,6 +1058,16 @@ mod tests {
         node
     }
 
+    fn is_token_for(m: &PeerMsg, id: u64) -> bool {
+        matches!(
+            m,
+            PeerMsg::Election {
+                body: ElectionBody::Lcr(LcrMsg::Token { candidate, .. }),
+                ..
+            } if candidate.id == NodeId(id)
+        )
+    }
+
     fn elected(id: u64) -> PeerMsg {
         PeerMsg::Elected {
             epoch: 1,
@@ -1346,8 +1091,8 @@ mod tests {
             "same log, lower id: no promise ({msgs:?})"
         );
         assert!(
-            msgs.iter().any(|(to, m)| *to == NodeId(7)
-                && matches!(m, PeerMsg::Token { candidate, .. } if candidate.id == NodeId(5))),
+            msgs.iter()
+                .any(|(to, m)| *to == NodeId(7) && is_token_for(m, 5)),
             "its own candidacy goes to its ring successor ({msgs:?})"
         );
         assert!(!events(&out)
@@ -1373,14 +1118,16 @@ mod tests {
         cfg.id = NodeId(5);
         cfg.cluster_size = 5;
         let mut node = Node::new(cfg, Restored::default(), 0);
-        let token = PeerMsg::Token {
+        let token = PeerMsg::Election {
             epoch: 1,
-            candidate: Credentials {
-                last_log_epoch: 0,
-                last_log_index: 0,
-                id: NodeId(3),
-            },
-            hops: 1,
+            body: ElectionBody::Lcr(LcrMsg::Token {
+                candidate: Credentials {
+                    last_log_epoch: 0,
+                    last_log_index: 0,
+                    id: NodeId(3),
+                },
+                hops: 1,
+            }),
         };
         // Only node 3 in view (2 of 5): no ack, no candidacy of its own.
         let out = peer_datagram(&mut node, 2, 3, &token);
@@ -1392,13 +1139,16 @@ mod tests {
         assert!(msgs.iter().any(|(to, m)| *to == NodeId(3)
             && matches!(
                 m,
-                PeerMsg::TokenAck {
-                    candidate: NodeId(3),
+                PeerMsg::Election {
+                    body: ElectionBody::Lcr(LcrMsg::TokenAck {
+                        candidate: NodeId(3),
+                    }),
                     ..
                 }
             )));
-        assert!(msgs.iter().any(|(to, m)| *to == NodeId(7)
-            && matches!(m, PeerMsg::Token { candidate, .. } if candidate.id == NodeId(5))));
+        assert!(msgs
+            .iter()
+            .any(|(to, m)| *to == NodeId(7) && is_token_for(m, 5)));
     }
 
     fn login_line(user: &str, password: &str, session: Option<&str>) -> String {

@@ -3,6 +3,7 @@
 //! instead of panicking.
 
 use super::durable::LogEntry;
+use super::election::ElectionBody;
 use super::MAX_DATAGRAM_BYTES;
 use crate::events::Credentials;
 use crate::ids::{NodeId, Role};
@@ -41,21 +42,11 @@ pub enum PeerMsg {
     Hello(Beacon),
     /// Multicast every heartbeat interval by every node.
     Heartbeat(Beacon),
-    /// LCR token: the best candidate seen so far on its way round the ring.
-    Token {
-        epoch: u64,
-        candidate: Credentials,
-        /// Hops the token has made since its candidate entered it: a node that sees the same
-        /// candidate again with more hops knows the token went round without meeting it
-        /// (a duplicate or a retransmission carries the same count).
-        #[serde(default)]
-        hops: u32,
-    },
-    /// The ring successor got the token for `candidate` (unicast back to the sender): a
-    /// sender that hears no ack skips that successor for the rest of the epoch, so a
-    /// one-way cut cannot swallow every token of an election.
-    TokenAck { epoch: u64, candidate: NodeId },
-    /// The ring's maximum asks everyone for a promise (vote) for `epoch`.
+    /// A message of the configured election algorithm for `epoch`: the node checks the
+    /// epoch once, then the algorithm reads its own `body` (see [`crate::core::election`]).
+    Election { epoch: u64, body: ElectionBody },
+    /// A candidate asks everyone for a promise (vote) for `epoch` (the vote round every
+    /// algorithm shares).
     Elected {
         epoch: u64,
         credentials: Credentials,
@@ -92,8 +83,7 @@ impl PeerMsg {
         match self {
             PeerMsg::Hello(_) => "hello",
             PeerMsg::Heartbeat(_) => "heartbeat",
-            PeerMsg::Token { .. } => "token",
-            PeerMsg::TokenAck { .. } => "token_ack",
+            PeerMsg::Election { .. } => "election",
             PeerMsg::Elected { .. } => "elected",
             PeerMsg::Promise { .. } => "promise",
             PeerMsg::Stale { .. } => "stale",
@@ -185,6 +175,7 @@ fn short(mut s: String) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::election::lcr::LcrMsg;
 
     fn creds() -> Credentials {
         Credentials {
@@ -205,14 +196,18 @@ mod tests {
                 client_addr: "10.0.0.1:7070".into(),
                 commit_index: 0,
             }),
-            PeerMsg::Token {
+            PeerMsg::Election {
                 epoch: 2,
-                candidate: creds(),
-                hops: 3,
+                body: ElectionBody::Lcr(LcrMsg::Token {
+                    candidate: creds(),
+                    hops: 3,
+                }),
             },
-            PeerMsg::TokenAck {
+            PeerMsg::Election {
                 epoch: 2,
-                candidate: NodeId(3),
+                body: ElectionBody::Lcr(LcrMsg::TokenAck {
+                    candidate: NodeId(3),
+                }),
             },
             PeerMsg::Append {
                 epoch: 2,

@@ -8,12 +8,56 @@
 //! and a token that comes round to a node a second time without having met its candidate
 //! (whom some node's view leaves off the ring) is handed to that candidate directly.
 
-use super::{Election, ElectionAction, ElectionContext};
+use super::{Election, ElectionAction, ElectionBody, ElectionContext, VoteDecision};
 use crate::core::Millis;
 use crate::events::Credentials;
-use crate::ids::NodeId;
+use crate::ids::{NodeId, Role};
+use crate::settings::ElectionKind;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// A ring successor that has not acknowledged a token for this many heartbeats is skipped
+/// (the token is re-sent every heartbeat meanwhile, so one lost datagram is no reason).
+const TOKEN_ACK_HEARTBEATS: Millis = 2;
+
+/// LCR's messages (the body of `PeerMsg::Election`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum LcrMsg {
+    /// The best candidate seen so far on its way round the ring.
+    Token {
+        candidate: Credentials,
+        /// Hops the token has made since its candidate entered it: a node that sees the same
+        /// candidate again with more hops knows the token went round without meeting it
+        /// (a duplicate or a retransmission carries the same count).
+        #[serde(default)]
+        hops: u32,
+    },
+    /// The ring successor got the token for `candidate` (unicast back to the sender): a
+    /// sender that hears no ack skips that successor for the rest of the epoch, so a
+    /// one-way cut cannot swallow every token of an election.
+    TokenAck { candidate: NodeId },
+}
+
+impl LcrMsg {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LcrMsg::Token { .. } => "lcr.token",
+            LcrMsg::TokenAck { .. } => "lcr.token_ack",
+        }
+    }
+}
+
+fn token(to: NodeId, candidate: Credentials, hops: u32) -> ElectionAction {
+    ElectionAction::Send {
+        to,
+        body: ElectionBody::Lcr(LcrMsg::Token { candidate, hops }),
+    }
+}
+
+fn ack_timeout(ctx: &ElectionContext) -> Millis {
+    TOKEN_ACK_HEARTBEATS * ctx.heartbeat_ms
+}
 /// A token sent and not yet acknowledged.
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -49,11 +93,11 @@ impl Lcr {
         }
         let me = ctx.me.id;
         let usable = |id: &&NodeId| **id != me && !self.skipped.contains(*id);
-        ctx.ring
+        ctx.view
             .iter()
             .filter(usable)
             .find(|id| **id > me)
-            .or_else(|| ctx.ring.iter().find(usable))
+            .or_else(|| ctx.view.iter().find(usable))
             .copied()
     }
 
@@ -70,11 +114,7 @@ impl Lcr {
             hops,
             since: ctx.now,
         });
-        ElectionAction::SendToken {
-            to,
-            candidate,
-            hops,
-        }
+        token(to, candidate, hops)
     }
 
     fn forward(
@@ -88,7 +128,9 @@ impl Lcr {
             // Alone on the ring (or every successor silent): the token has gone round.
             None if candidate.id == ctx.me.id => {
                 self.pending = None;
-                vec![ElectionAction::SeekPromises]
+                vec![ElectionAction::SeekVotes {
+                    reason: "ring_maximum",
+                }]
             }
             None => {
                 self.pending = None;
@@ -98,17 +140,13 @@ impl Lcr {
     }
 }
 
-impl Election for Lcr {
-    fn name(&self) -> &'static str {
-        "lcr"
-    }
-
-    fn start(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+impl Lcr {
+    pub fn start_round(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
         self.forwarded_own = true;
         self.forward(ctx, ctx.me, 1)
     }
 
-    fn on_token(
+    pub fn on_token(
         &mut self,
         ctx: &ElectionContext,
         candidate: Credentials,
@@ -116,7 +154,9 @@ impl Election for Lcr {
     ) -> Vec<ElectionAction> {
         if candidate.id == ctx.me.id {
             // Our own token came back round: nobody on the ring beat us.
-            return vec![ElectionAction::SeekPromises];
+            return vec![ElectionAction::SeekVotes {
+                reason: "ring_maximum",
+            }];
         }
         if ctx.me > candidate {
             if self.forwarded_own {
@@ -142,7 +182,7 @@ impl Election for Lcr {
         }
     }
 
-    fn on_token_ack(&mut self, from: NodeId, candidate: NodeId) {
+    pub fn on_token_ack(&mut self, from: NodeId, candidate: NodeId) {
         if self
             .pending
             .is_some_and(|p| p.to == from && p.candidate.id == candidate)
@@ -151,22 +191,18 @@ impl Election for Lcr {
         }
     }
 
-    fn assert_candidacy(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+    pub fn assert_candidacy(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
         self.forwarded_own = true;
         self.forward(ctx, ctx.me, 1)
     }
 
-    fn retransmit(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+    pub fn retransmit(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
         let Some(p) = self.pending else {
             return Vec::new();
         };
-        if ctx.now.saturating_sub(p.since) < ctx.ack_timeout {
+        if ctx.now.saturating_sub(p.since) < ack_timeout(ctx) {
             // Still within the ack timeout: the token or its ack may have been lost.
-            return vec![ElectionAction::SendToken {
-                to: p.to,
-                candidate: p.candidate,
-                hops: p.hops,
-            }];
+            return vec![token(p.to, p.candidate, p.hops)];
         }
         // No ack: this successor is dead or cannot be reached; close the ring over it.
         if self.skipped_epoch != ctx.epoch {
@@ -182,13 +218,100 @@ impl Election for Lcr {
         self.forward(ctx, candidate, p.hops)
     }
 
-    fn reset(&mut self) {
+    fn forget_round(&mut self) {
         // Skipped successors are remembered for the rest of their epoch.
         *self = Lcr {
             skipped: std::mem::take(&mut self.skipped),
             skipped_epoch: self.skipped_epoch,
             ..Lcr::default()
         };
+    }
+}
+
+impl Election for Lcr {
+    fn kind(&self) -> ElectionKind {
+        ElectionKind::Lcr
+    }
+
+    /// LCR has no timer of its own before a round: it starts as soon as the node wants an
+    /// election and may start one.
+    fn on_tick(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+        match ctx.wants {
+            Some(trigger) if ctx.may_start => vec![ElectionAction::StartElection { trigger }],
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_heartbeat(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+        if ctx.in_round && !ctx.seeking_votes {
+            self.retransmit(ctx)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn start(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+        self.start_round(ctx)
+    }
+
+    fn on_message(
+        &mut self,
+        ctx: &ElectionContext,
+        from: NodeId,
+        body: ElectionBody,
+    ) -> Vec<ElectionAction> {
+        let ElectionBody::Lcr(msg) = body;
+        match msg {
+            LcrMsg::Token { candidate, hops } => {
+                if !ctx.quorum_in_view {
+                    // Pre-vote for the ring: with only part of the cluster in view (just
+                    // restarted, or cut off) this node's ring is a fragment, and a token that
+                    // comes back round a fragment proves nothing. Take no part; without our
+                    // ack the sender closes the ring over us.
+                    return Vec::new();
+                }
+                let mut out = vec![ElectionAction::Send {
+                    to: from,
+                    body: ElectionBody::Lcr(LcrMsg::TokenAck {
+                        candidate: candidate.id,
+                    }),
+                }];
+                if ctx.leader.is_some() || ctx.role == Role::Leader {
+                    return out; // this epoch's election is over
+                }
+                out.push(ElectionAction::Join);
+                out.extend(self.on_token(ctx, candidate, hops));
+                out
+            }
+            LcrMsg::TokenAck { candidate } => {
+                self.on_token_ack(from, candidate);
+                Vec::new()
+            }
+        }
+    }
+
+    /// A token ack of a newer epoch says nothing about this node's round; a token does.
+    fn adopts_epoch(&self, _ctx: &ElectionContext, body: Option<&ElectionBody>) -> bool {
+        !matches!(body, Some(ElectionBody::Lcr(LcrMsg::TokenAck { .. })))
+    }
+
+    fn on_vote_request(&mut self, ctx: &ElectionContext, candidate: Credentials) -> VoteDecision {
+        if ctx.voted_for.is_none() && ctx.me > candidate && ctx.leader.is_none() {
+            // LCR must elect the live maximum, and that is us rather than this candidate,
+            // whose ring never carried our candidacy. Withhold the promise and send our
+            // candidacy round (again): the candidate's token passes us and ends at us. The
+            // maximum can always gather its promises, as everyone below it grants them.
+            let mut out = vec![ElectionAction::Join];
+            if ctx.quorum_in_view {
+                out.extend(self.assert_candidacy(ctx));
+            }
+            return VoteDecision::RunMyself(out);
+        }
+        VoteDecision::Grant
+    }
+
+    fn reset(&mut self) {
+        self.forget_round();
     }
 }
 
@@ -207,10 +330,9 @@ mod tests {
     fn ctx_at(me: Credentials, ring: &[u64], now: Millis) -> ElectionContext {
         ElectionContext {
             epoch: 3,
-            me,
-            ring: ring.iter().copied().map(NodeId).collect(),
+            view: ring.iter().copied().map(NodeId).collect(),
             now,
-            ack_timeout: 200,
+            ..super::super::test_ctx(me)
         }
     }
 
@@ -219,11 +341,7 @@ mod tests {
     }
 
     fn send(to: u64, candidate: Credentials, hops: u32) -> Vec<ElectionAction> {
-        vec![ElectionAction::SendToken {
-            to: NodeId(to),
-            candidate,
-            hops,
-        }]
+        vec![token(NodeId(to), candidate, hops)]
     }
 
     #[test]
@@ -243,7 +361,9 @@ mod tests {
         assert_eq!(lcr.on_token(&c, better, 1), send(3, better, 2));
         assert_eq!(
             lcr.on_token(&c, c.me, 3),
-            vec![ElectionAction::SeekPromises]
+            vec![ElectionAction::SeekVotes {
+                reason: "ring_maximum"
+            }]
         );
     }
 
@@ -251,7 +371,7 @@ mod tests {
     fn the_ring_wraps_to_the_lowest_id() {
         let mut lcr = Lcr::default();
         let c = ctx(creds(1, 5, 3), &[1, 2, 3]);
-        assert_eq!(lcr.start(&c), send(1, c.me, 1));
+        assert_eq!(lcr.start_round(&c), send(1, c.me, 1));
     }
 
     #[test]
@@ -259,15 +379,15 @@ mod tests {
         let mut lcr = Lcr::default();
         let me = creds(1, 5, 2);
         let ring = [1, 2, 3, 4];
-        assert_eq!(lcr.start(&ctx_at(me, &ring, 0)), send(3, me, 1));
+        assert_eq!(lcr.start_round(&ctx_at(me, &ring, 0)), send(3, me, 1));
         // Within the ack timeout the token is re-sent to the same successor.
         assert_eq!(lcr.retransmit(&ctx_at(me, &ring, 100)), send(3, me, 1));
         // Then the successor is skipped, and stays skipped in this epoch.
         assert_eq!(lcr.retransmit(&ctx_at(me, &ring, 200)), send(4, me, 1));
         lcr.on_token_ack(NodeId(4), NodeId(2));
         assert!(lcr.retransmit(&ctx_at(me, &ring, 300)).is_empty(), "acked");
-        lcr.reset();
-        assert_eq!(lcr.start(&ctx_at(me, &ring, 400)), send(4, me, 1));
+        lcr.forget_round();
+        assert_eq!(lcr.start_round(&ctx_at(me, &ring, 400)), send(4, me, 1));
     }
 
     #[test]
