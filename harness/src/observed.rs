@@ -301,12 +301,42 @@ impl Observed {
     }
 }
 
-/// Resolves a step's target to node ids, from the state observed now.
+/// Resolves a step's target to node ids, from the state observed now. Several targets
+/// (`[leader, random_follower]`) resolve at this one instant to distinct nodes: a random
+/// choice avoids the nodes named before it, and two targets naming one node are an error.
 pub fn resolve_target<R: Rng + ?Sized>(
     target: &Target,
     obs: &Observed,
     aliases: &Aliases,
     rng: &mut R,
+) -> Result<Vec<NodeId>, String> {
+    let Target::Several(targets) = target else {
+        return resolve_one(target, obs, aliases, rng, &[]);
+    };
+    let mut out: Vec<NodeId> = Vec::new();
+    let mut by: Vec<(NodeId, &Target)> = Vec::new();
+    for t in targets {
+        for id in resolve_one(t, obs, aliases, rng, &out)? {
+            if let Some((_, first)) = by.iter().find(|(n, _)| *n == id) {
+                return Err(format!(
+                    "`{target}`: node {id} is both `{first}` and `{t}`; the targets of one step \
+                     must be distinct nodes"
+                ));
+            }
+            by.push((id, t));
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// One target; a random choice avoids `taken` (nodes an earlier target of the step named).
+fn resolve_one<R: Rng + ?Sized>(
+    target: &Target,
+    obs: &Observed,
+    aliases: &Aliases,
+    rng: &mut R,
+    taken: &[NodeId],
 ) -> Result<Vec<NodeId>, String> {
     let leader = || {
         obs.current_leader()
@@ -316,9 +346,18 @@ pub fn resolve_target<R: Rng + ?Sized>(
         Target::Leader => vec![leader()?],
         Target::Followers => obs.followers(),
         Target::RandomFollower => {
-            let f = obs.followers();
+            let f: Vec<NodeId> = obs
+                .followers()
+                .into_iter()
+                .filter(|n| !taken.contains(n))
+                .collect();
             if f.is_empty() {
-                return Err("`random_follower`: there is no live follower".into());
+                return Err(if taken.is_empty() {
+                    "`random_follower`: there is no live follower".into()
+                } else {
+                    "`random_follower`: no live follower is left that the step has not named"
+                        .into()
+                });
             }
             vec![f[rng.gen_range(0..f.len())]]
         }
@@ -336,6 +375,7 @@ pub fn resolve_target<R: Rng + ?Sized>(
             .get(a)
             .cloned()
             .ok_or_else(|| format!("alias `{a}` was not saved (its step did not run)"))?,
+        Target::Several(_) => resolve_target(target, obs, aliases, rng)?,
     };
     if out.is_empty() {
         return Err(format!("`{target}` names no node now"));
@@ -344,8 +384,19 @@ pub fn resolve_target<R: Rng + ?Sized>(
 }
 
 /// Resolves partition groups; `rest` gets every node not named elsewhere. Groups must not
-/// overlap.
+/// overlap, and at least 2 must be non-empty (empty ones are dropped).
 pub fn resolve_groups<R: Rng + ?Sized>(
+    groups: &[Group],
+    obs: &Observed,
+    aliases: &Aliases,
+    rng: &mut R,
+) -> Result<Vec<Vec<NodeId>>, String> {
+    non_empty_groups(&resolve_groups_aligned(groups, obs, aliases, rng)?)
+}
+
+/// [`resolve_groups`] one entry per group as written, empty ones kept (a `rest` that names
+/// nobody), so a group's `as:` finds its nodes by position.
+pub fn resolve_groups_aligned<R: Rng + ?Sized>(
     groups: &[Group],
     obs: &Observed,
     aliases: &Aliases,
@@ -375,11 +426,15 @@ pub fn resolve_groups<R: Rng + ?Sized>(
         .into_iter()
         .filter(|n| !named.contains(n))
         .collect();
-    let groups: Vec<Vec<NodeId>> = out
+    Ok(out
         .into_iter()
         .map(|g| g.unwrap_or_else(|| rest.clone()))
-        .filter(|g| !g.is_empty())
-        .collect();
+        .collect())
+}
+
+/// The non-empty groups of [`resolve_groups_aligned`]; fewer than 2 is an error.
+pub fn non_empty_groups(aligned: &[Vec<NodeId>]) -> Result<Vec<Vec<NodeId>>, String> {
+    let groups: Vec<Vec<NodeId>> = aligned.iter().filter(|g| !g.is_empty()).cloned().collect();
     if groups.len() < 2 {
         return Err("the partition leaves fewer than 2 non-empty groups".into());
     }
@@ -409,8 +464,37 @@ pub enum Goal {
         among: Vec<NodeId>,
         duration_ms: u64,
     },
+    /// None of these nodes commits an index above the highest any node had committed when
+    /// the window began, during `duration_ms`.
+    NoCommit {
+        among: Vec<NodeId>,
+        duration_ms: u64,
+    },
+    /// The leader at the window's start stays leader, and no node wins an election, during
+    /// `duration_ms`.
+    NoLeaderChange { duration_ms: u64 },
     /// One leader, one epoch, one view among all live nodes.
     Converged,
+}
+
+impl Goal {
+    /// A condition over a window (`no_leader`, `no_commit`, `no_leader_change`): how long.
+    pub fn window_ms(&self) -> Option<u64> {
+        match self {
+            Goal::NoLeader { duration_ms, .. }
+            | Goal::NoCommit { duration_ms, .. }
+            | Goal::NoLeaderChange { duration_ms } => Some(*duration_ms),
+            _ => None,
+        }
+    }
+
+    /// Whether the window counts from the step's own start rather than from the fault
+    /// before it. `no_commit` does: a fault is stamped just before its rules go in, and a
+    /// commit decided while they are going in (an ack already on the wire) is not one the
+    /// fault failed to stop.
+    pub fn counts_from_step_start(&self) -> bool {
+        matches!(self, Goal::NoCommit { .. })
+    }
 }
 
 /// What the runner passes to [`evaluate`].
@@ -453,6 +537,13 @@ pub fn resolve_expectation<R: Rng + ?Sized>(
         Condition::SteppedDown { node } => Goal::SteppedDown { nodes: r(node)? },
         Condition::NoLeader { among, duration } => Goal::NoLeader {
             among: r(among)?,
+            duration_ms: duration.as_millis() as u64,
+        },
+        Condition::NoCommit { among, duration } => Goal::NoCommit {
+            among: r(among)?,
+            duration_ms: duration.as_millis() as u64,
+        },
+        Condition::NoLeaderChange { duration } => Goal::NoLeaderChange {
             duration_ms: duration.as_millis() as u64,
         },
         Condition::Converged => Goal::Converged,
@@ -551,7 +642,7 @@ fn goal_met(goal: &Goal, obs: &Observed, since: &SinceTracker) -> bool {
             obs.node(*n)
                 .is_none_or(|s| !obs.is_up(*n) || (!obs.is_paused(*n) && s.role != Role::Leader))
         }),
-        Goal::NoLeader { .. } => false,
+        Goal::NoLeader { .. } | Goal::NoCommit { .. } | Goal::NoLeaderChange { .. } => false,
         Goal::Converged => obs.converged().is_some(),
     }
 }
@@ -578,6 +669,22 @@ pub fn evaluate(
             since.note(r);
         }
     }
+    if let Some(duration_ms) = exp.goal.window_ms() {
+        let end = since_ts_ms + duration_ms;
+        let window = &sorted[split..sorted.partition_point(|r| r.ts_ms() <= end)];
+        let violation = match &exp.goal {
+            Goal::NoCommit { among, .. } => first_commit(among, &sorted[..split], window),
+            Goal::NoLeaderChange { .. } => first_leader_change(&obs, window),
+            _ => None,
+        };
+        if let Some((ts, what)) = violation {
+            let at = ts.saturating_sub(since_ts_ms);
+            return Evaluation::Failed {
+                reason: format!("{what} {at} ms into the {duration_ms} ms window"),
+                figure_ms: Some(at),
+            };
+        }
+    }
     if let Goal::NoLeader { among, duration_ms } = &exp.goal {
         let end = since_ts_ms + duration_ms;
         for r in &sorted[split..] {
@@ -599,6 +706,15 @@ pub fn evaluate(
         return if now_ts_ms >= end + LOG_LAG_MS {
             Evaluation::Met {
                 figure_ms: *duration_ms,
+            }
+        } else {
+            Evaluation::Pending
+        };
+    }
+    if let Some(duration_ms) = exp.goal.window_ms() {
+        return if now_ts_ms >= since_ts_ms + duration_ms + LOG_LAG_MS {
+            Evaluation::Met {
+                figure_ms: duration_ms,
             }
         } else {
             Evaluation::Pending
@@ -640,6 +756,80 @@ pub fn evaluate(
         },
         None => Evaluation::Pending,
     }
+}
+
+/// The first `committed` event in `window` by a node of `among` at an index above every
+/// index committed `before` it (by any node): a new entry, not a lagging follower catching
+/// up on old ones.
+fn first_commit(among: &[NodeId], before: &[&Record], window: &[&Record]) -> Option<(u64, String)> {
+    let committed = |r: &Record| match r {
+        Record::Node(ev) => match &ev.event {
+            Event::Committed { index, op, .. } => Some((ev.node, *index, op.clone(), ev.epoch)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let high = before.iter().filter_map(|r| committed(r)).map(|c| c.1).max().unwrap_or(0);
+    window.iter().find_map(|r| {
+        let (node, index, op, epoch) = committed(r)?;
+        (among.contains(&node) && index > high).then(|| {
+            (
+                r.ts_ms(),
+                format!(
+                    "node {node} committed index {index} ({op}, epoch {epoch}), beyond the \
+                     highest index committed anywhere when the window began ({high}),"
+                ),
+            )
+        })
+    })
+}
+
+/// The first change of leader in `window`, from the state `at_start`: a win by any node
+/// other than the leader of the start (or by it in a new epoch), or that leader stepping
+/// down. No leader at the start is a change already.
+fn first_leader_change(at_start: &Observed, window: &[&Record]) -> Option<(u64, String)> {
+    let Some(leader) = at_start.current_leader() else {
+        return Some((
+            at_start.last_ts,
+            format!(
+                "no leader to keep at the start of the window ({}):",
+                describe_state(&Goal::NoLeaderChange { duration_ms: 0 }, at_start)
+            ),
+        ));
+    };
+    let epoch = at_start.node(leader).map_or(0, |n| n.epoch);
+    window.iter().find_map(|r| {
+        let Record::Node(ev) = r else {
+            return None;
+        };
+        let won = match &ev.event {
+            Event::LeaderElected { leader: l, .. } => *l == ev.node,
+            Event::RoleChanged {
+                to: Role::Leader, ..
+            } => true,
+            _ => false,
+        };
+        if won && (ev.node, ev.epoch) != (leader, epoch) {
+            return Some((
+                ev.ts_ms,
+                format!(
+                    "node {} became leader (epoch {}) while node {leader} led epoch {epoch},",
+                    ev.node, ev.epoch
+                ),
+            ));
+        }
+        match &ev.event {
+            Event::RoleChanged {
+                from: Role::Leader,
+                to,
+                reason,
+            } if ev.node == leader && *to != Role::Leader => Some((
+                ev.ts_ms,
+                format!("the leader, node {leader} (epoch {epoch}), stepped down ({reason})"),
+            )),
+            _ => None,
+        }
+    })
 }
 
 /// A short account of the state, for failure messages.
@@ -864,6 +1054,130 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn several_targets_resolve_at_one_instant_to_distinct_nodes() {
+        // 5 nodes, node 5 leads.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3, 4, 5])];
+        r.extend(elect(500, 5, 1, &[1, 2, 3, 4], (0, 0)));
+        let o = Observed::from_records(&r);
+        let aliases = Aliases::new();
+        for seed in 0..50 {
+            let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+            let t = Target::Several(vec![
+                Target::Leader,
+                Target::RandomFollower,
+                Target::RandomFollower,
+            ]);
+            let got = resolve_target(&t, &o, &aliases, &mut rng).unwrap();
+            assert_eq!(got.len(), 3);
+            assert_eq!(got[0], NodeId(5));
+            assert_ne!(got[1], got[2], "seed {seed}: two random followers must differ");
+            assert!(!got[1..].contains(&NodeId(5)));
+        }
+        let mut rng = rand::thread_rng();
+        // The leader named twice, by two targets: refused, naming both.
+        let t = Target::Several(vec![Target::Node(5), Target::Leader]);
+        let e = resolve_target(&t, &o, &aliases, &mut rng).unwrap_err();
+        assert!(e.contains("node 5 is both `node 5` and `leader`"), "{e}");
+        // More random followers than there are: refused, not a repeat.
+        let t = Target::Several(vec![Target::RandomFollower; 5]);
+        let e = resolve_target(&t, &o, &aliases, &mut rng).unwrap_err();
+        assert!(e.contains("no live follower is left"), "{e}");
+    }
+
+    #[test]
+    fn no_commit_fails_on_a_new_index_and_not_on_a_follower_catching_up() {
+        let mut r = steady();
+        r.push(committed(900, 3, 1, Role::Leader, 7, "m7"));
+        r.push(committed(902, 1, 1, Role::Follower, 7, "m7"));
+        // Window from 1000: node 2 catches up on index 7 (old), node 3 commits 8 (new).
+        r.push(committed(1200, 2, 1, Role::Follower, 7, "m7"));
+        r.push(committed(1500, 3, 1, Role::Leader, 8, "m8"));
+        let among = |n: &[u64]| {
+            exp(
+                Goal::NoCommit {
+                    among: ids(n),
+                    duration_ms: 2000,
+                },
+                2000,
+            )
+        };
+        assert_eq!(evaluate(&among(&[1, 2]), &r, 1000, 2000), Evaluation::Pending);
+        assert_eq!(
+            evaluate(&among(&[1, 2]), &r, 1000, 3000 + LOG_LAG_MS),
+            Evaluation::Met { figure_ms: 2000 }
+        );
+        match evaluate(&among(&[3]), &r, 1000, 1600) {
+            Evaluation::Failed { reason, figure_ms } => {
+                assert_eq!(figure_ms, Some(500));
+                assert!(reason.contains("node 3 committed index 8"), "{reason}");
+                assert!(reason.contains("window began (7)"), "{reason}");
+                assert!(reason.contains("500 ms into the 2000 ms window"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // After the window, a commit does not count.
+        assert!(matches!(
+            evaluate(&among(&[3]), &r, 1600, 3600 + LOG_LAG_MS),
+            Evaluation::Met { .. }
+        ));
+    }
+
+    #[test]
+    fn no_leader_change_fails_on_a_new_win_a_step_down_or_no_leader() {
+        let keep = exp(Goal::NoLeaderChange { duration_ms: 2000 }, 2000);
+        // Steady under node 3: met once the window and the log lag have passed.
+        let r = steady();
+        assert_eq!(evaluate(&keep, &r, 1000, 2500), Evaluation::Pending);
+        assert_eq!(
+            evaluate(&keep, &r, 1000, 3000 + LOG_LAG_MS),
+            Evaluation::Met { figure_ms: 2000 }
+        );
+        // The leader's own win at the window's start is no change.
+        assert!(matches!(
+            evaluate(&keep, &r, 500, 2500 + LOG_LAG_MS),
+            Evaluation::Met { .. }
+        ));
+        // Node 2 wins epoch 2 at 1700 (the window from 900, before the kill at 1000).
+        match evaluate(&keep, &failover(), 900, 1800) {
+            Evaluation::Failed { reason, figure_ms } => {
+                assert_eq!(figure_ms, Some(800));
+                assert!(
+                    reason.contains("node 2 became leader (epoch 2) while node 3 led epoch 1"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // The leader steps down.
+        let mut down = steady();
+        down.push(ev(
+            1300,
+            3,
+            1,
+            Role::Follower,
+            Event::RoleChanged {
+                from: Role::Leader,
+                to: Role::Follower,
+                reason: "lost quorum".into(),
+            },
+        ));
+        match evaluate(&keep, &down, 1000, 1400) {
+            Evaluation::Failed { reason, .. } => {
+                assert!(reason.contains("node 3 (epoch 1), stepped down (lost quorum)"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // No leader at all at the start.
+        let none = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        match evaluate(&keep, &none, 100, 200) {
+            Evaluation::Failed { reason, .. } => {
+                assert!(reason.contains("no leader to keep"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

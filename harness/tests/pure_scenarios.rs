@@ -1,7 +1,8 @@
 //! Every file in scenarios/ parses and validates, so a broken scenario fails `cargo test`;
 //! and every kind of scenario error is rejected with file, line, column and the key.
 
-use harness::scenario::{self, CheckName, Condition, Quorum, StartMode, StepKind};
+use harness::history::FaultAction;
+use harness::scenario::{self, CheckName, Condition, Quorum, StartMode, StepKind, Target};
 use std::path::Path;
 use std::time::Duration;
 
@@ -153,7 +154,8 @@ fn unknown_key_in_a_step_names_file_line_column_key_and_choices() {
     assert_eq!(
         e,
         "scenarios/x.yaml:15:7: unknown key `whithin` in step 3 (expect); expected one of: \
-         leader, detected, rejoined, stepped_down, no_leader, converged, within"
+         leader, detected, rejoined, stepped_down, no_leader, no_commit, no_leader_change, \
+         converged, within"
     );
 }
 
@@ -309,6 +311,21 @@ fn validation_is_linear_in_the_number_of_steps() {
         "40,000 steps took {:?}",
         t0.elapsed()
     );
+    // A repeat validates its steps once and copies them: 1000 × 150 steps, also fast.
+    let mut text = String::from(
+        "name: big\nabout: many steps in one file\nsteps:\n  - repeat:\n      times: 1000\n      steps:\n",
+    );
+    for _ in 0..75 {
+        text.push_str("        - sleep: 1ms\n        - await: {leader: any, within: 1s}\n");
+    }
+    let t0 = std::time::Instant::now();
+    let s = scenario::parse(&text, "big.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.steps.len(), 150_000);
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "a repeat to 150,000 steps took {:?}",
+        t0.elapsed()
+    );
 }
 
 #[test]
@@ -330,4 +347,158 @@ fn a_closed_stdout_does_not_abort_the_harness() {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn several_targets_in_one_fault_step() {
+    let s = scenario::parse(
+        &format!("{BASE}  - kill: {{target: [leader, random_follower], as: pair}}\n  - restart: {{target: pair}}\n"),
+        "scenarios/x.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.steps[3].kind,
+        StepKind::Fault {
+            action: FaultAction::Kill,
+            target: Target::Several(vec![Target::Leader, Target::RandomFollower]),
+            alias: Some("pair".into()),
+        }
+    );
+    // The same target twice is a slip (two random followers are two different nodes).
+    let e = err(&format!("{BASE}  - kill: {{target: [leader, leader]}}\n"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:15:5:") && e.contains("target `leader` is listed twice"),
+        "{e}"
+    );
+    scenario::parse(
+        &format!("{BASE}  - stop: {{target: [random_follower, random_follower]}}\n"),
+        "scenarios/x.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = err(&format!("{BASE}  - kill: {{target: []}}\n"));
+    assert!(e.contains("an empty target list in step 4 (kill)"), "{e}");
+    let e = err(&format!("{BASE}  - kill: {{target: [leader, leadr]}}\n"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:15:") && e.contains("unknown target `leadr` in step 4 (kill)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn partition_groups_and_cut_ends_take_as_names() {
+    let text = format!(
+        "{BASE}  - partition: {{groups: [{{nodes: [leader, random_follower], as: leader_side}}, {{nodes: rest, as: other_side}}]}}\n  - expect: {{no_leader: {{among: other_side, for: 2s}}}}\n  - cut: {{from: {{nodes: leader_side, as: cutters}}, to: {{node: 3}}}}\n  - restart: {{target: cutters}}\n"
+    );
+    let s = scenario::parse(&text, "scenarios/x.yaml").unwrap_or_else(|e| panic!("{e}"));
+    match &s.steps[3].kind {
+        StepKind::Partition { groups, aliases } => {
+            assert_eq!(groups.len(), 2);
+            assert_eq!(
+                aliases,
+                &vec![Some("leader_side".to_string()), Some("other_side".to_string())]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &s.steps[5].kind {
+        StepKind::Cut {
+            from,
+            from_alias,
+            to_alias,
+            ..
+        } => {
+            assert_eq!(from, &Target::Alias("leader_side".into()));
+            assert_eq!(from_alias.as_deref(), Some("cutters"));
+            assert_eq!(to_alias, &None);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A group's name is defined after its step: using it in the same step is too early.
+    let e = err(&format!(
+        "{BASE}  - partition: {{groups: [{{nodes: leader, as: a}}, a]}}\n"
+    ));
+    assert!(e.contains("unknown target `a` in step 4 (partition)"), "{e}");
+    let e = err(&format!(
+        "{BASE}  - partition: {{groups: [{{nodes: leader, as: a}}, {{nodes: rest, as: a}}]}}\n"
+    ));
+    assert!(e.contains("alias `a` is given twice in this step"), "{e}");
+    let e = err(&format!(
+        "{BASE}  - partition: {{groups: [{{nodes: leader, as: a, nodez: 1}}, rest]}}\n"
+    ));
+    assert!(e.starts_with("scenarios/x.yaml:15:"), "{e}");
+    assert!(e.contains("unknown key `nodez`"), "{e}");
+    let e = err(&format!("{BASE}  - cut: {{from: rest, to: leader}}\n"));
+    assert!(e.contains("a cut's `from` is a target"), "{e}");
+}
+
+#[test]
+fn repeat_expands_its_steps_with_positions_inside_it() {
+    let text = format!(
+        "{BASE}  - repeat:\n      times: 3\n      steps:\n        - kill: {{target: random_follower, as: victim}}\n        - sleep: 1s\n        - restart: {{target: victim}}\n  - sleep: 2s\n"
+    );
+    let s = scenario::parse(&text, "scenarios/x.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.steps.len(), 3 + 3 * 3 + 1);
+    let kinds: Vec<&str> = s.steps.iter().map(|st| st.kind.keyword()).collect();
+    assert_eq!(
+        &kinds[3..],
+        &["kill", "sleep", "restart", "kill", "sleep", "restart", "kill", "sleep", "restart", "sleep"]
+    );
+    // Indexes run over the expanded plan; lines are the inner steps'.
+    assert!(s.steps.iter().enumerate().all(|(i, st)| st.index == i));
+    assert_eq!((s.steps[3].line, s.steps[6].line, s.steps[12].line), (18, 18, 21));
+    // An error inside names the inner step and where it is.
+    let bad = text.replace("restart: {target: victim}", "restart: {target: victm}");
+    let e = err(&bad);
+    assert!(
+        e.starts_with("scenarios/x.yaml:20:29: unknown target `victm` in step 4.3 (restart)"),
+        "{e}"
+    );
+    let e = err(&text.replace("times: 3", "times: 0"));
+    assert!(e.starts_with("scenarios/x.yaml:16:7: `times: 0`: must be 1 to 1000 in step 4 (repeat)"), "{e}");
+    let e = err(&text.replace("        - sleep: 1s", "        - sleep: 1s\n          kill: {target: leader}"));
+    assert!(e.contains("step 4.2: step has several actions (kill, sleep)"), "{e}");
+    let e = err(&text.replace("      times: 3", "      times: 3\n      tims: 2"));
+    assert!(e.contains("unknown key `tims`"), "{e}");
+    // Nested repeats multiply, up to a bound.
+    let nested = format!(
+        "{BASE}  - repeat:\n      times: 1000\n      steps:\n        - repeat: {{times: 1000, steps: [{{sleep: 1ms}}]}}\n"
+    );
+    let e = err(&nested);
+    assert!(e.contains("more than 200000"), "{e}");
+}
+
+#[test]
+fn commit_level_conditions_validate() {
+    let s = scenario::parse(
+        &format!("{BASE}  - expect: {{no_commit: {{among: minority, for: 2s}}}}\n  - expect: {{no_leader_change: {{for: failure_timeout * 4}}}}\n"),
+        "scenarios/x.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    match (&s.steps[3].kind, &s.steps[4].kind) {
+        (StepKind::Expect(a), StepKind::Expect(b)) => {
+            assert_eq!(
+                a.condition,
+                Condition::NoCommit {
+                    among: Target::Minority,
+                    duration: Duration::from_secs(2)
+                }
+            );
+            assert_eq!(
+                b.condition,
+                Condition::NoLeaderChange {
+                    duration: Duration::from_secs(2)
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = err(&format!("{BASE}  - expect: {{no_leader_change: {{for: 2s}}, within: 1s}}\n"));
+    assert!(e.contains("`no_leader_change` takes `for`, not `within`"), "{e}");
+    let e = err(&format!("{BASE}  - expect: {{no_commit: {{among: minority, for: 0s}}}}\n"));
+    assert!(e.contains("`for` must be longer than 0"), "{e}");
+    let e = err(&format!("{BASE}  - expect: {{no_commit: {{among: minority, for: 61m}}}}\n"));
+    assert!(e.contains("maximum of 1h"), "{e}");
+    let e = err(&format!("{BASE}  - expect: {{no_commit: {{for: 2s}}}}\n"));
+    assert!(e.starts_with("scenarios/x.yaml:15:"), "{e}");
+    assert!(e.contains("among"), "{e}");
 }

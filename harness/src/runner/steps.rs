@@ -66,8 +66,8 @@ pub fn describe(kind: &StepKind) -> String {
             format!("{} {}", kind.keyword(), condition_text(&e.condition))
         }
         StepKind::Fault { action, target, .. } => format!("{} {target}", action.keyword()),
-        StepKind::Partition { groups } => format!("partition {}", groups_text(groups)),
-        StepKind::Cut { from, to } => format!("cut {from} -> {to}"),
+        StepKind::Partition { groups, .. } => format!("partition {}", groups_text(groups)),
+        StepKind::Cut { from, to, .. } => format!("cut {from} -> {to}"),
         StepKind::Heal => "heal".into(),
         StepKind::Link(l) => l.describe(),
         StepKind::Forge(f) => f.describe(),
@@ -114,6 +114,12 @@ fn condition_text(c: &Condition) -> String {
         Condition::NoLeader { among, duration } => {
             format!("no leader among {among} for {} ms", duration.as_millis())
         }
+        Condition::NoCommit { among, duration } => {
+            format!("no commit among {among} for {} ms", duration.as_millis())
+        }
+        Condition::NoLeaderChange { duration } => {
+            format!("no leader change for {} ms", duration.as_millis())
+        }
         Condition::Converged => "converged".into(),
     }
 }
@@ -138,6 +144,10 @@ fn goal_text(goal: &Goal) -> String {
         Goal::NoLeader { among, duration_ms } => {
             format!("no leader among {} for {duration_ms} ms", ids(among))
         }
+        Goal::NoCommit { among, duration_ms } => {
+            format!("no commit among {} for {duration_ms} ms", ids(among))
+        }
+        Goal::NoLeaderChange { duration_ms } => format!("no leader change for {duration_ms} ms"),
         Goal::Converged => "converged".into(),
     }
 }
@@ -278,11 +288,12 @@ async fn expect(session: &mut Session, s: &Scenario, step: &Step, e: &ExpectStep
         Err(why) => return Done::failed(describe(&step.kind), why),
     };
     let description = format!("{} {}", step.kind.keyword(), goal_text(&exp.goal));
-    let since = session.fault_ref_ms.unwrap_or(step_start);
-    let window = match &exp.goal {
-        Goal::NoLeader { duration_ms, .. } => *duration_ms,
-        _ => exp.within_ms,
+    let since = if exp.goal.counts_from_step_start() {
+        step_start
+    } else {
+        session.fault_ref_ms.unwrap_or(step_start)
     };
+    let window = exp.goal.window_ms().unwrap_or(exp.within_ms);
     let give_up_ms = step_start + window + POLL_SLACK.as_millis() as u64;
     loop {
         session.pull();
@@ -407,10 +418,20 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, NotInjecte
                 ts_ms,
             )
         }
-        StepKind::Partition { groups } => {
-            let resolved = observed::resolve_groups(groups, &obs, aliases, rng)?;
+        StepKind::Partition {
+            groups,
+            aliases: names,
+        } => {
+            // One per group as written (`rest` may be empty), so `as:` names by position.
+            let aligned = observed::resolve_groups_aligned(groups, &obs, aliases, rng)?;
+            let resolved = observed::non_empty_groups(&aligned)?;
             let as_ids: Vec<Vec<u64>> = resolved.iter().map(|g| as_u64(g)).collect();
             let ts_ms = backend.partition(&as_ids).await.map_err(err)?;
+            for (name, nodes) in names.iter().zip(&aligned) {
+                if let Some(a) = name {
+                    aliases.insert(a.clone(), nodes.clone());
+                }
+            }
             record.action = FaultAction::Partition;
             record.nodes = resolved.iter().flatten().copied().collect();
             let text: Vec<String> = resolved.iter().map(|g| ids(g)).collect();
@@ -420,13 +441,23 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, NotInjecte
                 ts_ms,
             )
         }
-        StepKind::Cut { from, to } => {
+        StepKind::Cut {
+            from,
+            to,
+            from_alias,
+            to_alias,
+        } => {
             let from_ids = observed::resolve_target(from, &obs, aliases, rng)?;
             let to_ids = observed::resolve_target(to, &obs, aliases, rng)?;
             let ts_ms = backend
                 .cut(&as_u64(&from_ids), &as_u64(&to_ids))
                 .await
                 .map_err(err)?;
+            for (name, nodes) in [(from_alias, &from_ids), (to_alias, &to_ids)] {
+                if let Some(a) = name {
+                    aliases.insert(a.clone(), nodes.clone());
+                }
+            }
             record.action = FaultAction::Cut;
             let text = format!("cut {from} -> {to}: {} -> {}", ids(&from_ids), ids(&to_ids));
             record.nodes = from_ids;

@@ -292,3 +292,39 @@ checks: [convergence]
     // The heal (step 2) failed; the kill (step 3) never ran.
     assert_eq!(result_steps(&result).first(), Some(&2));
 }
+
+#[tokio::test]
+async fn named_groups_several_targets_and_repeats_reach_the_backend_as_written() {
+    let yaml = "\
+name: schema
+about: a named partition side, two targets at once and a repeat
+cluster: {nodes: 5}
+steps:
+  - partition: {groups: [{nodes: [{node: 1}, {node: 2}], as: side_a}, {nodes: rest, as: side_b}]}
+  - cut: {from: {nodes: {node: 3}, as: cutter}, to: side_a}
+  - kill: {target: side_b}
+  - restart: {target: [cutter, {node: 4}]}
+  - repeat:
+      times: 2
+      steps:
+        - stop: {target: [side_a, random_follower]}
+        - restart: {target: all}
+checks: [convergence]
+";
+    let (calls, _, result) = run_fake(yaml, |_| {}).await;
+    let faults: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| *c != "teardown" && !c.starts_with("start"))
+        .collect();
+    assert_eq!(&faults[..4], &["partition [1, 2, 3, 4, 5]", "cut [3]", "kill [3, 4, 5]", "restart [3, 4]"]);
+    // Each repeat's stop names side_a and one more node, never one of side_a again.
+    let stops: Vec<&str> = faults.iter().copied().filter(|c| c.starts_with("stop")).collect();
+    assert_eq!(stops.len(), 2, "{faults:?}");
+    for s in stops {
+        assert!(s.starts_with("stop [1, 2, "), "{s}");
+        assert!(!s.starts_with("stop [1, 2, 1") && !s.starts_with("stop [1, 2, 2"), "{s}");
+    }
+    assert_eq!(faults.iter().filter(|c| c.starts_with("restart [1, 2, 3, 4, 5]")).count(), 2);
+    assert!(result_steps(&result).is_empty(), "no step failed");
+}

@@ -62,19 +62,34 @@ pub fn rewrite_yaml_message(raw: &str) -> String {
     }
 }
 
-/// `steps[2].await.leader` -> `step 3 (await.leader)`; `cluster` stays `cluster`.
+/// `steps[2].await.leader` -> `step 3 (await.leader)`; inside a repeat,
+/// `steps[2].repeat.steps[0].kill` -> `step 3.1 (kill)`; `cluster` stays `cluster`.
 fn describe_path(path: &str) -> String {
-    if let Some(rest) = path.strip_prefix("steps[") {
-        if let Some((num, tail)) = rest.split_once(']') {
-            if let Ok(i) = num.parse::<usize>() {
-                let tail = tail.trim_start_matches('.');
-                return if tail.is_empty() {
-                    format!("step {}", i + 1)
-                } else {
-                    format!("step {} ({tail})", i + 1)
-                };
-            }
+    let mut label = String::new();
+    let mut rest = path;
+    while let Some(after) = rest.strip_prefix("steps[") {
+        let Some((num, tail)) = after.split_once(']') else {
+            break;
+        };
+        let Ok(i) = num.parse::<usize>() else {
+            break;
+        };
+        if !label.is_empty() {
+            label.push('.');
         }
+        label.push_str(&(i + 1).to_string());
+        rest = tail.trim_start_matches('.');
+        match rest.strip_prefix("repeat.") {
+            Some(inner) if inner.starts_with("steps[") => rest = inner,
+            _ => break,
+        }
+    }
+    if !label.is_empty() {
+        return if rest.is_empty() {
+            format!("step {label}")
+        } else {
+            format!("step {label} ({rest})")
+        };
     }
     if path == "." {
         "the scenario".to_string()
@@ -103,6 +118,19 @@ mod tests {
             m,
             "unknown key `whithin` in step 3 (await); expected one of: leader, within"
         );
+    }
+
+    #[test]
+    fn names_a_step_inside_a_repeat_by_its_place() {
+        let m = rewrite_yaml_message(
+            "steps[3].repeat.steps[1].kill: unknown field `targt`, expected `target` or `as` at line 9 column 11",
+        );
+        assert_eq!(
+            m,
+            "unknown key `targt` in step 4.2 (kill); expected one of: target, as"
+        );
+        let m = rewrite_yaml_message("steps[3].repeat: missing field `times` at line 9 column 11");
+        assert_eq!(m, "step 4 (repeat): missing field `times`");
     }
 
     #[test]

@@ -75,32 +75,68 @@ impl<'a> Locator<'a> {
         Some((items, end, dash_indent))
     }
 
-    /// The line range of step `index` (0-based) and the position of its dash.
-    fn step_block(&self, index: usize) -> Option<(usize, usize, Pos)> {
+    /// Where step `index` (0-based, top level) is: its lines and its dash.
+    pub fn step_span(&self, index: usize) -> Option<Span> {
         let (items, end, dash_indent) = self.steps.get_or_init(|| self.step_items()).as_ref()?;
         let first = *items.get(index)?;
         let last = items.get(index + 1).copied().unwrap_or(*end);
-        Some((
+        Some(Span {
             first,
-            last,
-            Pos {
+            end: last,
+            pos: Pos {
                 line: first + 1,
                 column: dash_indent + 1,
             },
-        ))
+        })
     }
 
-    /// Where step `index` starts.
-    pub fn step(&self, index: usize) -> Pos {
-        self.step_block(index)
-            .map(|(_, _, p)| p)
-            .unwrap_or(Pos { line: 1, column: 1 })
+    /// The items of the `steps:` list inside `span` (a `repeat` step), in order. Empty when
+    /// that list is written in flow style (`steps: [...]`): then the repeat's own span is the
+    /// best position for its inner steps. Scans only the span's lines.
+    pub fn inner_steps(&self, span: Span) -> Vec<Span> {
+        let Some(key) = self.find_key_in(span.first, span.end, "steps") else {
+            return Vec::new();
+        };
+        let key_line = key.line - 1;
+        let key_indent = key.column - 1;
+        let mut dash_indent = None;
+        let mut items = Vec::new();
+        let mut end = span.end;
+        for i in key_line + 1..span.end.min(self.lines.len()) {
+            let l = self.lines[i];
+            if !is_content(l) {
+                continue;
+            }
+            let ind = indent(l);
+            let dash = l.trim_start().starts_with('-');
+            if ind < key_indent || (ind == key_indent && !dash) {
+                end = i;
+                break;
+            }
+            if dash && dash_indent.is_none_or(|d| d == ind) {
+                dash_indent = Some(ind);
+                items.push(i);
+            }
+        }
+        let Some(d) = dash_indent else {
+            return Vec::new();
+        };
+        (0..items.len())
+            .map(|k| Span {
+                first: items[k],
+                end: items.get(k + 1).copied().unwrap_or(end),
+                pos: Pos {
+                    line: items[k] + 1,
+                    column: d + 1,
+                },
+            })
+            .collect()
     }
 
-    /// Where `key:` appears inside step `index` (falls back to the step).
-    pub fn key_in_step(&self, index: usize, key: &str) -> Pos {
-        match self.step_block(index) {
-            Some((a, b, p)) => self.find_key_in(a, b, key).unwrap_or(p),
+    /// Where `key:` appears inside a step (falls back to the step).
+    pub fn key_in(&self, span: Option<Span>, key: &str) -> Pos {
+        match span {
+            Some(sp) => self.find_key_in(sp.first, sp.end, key).unwrap_or(sp.pos),
             None => Pos { line: 1, column: 1 },
         }
     }
@@ -130,11 +166,11 @@ impl<'a> Locator<'a> {
         None
     }
 
-    /// Where a value (a target word, an alias) appears inside step `index`.
-    pub fn word_in_step(&self, index: usize, word: &str) -> Pos {
-        match self.step_block(index) {
-            Some((a, b, p)) => {
-                for i in a..b.min(self.lines.len()) {
+    /// Where a value (a target word, an alias) appears inside a step.
+    pub fn word_in(&self, span: Option<Span>, word: &str) -> Pos {
+        match span {
+            Some(sp) => {
+                for i in sp.first..sp.end.min(self.lines.len()) {
                     if let Some(c) = self.lines[i].find(word) {
                         return Pos {
                             line: i + 1,
@@ -142,10 +178,25 @@ impl<'a> Locator<'a> {
                         };
                     }
                 }
-                p
+                sp.pos
             }
             None => Pos { line: 1, column: 1 },
         }
+    }
+}
+
+/// A step's lines [first, end) (0-based) and the position of its dash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    first: usize,
+    end: usize,
+    pub pos: Pos,
+}
+
+impl Span {
+    /// The dash of a step, or the file's start when it could not be found.
+    pub fn pos_of(span: Option<Span>) -> Pos {
+        span.map_or(Pos { line: 1, column: 1 }, |s| s.pos)
     }
 }
 
@@ -158,16 +209,16 @@ mod tests {
     #[test]
     fn finds_steps_and_keys() {
         let l = Locator::new(TEXT);
-        assert_eq!(l.step(0), Pos { line: 7, column: 3 });
+        assert_eq!(Span::pos_of(l.step_span(0)), Pos { line: 7, column: 3 });
         assert_eq!(
-            l.step(2),
+            Span::pos_of(l.step_span(2)),
             Pos {
                 line: 11,
                 column: 3
             }
         );
         assert_eq!(
-            l.key_in_step(1, "as"),
+            l.key_in(l.step_span(1), "as"),
             Pos {
                 line: 10,
                 column: 7
@@ -178,11 +229,27 @@ mod tests {
             Pos { line: 4, column: 3 }
         );
         assert_eq!(
-            l.word_in_step(1, "leader"),
+            l.word_in(l.step_span(1), "leader"),
             Pos {
                 line: 9,
                 column: 15
             }
         );
+    }
+
+    #[test]
+    fn finds_the_inner_steps_of_a_repeat() {
+        let text = "steps:\n  - repeat:\n      times: 2\n      steps:\n        - kill: {target: leader}\n        # why\n        - sleep:\n            1s\n  - sleep: 1s\n";
+        let l = Locator::new(text);
+        let outer = l.step_span(0).unwrap();
+        let inner = l.inner_steps(outer);
+        assert_eq!(inner.len(), 2);
+        assert_eq!(inner[0].pos, Pos { line: 5, column: 9 });
+        assert_eq!(inner[1].pos, Pos { line: 7, column: 9 });
+        assert_eq!(l.key_in(Some(inner[1]), "sleep"), Pos { line: 7, column: 11 });
+        assert_eq!(Span::pos_of(l.step_span(1)), Pos { line: 9, column: 3 });
+        // Flow style: no positions inside, the repeat's own is used.
+        let l = Locator::new("steps:\n  - repeat: {times: 2, steps: [{sleep: 1s}]}\n");
+        assert!(l.inner_steps(l.step_span(0).unwrap()).is_empty());
     }
 }

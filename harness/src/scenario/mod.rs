@@ -161,14 +161,18 @@ pub enum StepKind {
         /// Save the resolved nodes under this name for later steps.
         alias: Option<String>,
     },
-    /// Cut the network into groups that cannot reach each other.
+    /// Cut the network into groups that cannot reach each other; a group's `as:` saves its
+    /// resolved nodes.
     Partition {
         groups: Vec<Group>,
+        aliases: Vec<Option<String>>,
     },
-    /// One-way: packets from `from` do not reach `to`.
+    /// One-way: packets from `from` do not reach `to`; `as:` on either end saves its nodes.
     Cut {
         from: Target,
         to: Target,
+        from_alias: Option<String>,
+        to_alias: Option<String>,
     },
     /// Remove every partition, cut, isolation and link fault.
     Heal,
@@ -236,6 +240,8 @@ pub enum Target {
     RingSuccessorOfLeader,
     /// Nodes saved by an earlier step's `as:`.
     Alias(String),
+    /// Several targets resolved at one instant to distinct nodes (`[leader, random_follower]`).
+    Several(Vec<Target>),
 }
 
 impl Target {
@@ -263,6 +269,10 @@ impl std::fmt::Display for Target {
             Target::All => f.write_str("all"),
             Target::RingSuccessorOfLeader => f.write_str("ring_successor_of_leader"),
             Target::Alias(a) => f.write_str(a),
+            Target::Several(ts) => {
+                let parts: Vec<String> = ts.iter().map(Target::to_string).collect();
+                write!(f, "[{}]", parts.join(", "))
+            }
         }
     }
 }
@@ -303,6 +313,17 @@ pub enum Condition {
     /// None of these nodes becomes leader for the whole duration.
     NoLeader {
         among: Target,
+        duration: Duration,
+    },
+    /// None of these nodes commits an entry beyond what the cluster had committed when the
+    /// window began, for the whole duration.
+    NoCommit {
+        among: Target,
+        duration: Duration,
+    },
+    /// The leader of the window's start stays leader and nobody wins an election, for the
+    /// whole duration.
+    NoLeaderChange {
         duration: Duration,
     },
     /// One leader and one view among all live nodes.

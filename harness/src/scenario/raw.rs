@@ -80,6 +80,15 @@ pub struct RawStep {
     pub delay: Option<super::link::RawDelay>,
     pub bandwidth: Option<super::link::RawBandwidth>,
     pub forge: Option<super::forge::RawForge>,
+    pub repeat: Option<RawRepeat>,
+}
+
+/// `repeat: {times: N, steps: [...]}`: the inner steps, N times over.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRepeat {
+    pub times: i64,
+    pub steps: Vec<RawStep>,
 }
 
 impl RawStep {
@@ -110,6 +119,7 @@ impl RawStep {
         add(self.delay.is_some(), "delay");
         add(self.bandwidth.is_some(), "bandwidth");
         add(self.forge.is_some(), "forge");
+        add(self.repeat.is_some(), "repeat");
         keys
     }
 }
@@ -140,18 +150,31 @@ pub struct RawPartition {
     pub groups: Vec<RawGroup>,
 }
 
-/// A partition group: `rest`, one target, or a list of targets.
+/// A partition group or a cut's end: `rest`, one target, a list of targets, or any of them
+/// named for later steps: `{nodes: <that>, as: <alias>}`.
 #[derive(Debug)]
-pub enum RawGroup {
+pub struct RawGroup {
+    pub members: RawMembers,
+    pub as_: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum RawMembers {
     Rest,
     Targets(Vec<RawTarget>),
+}
+
+impl RawGroup {
+    fn unnamed(members: RawMembers) -> RawGroup {
+        RawGroup { members, as_: None }
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCut {
-    pub from: RawTarget,
-    pub to: RawTarget,
+    pub from: RawGroup,
+    pub to: RawGroup,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,11 +191,13 @@ pub struct RawSend {
     pub count: Option<i64>,
 }
 
-/// A target: a word (`leader`, `followers`, an alias …) or `{node: 3}`.
+/// A target: a word (`leader`, `followers`, an alias …), `{node: 3}`, or a list of them
+/// resolved together (`[leader, random_follower]`).
 #[derive(Debug, Clone)]
 pub enum RawTarget {
     Word(String),
     Node(i64),
+    List(Vec<RawTarget>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +215,8 @@ pub struct RawExpect {
     pub rejoined: Option<RawNodeCond>,
     pub stepped_down: Option<RawNodeCond>,
     pub no_leader: Option<RawNoLeader>,
+    pub no_commit: Option<RawNoCommit>,
+    pub no_leader_change: Option<RawNoLeaderChange>,
     pub converged: Option<RawConverged>,
     pub within: Option<String>,
 }
@@ -236,6 +263,21 @@ pub struct RawNoLeader {
     pub for_: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNoCommit {
+    pub among: RawTarget,
+    #[serde(rename = "for")]
+    pub for_: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNoLeaderChange {
+    #[serde(rename = "for")]
+    pub for_: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConverged {
@@ -270,6 +312,9 @@ trait FromWordOrMap: Sized {
         Self::from_word(n.to_string())
     }
     fn from_map<'de, A: MapAccess<'de>>(map: A) -> Result<Self, A::Error>;
+    fn from_seq<'de, A: de::SeqAccess<'de>>(_seq: A) -> Result<Self, A::Error> {
+        Err(de::Error::invalid_type(de::Unexpected::Seq, &"not a list"))
+    }
 }
 
 impl<'de, T: FromWordOrMap> Visitor<'de> for WordOrMap<T> {
@@ -289,6 +334,9 @@ impl<'de, T: FromWordOrMap> Visitor<'de> for WordOrMap<T> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
         T::from_map(map)
     }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<T, A::Error> {
+        T::from_seq(seq)
+    }
 }
 
 impl FromWordOrMap for RawTarget {
@@ -302,6 +350,13 @@ impl FromWordOrMap for RawTarget {
         let m = RawNodeTarget::deserialize(de::value::MapAccessDeserializer::new(map))?;
         Ok(RawTarget::Node(m.node))
     }
+    fn from_seq<'de, A: de::SeqAccess<'de>>(mut seq: A) -> Result<Self, A::Error> {
+        let mut targets = Vec::new();
+        while let Some(t) = seq.next_element::<RawTarget>()? {
+            targets.push(t);
+        }
+        Ok(RawTarget::List(targets))
+    }
 }
 
 impl<'de> Deserialize<'de> for RawTarget {
@@ -309,7 +364,7 @@ impl<'de> Deserialize<'de> for RawTarget {
         d.deserialize_any(WordOrMap::<RawTarget>(
             Default::default(),
             "a target (leader, followers, random_follower, majority, minority, all, \
-             ring_successor_of_leader, an alias) or {node: <n>}",
+             ring_successor_of_leader, an alias), {node: <n>}, or a list of them",
         ))
     }
 }
@@ -378,37 +433,83 @@ impl<'de> Deserialize<'de> for RawCheck {
     }
 }
 
+/// `{nodes: …, as: …}` (a named group) or `{node: n}` (a target), told apart by their keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroupMap {
+    node: Option<i64>,
+    nodes: Option<RawMembersOnly>,
+    #[serde(rename = "as")]
+    as_: Option<String>,
+}
+
+/// The `nodes:` of a named group: `rest`, a target or a list of targets (not named again).
+#[derive(Debug)]
+struct RawMembersOnly(RawMembers);
+
+impl<'de> Deserialize<'de> for RawMembersOnly {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let g = RawGroup::deserialize(d)?;
+        if g.as_.is_some() {
+            return Err(de::Error::custom(
+                "`nodes` holds the group's targets; put `as` beside it, not inside",
+            ));
+        }
+        Ok(RawMembersOnly(g.members))
+    }
+}
+
 impl<'de> Deserialize<'de> for RawGroup {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct GroupVisitor;
         impl<'de> Visitor<'de> for GroupVisitor {
             type Value = RawGroup;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("`rest`, a target, or a list of targets")
+                f.write_str(
+                    "`rest`, a target, a list of targets, or `{nodes: <those>, as: <alias>}`",
+                )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawGroup, E> {
-                Ok(if v == "rest" {
-                    RawGroup::Rest
+                Ok(RawGroup::unnamed(if v == "rest" {
+                    RawMembers::Rest
                 } else {
-                    RawGroup::Targets(vec![RawTarget::Word(v.to_string())])
-                })
+                    RawMembers::Targets(vec![RawTarget::Word(v.to_string())])
+                }))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawGroup, E> {
-                Ok(RawGroup::Targets(vec![RawTarget::Node(v)]))
+                Ok(RawGroup::unnamed(RawMembers::Targets(vec![RawTarget::Node(
+                    v,
+                )])))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawGroup, E> {
                 let n = i64::try_from(v).map_err(|_| E::custom("number too large"))?;
-                Ok(RawGroup::Targets(vec![RawTarget::Node(n)]))
+                self.visit_i64(n)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawGroup, A::Error> {
-                Ok(RawGroup::Targets(vec![RawTarget::from_map(map)?]))
+                let m = RawGroupMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                match (m.node, m.nodes, m.as_) {
+                    (Some(n), None, None) => Ok(RawGroup::unnamed(RawMembers::Targets(vec![
+                        RawTarget::Node(n),
+                    ]))),
+                    (None, Some(members), as_) => Ok(RawGroup {
+                        members: members.0,
+                        as_,
+                    }),
+                    (Some(_), _, _) => Err(de::Error::custom(
+                        "write a node as `{node: <n>}`, or a named group as \
+                         `{nodes: [{node: <n>}, …], as: <alias>}`",
+                    )),
+                    (None, None, _) => Err(de::Error::custom(
+                        "a named group needs `nodes`: `{nodes: <targets>, as: <alias>}`",
+                    )),
+                }
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawGroup, A::Error> {
                 let mut targets = Vec::new();
                 while let Some(t) = seq.next_element::<RawTarget>()? {
                     targets.push(t);
                 }
-                Ok(RawGroup::Targets(targets))
+                Ok(RawGroup::unnamed(RawMembers::Targets(targets)))
             }
         }
         d.deserialize_any(GroupVisitor)

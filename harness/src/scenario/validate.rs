@@ -2,7 +2,7 @@
 //! meaning, and anything that would only fail halfway through a run fails here instead.
 
 use super::error::{rewrite_yaml_message, ScenarioError};
-use super::locate::{Locator, Pos};
+use super::locate::{Locator, Pos, Span};
 use super::raw::*;
 use super::*;
 use chat_node::duration::parse_duration;
@@ -69,15 +69,24 @@ fn build(cx: &Ctx, raw: RawScenario, election: Option<&str>) -> Result<Scenario,
         None => Workload::default(),
     };
     let mut aliases: HashSet<String> = HashSet::new();
-    let mut steps = Vec::with_capacity(raw.steps.len());
+    let mut plan: Vec<(usize, StepKind)> = Vec::with_capacity(raw.steps.len());
+    let pc = PlanCx {
+        cx,
+        cluster: &cluster,
+        workload: &workload,
+    };
     for (index, rs) in raw.steps.into_iter().enumerate() {
-        let kind = step(cx, index, rs, &cluster, &workload, &mut aliases)?;
-        steps.push(Step {
-            index,
-            line: cx.loc.step(index).line,
-            kind,
-        });
+        let at = StepAt {
+            span: cx.loc.step_span(index),
+            label: (index + 1).to_string(),
+        };
+        pc.add(&at, rs, &mut aliases, &mut plan)?;
     }
+    let steps: Vec<Step> = plan
+        .into_iter()
+        .enumerate()
+        .map(|(index, (line, kind))| Step { index, line, kind })
+        .collect();
     if steps.is_empty() {
         return Err(cx.err(cx.loc.key("steps", None), "`steps` is empty"));
     }
@@ -336,9 +345,95 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     Ok(per_s)
 }
 
+/// The longest plan `repeat` may expand to: a typo in `times` is refused instead of taking
+/// the memory of a million steps (a file of plain steps is bounded by its own length).
+pub const MAX_EXPANDED_STEPS: usize = 200_000;
+/// The most times one `repeat` runs its steps.
+pub const MAX_REPEAT_TIMES: i64 = 1000;
+
+/// Where a step is in the file, and its number as messages give it (`3`, or `3.2` for the
+/// second step inside the `repeat` that is step 3).
+struct StepAt {
+    span: Option<Span>,
+    label: String,
+}
+
+/// What every step is validated against.
+struct PlanCx<'a> {
+    cx: &'a Ctx<'a>,
+    cluster: &'a ClusterSettings,
+    workload: &'a Workload,
+}
+
+impl PlanCx<'_> {
+    /// Validates one step and appends it to the plan (a `repeat`: its steps, validated once,
+    /// `times` times over — so validation stays linear in the file and the plan).
+    fn add(
+        &self,
+        at: &StepAt,
+        rs: RawStep,
+        aliases: &mut HashSet<String>,
+        plan: &mut Vec<(usize, StepKind)>,
+    ) -> Result<(), ScenarioError> {
+        let line = Span::pos_of(at.span).line;
+        if rs.repeat.is_none() || rs.present_keys().len() != 1 {
+            let kind = step(self.cx, at, rs, self.cluster, self.workload, aliases)?;
+            plan.push((line, kind));
+            return Ok(());
+        }
+        let Some(r) = rs.repeat else {
+            unreachable!("checked above")
+        };
+        let here = |key: &str, msg: String| {
+            self.cx.err(
+                self.cx.loc.key_in(at.span, key),
+                format!("{msg} in step {} (repeat)", at.label),
+            )
+        };
+        if !(1..=MAX_REPEAT_TIMES).contains(&r.times) {
+            return Err(here(
+                "times",
+                format!("`times: {}`: must be 1 to {MAX_REPEAT_TIMES}", r.times),
+            ));
+        }
+        if r.steps.is_empty() {
+            return Err(here("steps", "`steps` is empty".into()));
+        }
+        let inner = at.span.map(|sp| self.cx.loc.inner_steps(sp));
+        let mut body = Vec::new();
+        for (k, inner_step) in r.steps.into_iter().enumerate() {
+            let inner_at = StepAt {
+                span: inner
+                    .as_ref()
+                    .and_then(|spans| spans.get(k).copied())
+                    .or(at.span),
+                label: format!("{}.{}", at.label, k + 1),
+            };
+            self.add(&inner_at, inner_step, aliases, &mut body)?;
+        }
+        let total = plan.len() + body.len() * r.times as usize;
+        if total > MAX_EXPANDED_STEPS {
+            return Err(here(
+                "times",
+                format!(
+                    "`times: {}` of {} steps makes the plan {total} steps long, more than \
+                     {MAX_EXPANDED_STEPS}",
+                    r.times,
+                    body.len()
+                ),
+            ));
+        }
+        for _ in 1..r.times {
+            plan.extend(body.iter().cloned());
+        }
+        plan.extend(body);
+        Ok(())
+    }
+}
+
 fn step(
     cx: &Ctx,
-    index: usize,
+    at: &StepAt,
     rs: RawStep,
     cluster: &ClusterSettings,
     workload: &Workload,
@@ -349,7 +444,7 @@ fn step(
         let msg = if keys.is_empty() {
             "step has no action; use one of: await, expect, kill, stop, pause, resume, restart, \
              partition, cut, isolate, heal, loss, delay, bandwidth, forge, sleep, offline, online, \
-             send"
+             send, repeat"
                 .to_string()
         } else {
             format!(
@@ -357,22 +452,25 @@ fn step(
                 keys.join(", ")
             )
         };
-        return Err(cx.err(cx.loc.step(index), format!("step {}: {msg}", index + 1)));
+        return Err(cx.err(
+            Span::pos_of(at.span),
+            format!("step {}: {msg}", at.label),
+        ));
     }
     let key = keys[0];
     let tx = TargetCx {
         cx,
-        index,
+        at,
         key,
         cluster,
         aliases: &*aliases,
     };
-    let mut new_alias: Option<String> = None;
+    let mut new_aliases: Vec<String> = Vec::new();
     let mut fault = |action: FaultAction, f: RawFault| -> Result<StepKind, ScenarioError> {
         let target = tx.target(&f.target)?;
         if let Some(a) = &f.as_ {
             tx.check_alias(a)?;
-            new_alias = Some(a.clone());
+            new_aliases.push(a.clone());
         }
         Ok(StepKind::Fault {
             action,
@@ -401,29 +499,53 @@ fn step(
             return Err(tx.err("groups", "a partition needs at least 2 groups"));
         }
         let mut groups = Vec::new();
+        let mut names = Vec::new();
         let mut rests = 0;
         for g in p.groups {
-            groups.push(match g {
-                RawGroup::Rest => {
+            groups.push(match g.members {
+                RawMembers::Rest => {
                     rests += 1;
                     Group::Rest
                 }
-                RawGroup::Targets(ts) => {
+                RawMembers::Targets(ts) => {
                     if ts.is_empty() {
                         return Err(tx.err("groups", "a partition group is empty"));
                     }
                     Group::Targets(ts.iter().map(|t| tx.target(t)).collect::<Result<_, _>>()?)
                 }
             });
+            names.push(tx.group_alias(g.as_, &mut new_aliases)?);
         }
         if rests > 1 {
             return Err(tx.err("groups", "`rest` may appear in one group only"));
         }
-        StepKind::Partition { groups }
+        StepKind::Partition {
+            groups,
+            aliases: names,
+        }
     } else if let Some(c) = rs.cut {
+        let end = |g: &RawGroup, which: &str| -> Result<Target, ScenarioError> {
+            match &g.members {
+                RawMembers::Rest => Err(tx.err(
+                    which,
+                    format!("`rest` names partition groups; a cut's `{which}` is a target"),
+                )),
+                RawMembers::Targets(ts) => match &ts[..] {
+                    [] => Err(tx.err(which, format!("a cut's `{which}` is empty"))),
+                    [one] => tx.target(one),
+                    many => tx.target(&RawTarget::List(many.to_vec())),
+                },
+            }
+        };
+        let from = end(&c.from, "from")?;
+        let to = end(&c.to, "to")?;
+        let from_alias = tx.group_alias(c.from.as_, &mut new_aliases)?;
+        let to_alias = tx.group_alias(c.to.as_, &mut new_aliases)?;
         StepKind::Cut {
-            from: tx.target(&c.from)?,
-            to: tx.target(&c.to)?,
+            from,
+            to,
+            from_alias,
+            to_alias,
         }
     } else if rs.heal.is_some() {
         StepKind::Heal
@@ -495,20 +617,18 @@ fn step(
         }
     } else {
         return Err(cx.err(
-            cx.loc.step(index),
-            format!("step {}: empty step", index + 1),
+            Span::pos_of(at.span),
+            format!("step {}: empty step", at.label),
         ));
     };
     // Defined after the step's own targets are resolved: `kill: {target: x, as: x}` is an error.
-    if let Some(a) = new_alias {
-        aliases.insert(a);
-    }
+    aliases.extend(new_aliases);
     Ok(kind)
 }
 
 struct TargetCx<'a> {
     cx: &'a Ctx<'a>,
-    index: usize,
+    at: &'a StepAt,
     key: &'static str,
     cluster: &'a ClusterSettings,
     aliases: &'a HashSet<String>,
@@ -517,22 +637,60 @@ struct TargetCx<'a> {
 impl TargetCx<'_> {
     fn err(&self, key: &str, msg: impl Into<String>) -> ScenarioError {
         self.cx.err(
-            self.cx.loc.key_in_step(self.index, key),
-            format!("{} in step {} ({})", msg.into(), self.index + 1, self.key),
+            self.cx.loc.key_in(self.at.span, key),
+            format!("{} in step {} ({})", msg.into(), self.at.label, self.key),
         )
+    }
+
+    /// A group's or a cut end's `as:`, checked, and not given twice in one step.
+    fn group_alias(
+        &self,
+        name: Option<String>,
+        defined_here: &mut Vec<String>,
+    ) -> Result<Option<String>, ScenarioError> {
+        let Some(a) = name else {
+            return Ok(None);
+        };
+        self.check_alias(&a)?;
+        if defined_here.contains(&a) {
+            return Err(self.err("as", format!("alias `{a}` is given twice in this step")));
+        }
+        defined_here.push(a.clone());
+        Ok(Some(a))
     }
 
     fn target(&self, t: &RawTarget) -> Result<Target, ScenarioError> {
         match t {
+            RawTarget::List(items) => {
+                let mut flat = Vec::new();
+                for item in items {
+                    match self.target(item)? {
+                        Target::Several(inner) => flat.extend(inner),
+                        one => flat.push(one),
+                    }
+                }
+                // Two random followers are two different ones; anything else twice is a slip.
+                for (k, a) in flat.iter().enumerate() {
+                    if *a != Target::RandomFollower && flat[..k].contains(a) {
+                        return Err(self.err(
+                            self.key,
+                            format!("target `{a}` is listed twice in one target list"),
+                        ));
+                    }
+                }
+                match flat.len() {
+                    0 => Err(self.err(self.key, "an empty target list")),
+                    1 => Ok(flat.remove(0)),
+                    _ => Ok(Target::Several(flat)),
+                }
+            }
             RawTarget::Node(n) => {
                 if *n < 1 || *n as usize > self.cluster.nodes {
                     return Err(self.cx.err(
-                        self.cx.loc.key_in_step(self.index, "node"),
+                        self.cx.loc.key_in(self.at.span, "node"),
                         format!(
                             "node {n} does not exist in step {} ({}); nodes are 1 to {}",
-                            self.index + 1,
-                            self.key,
-                            self.cluster.nodes
+                            self.at.label, self.key, self.cluster.nodes
                         ),
                     ));
                 }
@@ -554,11 +712,11 @@ impl TargetCx<'_> {
                         String::new()
                     };
                     return Err(self.cx.err(
-                        self.cx.loc.word_in_step(self.index, other),
+                        self.cx.loc.word_in(self.at.span, other),
                         format!(
                             "unknown target `{other}` in step {} ({}){hint}; expected one of: {}, \
                              {{node: <n>}}, or an alias defined earlier with `as:`{}",
-                            self.index + 1,
+                            self.at.label,
                             self.key,
                             Target::KEYWORDS.join(", "),
                             if self.aliases.is_empty() {
@@ -596,10 +754,10 @@ impl TargetCx<'_> {
             Ok(name.to_string())
         } else {
             Err(self.cx.err(
-                self.cx.loc.word_in_step(self.index, name),
+                self.cx.loc.word_in(self.at.span, name),
                 format!(
                     "unknown user `{name}` in step {} ({}); the workload's users are u1 to u{}{}",
-                    self.index + 1,
+                    self.at.label,
                     self.key,
                     w.users,
                     if w.rooms.is_empty() {
@@ -631,6 +789,12 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
     if e.no_leader.is_some() {
         given.push("no_leader");
     }
+    if e.no_commit.is_some() {
+        given.push("no_commit");
+    }
+    if e.no_leader_change.is_some() {
+        given.push("no_leader_change");
+    }
     if e.converged.is_some() {
         given.push("converged");
     }
@@ -639,7 +803,7 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
             tx.key,
             format!(
                 "`{}` needs exactly one condition (leader, detected, rejoined, stepped_down, \
-                 no_leader, converged), got {}",
+                 no_leader, no_commit, no_leader_change, converged), got {}",
                 tx.key,
                 if given.is_empty() {
                     "none".to_string()
@@ -700,14 +864,29 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
             defaults::detection_deadline(c),
         )
     } else if let Some(n) = e.no_leader {
-        let duration = bounded_deadline(&n.for_, c)
-            .map_err(|err| tx.err("for", format!("bad duration for `for`: {err}")))?
-            .resolve(c);
+        let duration = window(tx, &n.for_)?;
         (
             Condition::NoLeader {
                 among: tx.target(&n.among)?,
                 duration,
             },
+            None,
+            Deadline::fixed(duration),
+        )
+    } else if let Some(n) = e.no_commit {
+        let duration = window(tx, &n.for_)?;
+        (
+            Condition::NoCommit {
+                among: tx.target(&n.among)?,
+                duration,
+            },
+            None,
+            Deadline::fixed(duration),
+        )
+    } else if let Some(n) = e.no_leader_change {
+        let duration = window(tx, &n.for_)?;
+        (
+            Condition::NoLeaderChange { duration },
             None,
             Deadline::fixed(duration),
         )
@@ -723,8 +902,14 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
     if inner_within.is_some() && e.within.is_some() {
         return Err(tx.err("within", "`within` given twice"));
     }
-    if matches!(condition, Condition::NoLeader { .. }) && e.within.is_some() {
-        return Err(tx.err("within", "`no_leader` takes `for`, not `within`"));
+    let window_key = match condition {
+        Condition::NoLeader { .. } => Some("no_leader"),
+        Condition::NoCommit { .. } => Some("no_commit"),
+        Condition::NoLeaderChange { .. } => Some("no_leader_change"),
+        _ => None,
+    };
+    if let (Some(k), Some(_)) = (window_key, &e.within) {
+        return Err(tx.err("within", format!("`{k}` takes `for`, not `within`")));
     }
     let within = match inner_within.or(e.within) {
         Some(w) => bounded_deadline(&w, c)
@@ -732,4 +917,16 @@ fn expect(tx: &TargetCx, e: RawExpect) -> Result<ExpectStep, ScenarioError> {
         None => default,
     };
     Ok(ExpectStep { condition, within })
+}
+
+/// The `for` of a window condition (`no_leader`, `no_commit`, `no_leader_change`): a
+/// duration or a deadline expression, more than 0 and at most the maximum.
+fn window(tx: &TargetCx, text: &str) -> Result<Duration, ScenarioError> {
+    let d = bounded_deadline(text, tx.cluster)
+        .map_err(|err| tx.err("for", format!("bad duration for `for`: {err}")))?
+        .resolve(tx.cluster);
+    if d.is_zero() {
+        return Err(tx.err("for", "`for` must be longer than 0"));
+    }
+    Ok(d)
 }
