@@ -355,8 +355,7 @@ fn resolve_one<R: Rng + ?Sized>(
                 return Err(if taken.is_empty() {
                     "`random_follower`: there is no live follower".into()
                 } else {
-                    "`random_follower`: no live follower is left that the step has not named"
-                        .into()
+                    "`random_follower`: no live follower is left that the step has not named".into()
                 });
             }
             vec![f[rng.gen_range(0..f.len())]]
@@ -769,7 +768,12 @@ fn first_commit(among: &[NodeId], before: &[&Record], window: &[&Record]) -> Opt
         },
         _ => None,
     };
-    let high = before.iter().filter_map(|r| committed(r)).map(|c| c.1).max().unwrap_or(0);
+    let high = before
+        .iter()
+        .filter_map(|r| committed(r))
+        .map(|c| c.1)
+        .max()
+        .unwrap_or(0);
     window.iter().find_map(|r| {
         let (node, index, op, epoch) = committed(r)?;
         (among.contains(&node) && index > high).then(|| {
@@ -1073,7 +1077,10 @@ mod tests {
             let got = resolve_target(&t, &o, &aliases, &mut rng).unwrap();
             assert_eq!(got.len(), 3);
             assert_eq!(got[0], NodeId(5));
-            assert_ne!(got[1], got[2], "seed {seed}: two random followers must differ");
+            assert_ne!(
+                got[1], got[2],
+                "seed {seed}: two random followers must differ"
+            );
             assert!(!got[1..].contains(&NodeId(5)));
         }
         let mut rng = rand::thread_rng();
@@ -1104,7 +1111,10 @@ mod tests {
                 2000,
             )
         };
-        assert_eq!(evaluate(&among(&[1, 2]), &r, 1000, 2000), Evaluation::Pending);
+        assert_eq!(
+            evaluate(&among(&[1, 2]), &r, 1000, 2000),
+            Evaluation::Pending
+        );
         assert_eq!(
             evaluate(&among(&[1, 2]), &r, 1000, 3000 + LOG_LAG_MS),
             Evaluation::Met { figure_ms: 2000 }
@@ -1114,7 +1124,10 @@ mod tests {
                 assert_eq!(figure_ms, Some(500));
                 assert!(reason.contains("node 3 committed index 8"), "{reason}");
                 assert!(reason.contains("window began (7)"), "{reason}");
-                assert!(reason.contains("500 ms into the 2000 ms window"), "{reason}");
+                assert!(
+                    reason.contains("500 ms into the 2000 ms window"),
+                    "{reason}"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -1166,7 +1179,10 @@ mod tests {
         ));
         match evaluate(&keep, &down, 1000, 1400) {
             Evaluation::Failed { reason, .. } => {
-                assert!(reason.contains("node 3 (epoch 1), stepped down (lost quorum)"), "{reason}")
+                assert!(
+                    reason.contains("node 3 (epoch 1), stepped down (lost quorum)"),
+                    "{reason}"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -379,7 +379,8 @@ fn several_targets_in_one_fault_step() {
     assert!(e.contains("an empty target list in step 4 (kill)"), "{e}");
     let e = err(&format!("{BASE}  - kill: {{target: [leader, leadr]}}\n"));
     assert!(
-        e.starts_with("scenarios/x.yaml:15:") && e.contains("unknown target `leadr` in step 4 (kill)"),
+        e.starts_with("scenarios/x.yaml:15:")
+            && e.contains("unknown target `leadr` in step 4 (kill)"),
         "{e}"
     );
 }
@@ -395,7 +396,10 @@ fn partition_groups_and_cut_ends_take_as_names() {
             assert_eq!(groups.len(), 2);
             assert_eq!(
                 aliases,
-                &vec![Some("leader_side".to_string()), Some("other_side".to_string())]
+                &vec![
+                    Some("leader_side".to_string()),
+                    Some("other_side".to_string())
+                ]
             );
         }
         other => panic!("{other:?}"),
@@ -417,7 +421,10 @@ fn partition_groups_and_cut_ends_take_as_names() {
     let e = err(&format!(
         "{BASE}  - partition: {{groups: [{{nodes: leader, as: a}}, a]}}\n"
     ));
-    assert!(e.contains("unknown target `a` in step 4 (partition)"), "{e}");
+    assert!(
+        e.contains("unknown target `a` in step 4 (partition)"),
+        "{e}"
+    );
     let e = err(&format!(
         "{BASE}  - partition: {{groups: [{{nodes: leader, as: a}}, {{nodes: rest, as: a}}]}}\n"
     ));
@@ -441,11 +448,17 @@ fn repeat_expands_its_steps_with_positions_inside_it() {
     let kinds: Vec<&str> = s.steps.iter().map(|st| st.kind.keyword()).collect();
     assert_eq!(
         &kinds[3..],
-        &["kill", "sleep", "restart", "kill", "sleep", "restart", "kill", "sleep", "restart", "sleep"]
+        &[
+            "kill", "sleep", "restart", "kill", "sleep", "restart", "kill", "sleep", "restart",
+            "sleep"
+        ]
     );
     // Indexes run over the expanded plan; lines are the inner steps'.
     assert!(s.steps.iter().enumerate().all(|(i, st)| st.index == i));
-    assert_eq!((s.steps[3].line, s.steps[6].line, s.steps[12].line), (18, 18, 21));
+    assert_eq!(
+        (s.steps[3].line, s.steps[6].line, s.steps[12].line),
+        (18, 18, 21)
+    );
     // An error inside names the inner step and where it is.
     let bad = text.replace("restart: {target: victim}", "restart: {target: victm}");
     let e = err(&bad);
@@ -454,9 +467,18 @@ fn repeat_expands_its_steps_with_positions_inside_it() {
         "{e}"
     );
     let e = err(&text.replace("times: 3", "times: 0"));
-    assert!(e.starts_with("scenarios/x.yaml:16:7: `times: 0`: must be 1 to 1000 in step 4 (repeat)"), "{e}");
-    let e = err(&text.replace("        - sleep: 1s", "        - sleep: 1s\n          kill: {target: leader}"));
-    assert!(e.contains("step 4.2: step has several actions (kill, sleep)"), "{e}");
+    assert!(
+        e.starts_with("scenarios/x.yaml:16:7: `times: 0`: must be 1 to 1000 in step 4 (repeat)"),
+        "{e}"
+    );
+    let e = err(&text.replace(
+        "        - sleep: 1s",
+        "        - sleep: 1s\n          kill: {target: leader}",
+    ));
+    assert!(
+        e.contains("step 4.2: step has several actions (kill, sleep)"),
+        "{e}"
+    );
     let e = err(&text.replace("      times: 3", "      times: 3\n      tims: 2"));
     assert!(e.contains("unknown key `tims`"), "{e}");
     // Nested repeats multiply, up to a bound.
@@ -492,11 +514,20 @@ fn commit_level_conditions_validate() {
         }
         other => panic!("{other:?}"),
     }
-    let e = err(&format!("{BASE}  - expect: {{no_leader_change: {{for: 2s}}, within: 1s}}\n"));
-    assert!(e.contains("`no_leader_change` takes `for`, not `within`"), "{e}");
-    let e = err(&format!("{BASE}  - expect: {{no_commit: {{among: minority, for: 0s}}}}\n"));
+    let e = err(&format!(
+        "{BASE}  - expect: {{no_leader_change: {{for: 2s}}, within: 1s}}\n"
+    ));
+    assert!(
+        e.contains("`no_leader_change` takes `for`, not `within`"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{BASE}  - expect: {{no_commit: {{among: minority, for: 0s}}}}\n"
+    ));
     assert!(e.contains("`for` must be longer than 0"), "{e}");
-    let e = err(&format!("{BASE}  - expect: {{no_commit: {{among: minority, for: 61m}}}}\n"));
+    let e = err(&format!(
+        "{BASE}  - expect: {{no_commit: {{among: minority, for: 61m}}}}\n"
+    ));
     assert!(e.contains("maximum of 1h"), "{e}");
     let e = err(&format!("{BASE}  - expect: {{no_commit: {{for: 2s}}}}\n"));
     assert!(e.starts_with("scenarios/x.yaml:15:"), "{e}");

@@ -317,14 +317,35 @@ checks: [convergence]
         .map(String::as_str)
         .filter(|c| *c != "teardown" && !c.starts_with("start"))
         .collect();
-    assert_eq!(&faults[..4], &["partition [1, 2, 3, 4, 5]", "cut [3]", "kill [3, 4, 5]", "restart [3, 4]"]);
+    assert_eq!(
+        &faults[..4],
+        &[
+            "partition [1, 2, 3, 4, 5]",
+            "cut [3]",
+            "kill [3, 4, 5]",
+            "restart [3, 4]"
+        ]
+    );
     // Each repeat's stop names side_a and one more node, never one of side_a again.
-    let stops: Vec<&str> = faults.iter().copied().filter(|c| c.starts_with("stop")).collect();
+    let stops: Vec<&str> = faults
+        .iter()
+        .copied()
+        .filter(|c| c.starts_with("stop"))
+        .collect();
     assert_eq!(stops.len(), 2, "{faults:?}");
     for s in stops {
         assert!(s.starts_with("stop [1, 2, "), "{s}");
-        assert!(!s.starts_with("stop [1, 2, 1") && !s.starts_with("stop [1, 2, 2"), "{s}");
+        assert!(
+            !s.starts_with("stop [1, 2, 1") && !s.starts_with("stop [1, 2, 2"),
+            "{s}"
+        );
     }
-    assert_eq!(faults.iter().filter(|c| c.starts_with("restart [1, 2, 3, 4, 5]")).count(), 2);
+    assert_eq!(
+        faults
+            .iter()
+            .filter(|c| c.starts_with("restart [1, 2, 3, 4, 5]"))
+            .count(),
+        2
+    );
     assert!(result_steps(&result).is_empty(), "no step failed");
 }

@@ -246,7 +246,13 @@ mod tests {
         assert_eq!(inner.len(), 2);
         assert_eq!(inner[0].pos, Pos { line: 5, column: 9 });
         assert_eq!(inner[1].pos, Pos { line: 7, column: 9 });
-        assert_eq!(l.key_in(Some(inner[1]), "sleep"), Pos { line: 7, column: 11 });
+        assert_eq!(
+            l.key_in(Some(inner[1]), "sleep"),
+            Pos {
+                line: 7,
+                column: 11
+            }
+        );
         assert_eq!(Span::pos_of(l.step_span(1)), Pos { line: 9, column: 3 });
         // Flow style: no positions inside, the repeat's own is used.
         let l = Locator::new("steps:\n  - repeat: {times: 2, steps: [{sleep: 1s}]}\n");

@@ -477,9 +477,9 @@ impl<'de> Deserialize<'de> for RawGroup {
                 }))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawGroup, E> {
-                Ok(RawGroup::unnamed(RawMembers::Targets(vec![RawTarget::Node(
-                    v,
-                )])))
+                Ok(RawGroup::unnamed(RawMembers::Targets(vec![
+                    RawTarget::Node(v),
+                ])))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawGroup, E> {
                 let n = i64::try_from(v).map_err(|_| E::custom("number too large"))?;

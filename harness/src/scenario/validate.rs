@@ -452,10 +452,7 @@ fn step(
                 keys.join(", ")
             )
         };
-        return Err(cx.err(
-            Span::pos_of(at.span),
-            format!("step {}: {msg}", at.label),
-        ));
+        return Err(cx.err(Span::pos_of(at.span), format!("step {}: {msg}", at.label)));
     }
     let key = keys[0];
     let tx = TargetCx {
