@@ -53,6 +53,8 @@ pub enum LinkFault {
     },
     /// Traffic to `to` limited to `rate_bps` bits per second.
     Bandwidth { to: Vec<u64>, rate_bps: u64 },
+    /// Packets from the other nodes to `to` delivered twice, `percent` in 100.
+    Duplicate { to: Vec<u64>, percent: u8 },
 }
 
 /// An outsider to run on the cluster's network (a `forge` step, with its choices made):

@@ -28,7 +28,10 @@ pub fn apply(state: &mut Faults, f: &FaultRecord) {
         FaultAction::Isolate => f.nodes.iter().for_each(|n| state.isolate(*n)),
         FaultAction::Heal => state.heal(),
         // A degraded link (loss, delay, a rate limit) still carries traffic: nobody is cut.
-        FaultAction::Loss | FaultAction::Delay | FaultAction::Bandwidth => {}
+        FaultAction::Loss
+        | FaultAction::Delay
+        | FaultAction::Duplicate
+        | FaultAction::Bandwidth => {}
         // An outsider's datagrams cut nobody off: whatever they change is the nodes' doing.
         FaultAction::Forge => {}
     }

@@ -75,6 +75,8 @@ pub enum FaultAction {
     Delay,
     /// Traffic to `nodes` limited to `link.rate_bps`.
     Bandwidth,
+    /// Packets to `nodes` delivered twice, `link.percent` in 100.
+    Duplicate,
     /// An outsider (no member) replays and forges peer datagrams to `nodes` for
     /// `forge.for_ms` (`forge`: what and how fast). Nobody is cut: it must change nothing.
     Forge,
@@ -96,6 +98,7 @@ impl FaultAction {
             FaultAction::Loss => "loss",
             FaultAction::Delay => "delay",
             FaultAction::Bandwidth => "bandwidth",
+            FaultAction::Duplicate => "duplicate",
             FaultAction::Forge => "forge",
         }
     }

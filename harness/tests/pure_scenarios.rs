@@ -533,3 +533,22 @@ fn commit_level_conditions_validate() {
     assert!(e.starts_with("scenarios/x.yaml:15:"), "{e}");
     assert!(e.contains("among"), "{e}");
 }
+
+#[test]
+fn duplicate_takes_a_target_and_a_percent() {
+    let s = scenario::parse(
+        &format!("{BASE}  - duplicate: {{to: all, percent: 10}}\n"),
+        "scenarios/x.yaml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.steps[3].kind.keyword(), "duplicate");
+    let e = err(&format!("{BASE}  - duplicate: {{to: all, percent: 0}}\n"));
+    assert!(
+        e.starts_with(
+            "scenarios/x.yaml:15:26: `percent: 0`: must be 1 to 100 in step 4 (duplicate)"
+        ),
+        "{e}"
+    );
+    let e = err(&format!("{BASE}  - duplicate: {{to: all}}\n"));
+    assert!(e.contains("percent"), "{e}");
+}

@@ -56,7 +56,7 @@ impl Timeline {
                     .iter()
                     .flat_map(|x| f.to.iter().map(move |y| (*x, *y)))
                     .collect(),
-                FaultAction::Delay | FaultAction::Bandwidth => f
+                FaultAction::Delay | FaultAction::Duplicate | FaultAction::Bandwidth => f
                     .nodes
                     .iter()
                     .flat_map(|y| all.iter().map(move |x| (*x, *y)))

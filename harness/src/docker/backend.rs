@@ -29,9 +29,23 @@ pub struct DockerBackend {
     image: String,
     /// Outsiders started by `forge` steps, removed at teardown before the network.
     outsiders: Vec<Outsider>,
+    /// Harness notes not yet handed over (what the delayers did).
+    notes: Vec<Record>,
 }
 
 impl DockerBackend {
+    /// Notes what the delayers stopped so far did (all of them stopped first when `all`).
+    fn note_delayers(&mut self, all: bool) {
+        for msg in self.nemesis.delayer_notes(all) {
+            crate::say!("  {msg}");
+            self.notes
+                .push(Record::Harness(crate::history::HarnessRecord {
+                    ts_ms: super::now_ms(),
+                    msg,
+                }));
+        }
+    }
+
     /// Connects to the engine, checks the image and (when the scenario needs them) that
     /// network faults can be made here, then creates the network and the containers (not
     /// started yet) and starts following their logs.
@@ -52,6 +66,7 @@ impl DockerBackend {
             guard: Some(guard),
             image: spec.image.clone(),
             outsiders: Vec::new(),
+            notes: Vec::new(),
         })
     }
 
@@ -189,11 +204,15 @@ impl Backend for DockerBackend {
         while let Ok(line) = self.log_rx.try_recv() {
             out.push(log_record(line));
         }
+        self.note_delayers(false);
+        out.append(&mut self.notes);
         out
     }
 
     fn teardown(&mut self, keep: bool) -> BoxFuture<'_, ()> {
         Box::pin(async move {
+            // What the delayers did is noted before the cluster goes.
+            self.note_delayers(true);
             // Lines already read stay in the channel for `records`.
             if let Some(l) = self.logs.take() {
                 l.stop().await;

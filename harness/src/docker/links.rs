@@ -3,15 +3,16 @@
 //!
 //! - **loss**: nftables `numgen random mod 100 < P drop` in the receiving node's namespace,
 //!   matched on the source address, in the same table as the partitions;
-//! - **delay**: `tc netem` on the host side of the node's veth when the kernel has netem,
-//!   else the NFQUEUE delayer ([`super::delayer`]) in the node's namespace;
+//! - **delay** and **duplicate**: `tc netem` on the host side of the node's veth when the
+//!   kernel has netem, else the NFQUEUE delayer ([`super::delayer`]) in the node's namespace
+//!   (which also reorders, by the jitter, and copies packets from a raw socket);
 //! - **bandwidth**: `tc tbf` on the host side of the node's veth (what leaves the host's end
 //!   of the pair enters the node).
 //!
 //! When neither delay mechanism exists the step fails with "unsupported: …" naming what is
 //! missing; nothing crashes and the run goes on.
 
-use super::delayer::{Delayer, QUEUE};
+use super::delayer::{Counts, Delayer, Shape, QUEUE};
 use super::partition::run_in_netns;
 use crate::backend::BackendError;
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,8 @@ pub struct LinkState {
     pub loss: BTreeMap<u64, BTreeMap<u64, u8>>,
     /// receiver -> (ms, jitter ms).
     pub delay: BTreeMap<u64, (u64, u64)>,
+    /// receiver -> percent delivered twice.
+    pub duplicate: BTreeMap<u64, u8>,
     /// receiver -> bits per second.
     pub bandwidth: BTreeMap<u64, u64>,
 }
@@ -59,11 +62,27 @@ impl LinkState {
         *self = LinkState::default();
     }
 
+    /// What node `to`'s delayer (or netem) must do: its delay and its duplication, if any.
+    pub fn shape(&self, to: u64) -> Option<Shape> {
+        let delay = self.delay.get(&to).copied();
+        let dup = self.duplicate.get(&to).copied();
+        if delay.is_none() && dup.is_none() {
+            return None;
+        }
+        let (ms, jitter_ms) = delay.unwrap_or((0, 0));
+        Some(Shape {
+            ms,
+            jitter_ms,
+            duplicate_percent: dup.unwrap_or(0),
+        })
+    }
+
     /// Every node with some link fault.
     pub fn nodes(&self) -> BTreeSet<u64> {
         self.loss
             .keys()
             .chain(self.delay.keys())
+            .chain(self.duplicate.keys())
             .chain(self.bandwidth.keys())
             .copied()
             .collect()
@@ -140,8 +159,8 @@ pub async fn delay_mechanism(pid: u32) -> Result<DelayMechanism, BackendError> {
             Ok(DelayMechanism::Nfqueue)
         }
         Err(e) => Err(BackendError::Unsupported(format!(
-            "delay needs tc netem (kernel CONFIG_NET_SCH_NETEM) or the NFQUEUE target \
-             (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) with iptables; netem is missing and \
+            "delay and duplicate need tc netem (kernel CONFIG_NET_SCH_NETEM) or the NFQUEUE \
+             target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) with iptables; netem is missing and \
              NFQUEUE failed: {e}"
         ))),
     }
@@ -204,26 +223,24 @@ async fn tc(args: &[&str]) -> Result<(), String> {
     }
 }
 
-/// The qdisc on the host end of node `pid`'s veth: netem delay, tbf rate, or none.
+/// The qdisc on the host end of node `pid`'s veth: netem delay and duplication, tbf rate,
+/// or none.
 pub async fn set_host_qdisc(
     pid: u32,
-    delay: Option<(u64, u64)>,
+    netem: Option<Shape>,
     rate_bps: Option<u64>,
 ) -> Result<(), BackendError> {
     let dev = host_veth(pid).await?;
     // Removing a qdisc that is not there fails harmlessly.
     let _ = tc(&["qdisc", "del", "dev", &dev, "root"]).await;
-    match (delay, rate_bps) {
+    match (netem, rate_bps) {
         (None, None) => Ok(()),
         (Some(_), Some(_)) => Err(BackendError::Unsupported(
-            "netem delay and a bandwidth limit on the same node at once".into(),
+            "netem delay or duplication and a bandwidth limit on the same node at once".into(),
         )),
-        (Some((ms, jitter)), None) => {
-            let (ms, jitter) = (format!("{ms}ms"), format!("{jitter}ms"));
-            let mut args = vec!["qdisc", "add", "dev", &dev, "root", "netem", "delay", &ms];
-            if jitter != "0ms" {
-                args.push(&jitter);
-            }
+        (Some(shape), None) => {
+            let args = netem_args(&dev, shape);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
             tc(&args).await.map_err(BackendError::Failed)
         }
         (None, Some(bps)) => {
@@ -242,6 +259,24 @@ pub async fn set_host_qdisc(
             })
         }
     }
+}
+
+/// `tc qdisc add … netem` for a shape: `delay M [J]`, `duplicate P%`.
+pub fn netem_args(dev: &str, s: Shape) -> Vec<String> {
+    let mut a: Vec<String> = ["qdisc", "add", "dev", dev, "root", "netem"]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+    if s.ms > 0 || s.jitter_ms > 0 {
+        a.extend(["delay".to_string(), format!("{}ms", s.ms)]);
+        if s.jitter_ms > 0 {
+            a.push(format!("{}ms", s.jitter_ms));
+        }
+    }
+    if s.duplicate_percent > 0 {
+        a.extend(["duplicate".to_string(), format!("{}%", s.duplicate_percent)]);
+    }
+    a
 }
 
 /// Puts the NFQUEUE rule (everything arriving on eth0) in place in node `pid`'s namespace,
@@ -285,33 +320,26 @@ pub async fn set_queue_rule(pid: u32, on: bool) -> Result<(), BackendError> {
     Ok(())
 }
 
-/// The running delayers, one per delayed node.
+/// The running delayers, one per delayed or duplicated node, and what the stopped ones did.
 #[derive(Default)]
 pub struct Delayers {
     running: BTreeMap<u64, Delayer>,
+    /// One line per stopped delayer, for the run's notes.
+    notes: Vec<String>,
 }
 
 impl Delayers {
-    /// Node `id` (process `pid`) is delayed `ms ± jitter`: start, retune, or replace (a new
-    /// namespace after a restart) its delayer.
-    pub fn set(
-        &mut self,
-        id: u64,
-        pid: u32,
-        ms: u64,
-        jitter: u64,
-        seed: u64,
-    ) -> Result<(), BackendError> {
+    /// Node `id` (process `pid`) gets `shape`: start, retune, or replace (a new namespace
+    /// after a restart) its delayer.
+    pub fn set(&mut self, id: u64, pid: u32, shape: Shape, seed: u64) -> Result<(), BackendError> {
         if let Some(d) = self.running.get(&id) {
             if d.pid == pid {
-                d.set(ms, jitter);
+                d.set(shape);
                 return Ok(());
             }
         }
-        if let Some(old) = self.running.remove(&id) {
-            old.stop();
-        }
-        let d = Delayer::start(pid, ms, jitter, seed ^ id).map_err(BackendError::Unsupported)?;
+        self.remove(id);
+        let d = Delayer::start(pid, shape, seed ^ id).map_err(BackendError::Unsupported)?;
         self.running.insert(id, d);
         Ok(())
     }
@@ -319,15 +347,29 @@ impl Delayers {
     /// Stops node `id`'s delayer (held packets go through at once).
     pub fn remove(&mut self, id: u64) {
         if let Some(d) = self.running.remove(&id) {
-            d.stop();
+            let c = d.stop();
+            self.notes.push(counts_note(id, c));
         }
     }
 
     pub fn clear(&mut self) {
-        for (_, d) in std::mem::take(&mut self.running) {
-            d.stop();
+        for id in self.running.keys().copied().collect::<Vec<_>>() {
+            self.remove(id);
         }
     }
+
+    /// The lines of the delayers stopped since the last call.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+}
+
+/// `nfqueue delayer of node 3: held 1200 packets, reordered 310, duplicated 60, copies failed 0`.
+pub fn counts_note(id: u64, c: Counts) -> String {
+    format!(
+        "nfqueue delayer of node {id}: held {} packets, reordered {}, duplicated {}, copies failed {}",
+        c.held, c.reordered, c.duplicated, c.copy_failed
+    )
 }
 
 #[cfg(test)]
@@ -350,6 +392,25 @@ mod tests {
             ]
         );
         assert!(s.loss_rules(1, ip).is_empty());
+        // A delay and a duplicate of one node make one shape (one netem qdisc, one delayer).
+        s.duplicate.insert(2, 10);
+        assert_eq!(
+            s.shape(2),
+            Some(Shape {
+                ms: 0,
+                jitter_ms: 0,
+                duplicate_percent: 10
+            })
+        );
+        s.delay.insert(2, (30, 25));
+        let shape = s.shape(2).unwrap();
+        assert_eq!(
+            netem_args("veth1", shape).join(" "),
+            "qdisc add dev veth1 root netem delay 30ms 25ms duplicate 10%"
+        );
+        s.duplicate.clear();
+        s.delay.clear();
+        assert_eq!(s.shape(2), None);
         s.delay.insert(5, (100, 0));
         assert_eq!(s.nodes(), BTreeSet::from([2, 5]));
         s.clear();

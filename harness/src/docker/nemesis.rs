@@ -46,6 +46,15 @@ impl Nemesis {
         &self.state
     }
 
+    /// What the delayers stopped since the last call did, one line each (all of them are
+    /// stopped first when `all`, at the end of a run).
+    pub fn delayer_notes(&mut self, all: bool) -> Vec<String> {
+        if all {
+            self.delayers.clear();
+        }
+        self.delayers.take_notes()
+    }
+
     /// Seeds the delayers' jitter (the run's seed).
     pub fn set_seed(&mut self, seed: u64) {
         self.seed = seed;
@@ -198,6 +207,12 @@ impl Nemesis {
                 }
                 self.shape(to).await
             }
+            LinkFault::Duplicate { to, percent } => {
+                for &t in to {
+                    self.links.duplicate.insert(t, *percent);
+                }
+                self.shape(to).await
+            }
             LinkFault::Bandwidth { to, rate_bps } => {
                 for &t in to {
                     self.links.bandwidth.insert(t, *rate_bps);
@@ -227,18 +242,18 @@ impl Nemesis {
     /// Makes node `id`'s delay and bandwidth what [`LinkState`] says (none: undone).
     /// Returns the mechanisms used.
     async fn apply_shaping(&mut self, id: u64, pid: u32) -> Result<String, BackendError> {
-        let delay = self.links.delay.get(&id).copied();
+        let shape = self.links.shape(id);
         let rate = self.links.bandwidth.get(&id).copied();
         let mut used = Vec::new();
         let mut netem = None;
-        match delay {
-            Some((ms, jitter)) => match links::delay_mechanism(pid).await? {
+        match shape {
+            Some(shape) => match links::delay_mechanism(pid).await? {
                 DelayMechanism::Netem => {
-                    netem = Some((ms, jitter));
+                    netem = Some(shape);
                     used.push(DelayMechanism::Netem.name());
                 }
                 DelayMechanism::Nfqueue => {
-                    self.delayers.set(id, pid, ms, jitter, self.seed)?;
+                    self.delayers.set(id, pid, shape, self.seed)?;
                     links::set_queue_rule(pid, true).await?;
                     used.push(DelayMechanism::Nfqueue.name());
                 }

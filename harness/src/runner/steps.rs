@@ -494,6 +494,18 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, NotInjecte
                     };
                     (fault, FaultAction::Delay, t, vec![], params)
                 }
+                LinkStep::Duplicate { to, percent } => {
+                    let t = observed::resolve_target(to, &obs, aliases, rng)?;
+                    let fault = LinkFault::Duplicate {
+                        to: as_u64(&t),
+                        percent: *percent,
+                    };
+                    let params = LinkParams {
+                        percent: Some(*percent),
+                        ..Default::default()
+                    };
+                    (fault, FaultAction::Duplicate, t, vec![], params)
+                }
                 LinkStep::Bandwidth { to, rate_bps } => {
                     let t = observed::resolve_target(to, &obs, aliases, rng)?;
                     let fault = LinkFault::Bandwidth {
@@ -517,6 +529,9 @@ async fn inject(session: &mut Session, step: &Step) -> Result<String, NotInjecte
                 }
                 LinkStep::Bandwidth { rate_bps, .. } => {
                     format!("bandwidth {} -> {}", rate_text(*rate_bps), ids(&nodes))
+                }
+                LinkStep::Duplicate { percent, .. } => {
+                    format!("duplicate {percent}% -> {}", ids(&nodes))
                 }
             };
             params.mechanism = mechanism.clone();

@@ -1,5 +1,5 @@
-//! Link faults in a scenario: `loss`, `delay` and `bandwidth` degrade links without cutting
-//! them. The YAML shapes, their ranges, and the `rate` unit language (tc's: `500kbit`,
+//! Link faults in a scenario: `loss`, `delay`, `duplicate` and `bandwidth` degrade links
+//! without cutting them. The YAML shapes, their ranges, and the `rate` unit language (tc's: `500kbit`,
 //! `1mbit`). Targets are resolved when the step runs, like every other fault's.
 
 use super::raw::RawTarget;
@@ -19,6 +19,8 @@ pub enum LinkStep {
     Delay { to: Target, ms: u64, jitter_ms: u64 },
     /// `bandwidth: {to: T, rate: 1mbit}`: traffic to `to` limited.
     Bandwidth { to: Target, rate_bps: u64 },
+    /// `duplicate: {to: T, percent: P}`: packets to `to` delivered twice, P in 100.
+    Duplicate { to: Target, percent: u8 },
 }
 
 impl LinkStep {
@@ -27,6 +29,7 @@ impl LinkStep {
             LinkStep::Loss { .. } => "loss",
             LinkStep::Delay { .. } => "delay",
             LinkStep::Bandwidth { .. } => "bandwidth",
+            LinkStep::Duplicate { .. } => "duplicate",
         }
     }
 
@@ -38,6 +41,7 @@ impl LinkStep {
             LinkStep::Bandwidth { to, rate_bps } => {
                 format!("bandwidth {} -> {to}", rate_text(*rate_bps))
             }
+            LinkStep::Duplicate { to, percent } => format!("duplicate {percent}% -> {to}"),
         }
     }
 }
@@ -59,6 +63,13 @@ pub struct RawDelay {
     pub to: RawTarget,
     pub ms: i64,
     pub jitter: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDuplicate {
+    pub to: RawTarget,
+    pub percent: i64,
 }
 
 #[derive(Debug, Deserialize)]

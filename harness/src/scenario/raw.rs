@@ -79,6 +79,7 @@ pub struct RawStep {
     pub loss: Option<super::link::RawLoss>,
     pub delay: Option<super::link::RawDelay>,
     pub bandwidth: Option<super::link::RawBandwidth>,
+    pub duplicate: Option<super::link::RawDuplicate>,
     pub forge: Option<super::forge::RawForge>,
     pub repeat: Option<RawRepeat>,
 }
@@ -118,6 +119,7 @@ impl RawStep {
         add(self.loss.is_some(), "loss");
         add(self.delay.is_some(), "delay");
         add(self.bandwidth.is_some(), "bandwidth");
+        add(self.duplicate.is_some(), "duplicate");
         add(self.forge.is_some(), "forge");
         add(self.repeat.is_some(), "repeat");
         keys

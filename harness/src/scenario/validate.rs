@@ -443,8 +443,8 @@ fn step(
     if keys.len() != 1 {
         let msg = if keys.is_empty() {
             "step has no action; use one of: await, expect, kill, stop, pause, resume, restart, \
-             partition, cut, isolate, heal, loss, delay, bandwidth, forge, sleep, offline, online, \
-             send, repeat"
+             partition, cut, isolate, heal, loss, delay, duplicate, bandwidth, forge, sleep, offline, \
+             online, send, repeat"
                 .to_string()
         } else {
             format!(
@@ -558,6 +558,11 @@ fn step(
             to: tx.target(&d.to)?,
             ms,
             jitter_ms,
+        })
+    } else if let Some(d) = rs.duplicate {
+        StepKind::Link(LinkStep::Duplicate {
+            to: tx.target(&d.to)?,
+            percent: link::percent(d.percent).map_err(|e| tx.err("percent", e))?,
         })
     } else if let Some(b) = rs.bandwidth {
         StepKind::Link(LinkStep::Bandwidth {
