@@ -51,7 +51,8 @@ impl DockerBackend {
     /// started yet) and starts following their logs.
     pub async fn create(spec: &ClusterSpec, network_faults: bool) -> Result<Self, DockerError> {
         if network_faults {
-            Nemesis::check_partition_support()?;
+            let engine = super::engine().map_err(DockerError::Other)?;
+            Nemesis::check_network_fault_support(&engine)?;
         }
         let client = connect().await?;
         ensure_image(&client, &spec.image).await?;

@@ -14,15 +14,17 @@ mod delayer;
 pub mod links;
 pub mod logs;
 pub mod nemesis;
+pub mod netaccess;
 pub mod outsider;
 pub mod partition;
 mod records;
+pub mod sidecar;
 pub mod subnet;
 
 pub use backend::DockerBackend;
 pub use cleanup::{clean_all, clean_run, CleanupGuard, CleanupSummary};
 pub use cluster::{Cluster, ClusterSpec, NodeHandle};
-pub use connect::{connect, ensure_image, DockerError};
+pub use connect::{connect, engine, ensure_image, DockerError, Engine};
 pub use logs::{LogLine, LogStreams};
 pub use nemesis::Nemesis;
 

@@ -1,15 +1,19 @@
 //! The faults, on nodes already resolved to ids: kill (SIGKILL), stop (SIGTERM), pause and
 //! resume (cgroup freezer), restart (same container: same id, address and data), and
 //! partitions (nftables, see [`super::partition`]), and link faults (loss, delay, bandwidth,
-//! see [`super::links`]).
+//! see [`super::links`]). Network rules go in with nsenter where this host sees the node's
+//! process, else through a sidecar container ([`super::netaccess`], [`super::sidecar`]),
+//! decided once, at the run's first network fault.
 
 use super::cluster::Cluster;
 use super::connect::DockerError;
 use super::links::{self, DelayMechanism, Delayers, LinkState};
+use super::netaccess::{self, NetAccess};
 use super::partition::{
     after_failure, apply_in_netns, netns_exists, nft_script_with, partition_prerequisites,
     AfterFailure,
 };
+use super::sidecar;
 use crate::backend::{BackendError, LinkFault};
 use chat_node::faults::FaultState;
 use std::collections::BTreeSet;
@@ -27,6 +31,27 @@ pub struct Nemesis {
     shaped: BTreeSet<u64>,
     /// Seeds the delayers' jitter.
     seed: u64,
+    /// How network rules reach the nodes; decided at the first network fault.
+    net: Option<NetPath>,
+    /// Some network rules were written (a restarted node then needs its own again).
+    rules_ever: bool,
+}
+
+/// A node's rules, ready to go in.
+enum PendingRules {
+    Nsenter { id: u64, pid: u32, script: String },
+    Sidecar(u64, sidecar::Prepared),
+}
+
+/// How this run's network rules reach the nodes' namespaces.
+#[derive(Clone, Debug)]
+enum NetPath {
+    Nsenter,
+    /// Through the sidecar image; why nsenter cannot.
+    Sidecar {
+        image: String,
+        why: String,
+    },
 }
 
 impl Nemesis {
@@ -38,6 +63,8 @@ impl Nemesis {
             delayers: Delayers::default(),
             shaped: BTreeSet::new(),
             seed: 0,
+            net: None,
+            rules_ever: false,
         }
     }
 
@@ -118,6 +145,9 @@ impl Nemesis {
         let issued_ms = super::now_ms();
         for &id in ids {
             self.cluster.start(id).await?;
+            if !self.rules_ever {
+                continue;
+            }
             if let Some(pid) = self.cluster.pid(id).await? {
                 self.apply_rules(id, pid).await?;
                 if self.shaped.contains(&id) {
@@ -133,12 +163,14 @@ impl Nemesis {
     /// Cuts the network between groups (added to any cuts already in place). Network faults
     /// return the host ms at which the rules started going in (see [`Nemesis::apply_all`]).
     pub async fn partition(&mut self, groups: &[Vec<u64>]) -> Result<u64, DockerError> {
+        self.decide_net_path().await?;
         self.state.partition(groups);
         self.apply_all().await
     }
 
     /// One-way cut: `to` stops hearing `from`.
     pub async fn cut(&mut self, from: &[u64], to: &[u64]) -> Result<u64, DockerError> {
+        self.decide_net_path().await?;
         for &f in from {
             for &t in to {
                 self.state.cut(f, t);
@@ -149,6 +181,7 @@ impl Nemesis {
 
     /// Cuts `ids` off from every other node, both ways.
     pub async fn isolate(&mut self, ids: &[u64]) -> Result<u64, DockerError> {
+        self.decide_net_path().await?;
         for &id in ids {
             self.state.isolate(id);
         }
@@ -157,6 +190,7 @@ impl Nemesis {
 
     /// Removes every cut and every link fault.
     pub async fn heal(&mut self) -> Result<u64, DockerError> {
+        self.decide_net_path().await?;
         self.state.heal();
         self.links.clear();
         // Every part of the heal is attempted even if one fails, then the failures are told.
@@ -189,6 +223,17 @@ impl Nemesis {
 
     /// Degrades links; returns the stamp and the mechanism used.
     pub async fn link(&mut self, fault: &LinkFault) -> Result<(u64, String), BackendError> {
+        self.decide_net_path().await?;
+        if let (Some(NetPath::Sidecar { why, .. }), false) =
+            (&self.net, matches!(fault, LinkFault::Loss { .. }))
+        {
+            return Err(BackendError::Unsupported(format!(
+                "delay, duplicate and bandwidth need this host to reach the node's network \
+                 namespace (the NFQUEUE delayer runs here; netem and tbf go on the host end of \
+                 its veth), and here it cannot: {why}. Loss, partitions and cuts work through \
+                 the sidecar"
+            )));
+        }
         match fault {
             LinkFault::Loss { from, to, percent } => {
                 for &t in to {
@@ -275,10 +320,54 @@ impl Nemesis {
         partition_prerequisites().map_err(DockerError::Other)
     }
 
+    /// [`Nemesis::check_partition_support`] for the engine in use: with a local socket
+    /// (unless the sidecar is forced) nsenter's prerequisites; otherwise only this host's
+    /// `nft`, which the sidecar image is built from.
+    pub fn check_network_fault_support(engine: &super::Engine) -> Result<(), DockerError> {
+        let forced = std::env::var(netaccess::FORCE_ENV).unwrap_or_default();
+        if engine.is_local_socket() && forced.trim() != "sidecar" {
+            return Self::check_partition_support();
+        }
+        if super::partition::find_nft().is_none() {
+            return Err(DockerError::Other(
+                "network faults on this engine go through a sidecar built from this host's \
+                 `nft`: apt-get install nftables"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Decides, from the first running node, how network rules reach the nodes (once per
+    /// run: all nodes live on one engine). Nothing is decided while no node runs.
+    async fn decide_net_path(&mut self) -> Result<(), DockerError> {
+        if self.net.is_some() {
+            return Ok(());
+        }
+        for id in self.cluster.ids() {
+            let Some(pid) = self.cluster.pid(id).await? else {
+                continue;
+            };
+            let container = self.cluster.node(id)?.container_id.clone();
+            let path = match netaccess::probe(pid, &container).map_err(DockerError::Other)? {
+                NetAccess::Nsenter => NetPath::Nsenter,
+                NetAccess::Sidecar { why } => {
+                    let image = sidecar::ensure_image(&self.cluster.docker).await?;
+                    crate::say!("    network faults go through a sidecar container ({why})");
+                    NetPath::Sidecar { image, why }
+                }
+            };
+            self.net = Some(path);
+            break;
+        }
+        Ok(())
+    }
+
     /// Writes every node's drop list into its namespace, all at once. The containers' pids
     /// are looked up first, so the returned timestamp (taken just before the first `nft`
     /// starts) marks the fault without the Docker round trips in front of it.
-    async fn apply_all(&self) -> Result<u64, DockerError> {
+    async fn apply_all(&mut self) -> Result<u64, DockerError> {
+        self.rules_ever = true;
         let ids = self.cluster.ids();
         let pids = futures_util::future::join_all(ids.iter().map(|&id| self.cluster.pid(id))).await;
         let mut running = Vec::new();
@@ -288,8 +377,18 @@ impl Nemesis {
                 running.push((id, pid));
             }
         }
+        // Sidecars are created and loaded first, so the stamp is taken just before every nft
+        // starts, as with nsenter (a sidecar's creation costs the engine most of a second).
+        let prepares = running.iter().map(|&(id, pid)| self.prepare_rules(id, pid));
+        let prepared = futures_util::future::join_all(prepares).await;
         let started_ms = super::now_ms();
-        let applies = running.iter().map(|&(id, pid)| self.apply_rules(id, pid));
+        let this = &*self;
+        let applies = prepared.into_iter().map(|p| async move {
+            match p {
+                Ok(pending) => this.commit_rules(pending).await,
+                Err(e) => Err(e),
+            }
+        });
         let results = futures_util::future::join_all(applies).await;
         // Every node was tried; now look again at the ones that failed. A node that exited
         // meanwhile (a `stop` just before) is skipped: the fault state already holds its rules
@@ -305,7 +404,12 @@ impl Nemesis {
                     continue;
                 }
             };
-            match after_failure(pid, now, netns_exists(pid)) {
+            // Through a sidecar this host cannot look at the old process: alive if still it.
+            let tried_alive = match self.net {
+                Some(NetPath::Sidecar { .. }) => now == Some(pid),
+                _ => netns_exists(pid),
+            };
+            match after_failure(pid, now, tried_alive) {
                 AfterFailure::Skip => crate::say!(
                     "    node {id} exited while its network rules went in: they apply at its restart"
                 ),
@@ -330,6 +434,13 @@ impl Nemesis {
     /// Writes node `id`'s current drop list (and its loss rules) into the namespace of its
     /// process `pid`.
     async fn apply_rules(&self, id: u64, pid: u32) -> Result<(), DockerError> {
+        let pending = self.prepare_rules(id, pid).await?;
+        self.commit_rules(pending).await
+    }
+
+    /// The first half of [`Nemesis::apply_rules`]: the script, and its sidecar created and
+    /// loaded (not started) when it goes through one.
+    async fn prepare_rules(&self, id: u64, pid: u32) -> Result<PendingRules, DockerError> {
         let ip_of = |s: u64| self.cluster.node(s).ok().map(|n| n.ip);
         let sources: Vec<Ipv4Addr> = self
             .state
@@ -338,9 +449,33 @@ impl Nemesis {
             .filter_map(ip_of)
             .collect();
         let loss = self.links.loss_rules(id, ip_of);
-        apply_in_netns(pid, &nft_script_with(&sources, &loss))
-            .await
-            .map_err(|e| DockerError::Other(format!("node {id}: {e}")))
+        let script = nft_script_with(&sources, &loss);
+        match &self.net {
+            Some(NetPath::Sidecar { image, .. }) => {
+                let node = self.cluster.node(id)?;
+                sidecar::prepare(
+                    &self.cluster.docker,
+                    image,
+                    &self.cluster.run_id,
+                    id,
+                    &node.container_id,
+                    &script,
+                )
+                .await
+                .map(|s| PendingRules::Sidecar(id, s))
+                .map_err(|e| DockerError::Other(format!("node {id}: {e}")))
+            }
+            _ => Ok(PendingRules::Nsenter { id, pid, script }),
+        }
+    }
+
+    /// The second half: the rules go in.
+    async fn commit_rules(&self, pending: PendingRules) -> Result<(), DockerError> {
+        let (id, applied) = match pending {
+            PendingRules::Nsenter { id, pid, script } => (id, apply_in_netns(pid, &script).await),
+            PendingRules::Sidecar(id, s) => (id, s.run(&self.cluster.docker).await),
+        };
+        applied.map_err(|e| DockerError::Other(format!("node {id}: {e}")))
     }
 
     async fn each<'a, F, Fut>(&'a self, ids: &[u64], op: F) -> Result<(), DockerError>

@@ -66,6 +66,11 @@ pub fn partition_prerequisites() -> Result<(), String> {
     Ok(())
 }
 
+/// This host's `nft` binary, if installed.
+pub fn find_nft() -> Option<std::path::PathBuf> {
+    find_in_path("nft")
+}
+
 fn find_in_path(tool: &str) -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
     std::env::split_paths(&path)
