@@ -55,6 +55,10 @@ pub const DEFAULT_DISCOVERY_WINDOW: Duration = Duration::from_millis(300);
 /// the queue drains). A mailbox page is 256 messages, so a reader acks many times per page.
 pub const DEFAULT_ACK_BATCH: u64 = 16;
 
+/// `unavailable` answers in a row a connection is given (100 ms apart, so an election's
+/// worth) before the client tries another server.
+pub const UNAVAILABLE_RETRIES: u32 = 15;
+
 /// How a session reaches the cluster.
 #[derive(Clone, Debug)]
 pub struct SessionConfig {
@@ -179,6 +183,8 @@ pub struct Session {
     /// so until the next successful login a `name_taken` or `auth_failed` may be our own
     /// earlier session or registration rather than someone else's.
     login_unanswered: bool,
+    /// `unavailable` answers in a row on the current connection (see [`UNAVAILABLE_RETRIES`]).
+    unavailable_streak: u32,
     ids: MessageIds,
     conn: Option<Connection>,
     /// Where the leader probably is (from a redirect or a welcome line).
@@ -206,6 +212,7 @@ impl Session {
             displaced: None,
             token: None,
             login_unanswered: false,
+            unavailable_streak: 0,
             ids: MessageIds::new(),
             conn: None,
             leader_hint: None,
@@ -509,6 +516,7 @@ impl Session {
             };
             match outcome {
                 Ok(reply) => {
+                    self.unavailable_streak = 0;
                     self.observe(SessionEvent::Acked {
                         op,
                         id,
@@ -543,10 +551,17 @@ impl Session {
                 }
             }
             if reply.code == ErrorCode::Unavailable {
-                // The cluster is electing; give it a moment instead of hammering it.
+                // The cluster is electing, or the request did not commit in time. The server
+                // still serves (a server cut off from the majority says `not_leader`), so wait
+                // a moment and retry on this connection: a leader change costs no reconnect.
                 tokio::time::sleep(Duration::from_millis(100)).await;
+                self.unavailable_streak += 1;
+                if self.unavailable_streak < UNAVAILABLE_RETRIES {
+                    return;
+                }
             }
         }
+        self.unavailable_streak = 0;
         self.lose_connection(&error.to_string());
     }
 

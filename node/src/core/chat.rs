@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ChatOp {
-    /// Written by a new leader to commit its epoch; also sets everyone offline (clients log
-    /// in again on the new leader).
+    /// Written by a new leader to commit its epoch; also sets everyone offline. Every server
+    /// then proposes a [`ChatOp::Resume`] for each session it still holds (issue 12: clients
+    /// on surviving servers keep their connections), so what stays offline is exactly the
+    /// sessions of servers that are gone.
     NewEpoch,
     /// A login. `session` is the server-issued token of the session. With `password_hash` it
     /// is the name's registration: the leader hashed the password (argon2id, random salt)
@@ -23,6 +25,12 @@ pub enum ChatOp {
         password_hash: Option<String>,
     },
     Logout {
+        user: String,
+        session: String,
+    },
+    /// A server still holds `session` of `user` after a new epoch: online again, with no
+    /// presence line (nobody saw it go offline), unless another session is online by now.
+    Resume {
         user: String,
         session: String,
     },
@@ -59,6 +67,7 @@ impl ChatOp {
             ChatOp::NewEpoch => "noop",
             ChatOp::Login { .. } => "login",
             ChatOp::Logout { .. } => "logout",
+            ChatOp::Resume { .. } => "resume",
             ChatOp::Send { .. } => "send",
             ChatOp::Join { .. } => "join",
             ChatOp::Leave { .. } => "leave",
@@ -111,6 +120,9 @@ pub struct Applied {
     pub deliveries: Vec<(String, InboxMessage)>,
     /// A user came online or went offline.
     pub presence: Option<(String, bool)>,
+    /// A login made this the user's online session: every server closes its connections of
+    /// the user that hold another session (`session_taken_over`).
+    pub session: Option<(String, String)>,
 }
 
 /// A successful apply.
@@ -144,6 +156,7 @@ impl ChatState {
             reply: ok(),
             deliveries: Vec::new(),
             presence: None,
+            session: None,
         };
         match op {
             ChatOp::NewEpoch => {
@@ -157,28 +170,22 @@ impl ChatState {
                 password_hash,
             } => {
                 let u = self.users.entry(user.clone()).or_default();
-                match &u.online {
-                    Some(s) if s != session => {
-                        out.reply = Err((
-                            ErrorCode::NameTaken,
-                            format!("`{user}` is online in another session"),
-                        ));
-                        return out;
-                    }
-                    _ if password_hash.is_some() && u.password_hash.is_some() => {
-                        // Two first logins raced: the earlier registration stands.
-                        out.reply = Err((
-                            ErrorCode::AuthFailed,
-                            format!("`{user}` was registered by another login just now; log in with its password"),
-                        ));
-                        return out;
-                    }
-                    Some(_) => {} // the same session reconnecting: a takeover
-                    None => {
-                        u.online = Some(session.clone());
-                        out.presence = Some((user.clone(), true));
-                    }
+                if password_hash.is_some() && u.password_hash.is_some() {
+                    // Two first logins raced: the earlier registration stands.
+                    out.reply = Err((
+                        ErrorCode::AuthFailed,
+                        format!("`{user}` was registered by another login just now; log in with its password"),
+                    ));
+                    return out;
                 }
+                // Every login entry was checked against the password before it was proposed,
+                // so it takes the session over from any other: the user proved who they are,
+                // and a session whose server died would otherwise lock them out.
+                if u.online.is_none() {
+                    out.presence = Some((user.clone(), true));
+                }
+                u.online = Some(session.clone());
+                out.session = Some((user.clone(), session.clone()));
                 if let Some(hash) = password_hash {
                     u.password_hash = Some(hash.clone());
                     out.reply = Ok(ChatReply {
@@ -192,6 +199,13 @@ impl ChatState {
                     if u.online.as_deref() == Some(session.as_str()) {
                         u.online = None;
                         out.presence = Some((user.clone(), false));
+                    }
+                }
+            }
+            ChatOp::Resume { user, session } => {
+                if let Some(u) = self.users.get_mut(user) {
+                    if u.online.is_none() {
+                        u.online = Some(session.clone());
                     }
                 }
             }
@@ -395,17 +409,30 @@ mod tests {
     }
 
     #[test]
-    fn second_login_with_another_session_is_refused_same_session_takes_over() {
+    fn a_login_takes_the_session_over_and_resume_restores_it_after_a_new_epoch() {
         let mut s = ChatState::default();
-        assert!(login(&mut s, 1, "alice", "s1").reply.is_ok());
-        let r = login(&mut s, 2, "alice", "s2").reply;
-        assert_eq!(r.unwrap_err().0, ErrorCode::NameTaken);
-        assert!(login(&mut s, 3, "alice", "s1").reply.is_ok());
-        s.apply(4, &ChatOp::NewEpoch);
-        assert!(
-            login(&mut s, 5, "alice", "s2").reply.is_ok(),
-            "new epoch: offline"
-        );
+        let first = login(&mut s, 1, "alice", "s1");
+        assert_eq!(first.presence, Some(("alice".into(), true)));
+        // Another verified login takes over: no presence line, the new session is online
+        // and every server is told to close connections on the old one.
+        let second = login(&mut s, 2, "alice", "s2");
+        assert!(second.reply.is_ok());
+        assert_eq!(second.presence, None);
+        assert_eq!(second.session, Some(("alice".into(), "s2".into())));
+        assert_eq!(s.online_session("alice"), Some("s2"));
+        // A new epoch takes everyone offline; the server still holding s2 resumes it.
+        s.apply(3, &ChatOp::NewEpoch);
+        assert_eq!(s.online_session("alice"), None);
+        let resume = |session: &str| ChatOp::Resume {
+            user: "alice".into(),
+            session: session.into(),
+        };
+        let r = s.apply(4, &resume("s2"));
+        assert_eq!(r.presence, None);
+        assert_eq!(s.online_session("alice"), Some("s2"));
+        // A late resume of an older session does not displace the online one.
+        s.apply(5, &resume("s1"));
+        assert_eq!(s.online_session("alice"), Some("s2"));
     }
 
     #[test]

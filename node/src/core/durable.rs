@@ -3,6 +3,7 @@
 //! start; the simulator keeps them in memory across a simulated crash.
 
 use crate::core::chat::ChatOp;
+use crate::core::proposal::ProposalId;
 use crate::ids::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +13,9 @@ pub struct LogEntry {
     pub index: u64,
     pub epoch: u64,
     pub op: ChatOp,
+    /// Who proposed it, so that the server holding the client answers it when applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<ProposalId>,
 }
 
 /// A durable write, in the order the core emitted it.

@@ -75,6 +75,7 @@ mod tests {
             index,
             epoch,
             op: ChatOp::NewEpoch,
+            origin: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub mod election;
 pub mod log;
 pub mod membership;
 pub mod node;
+pub mod proposal;
 pub mod replication;
 pub mod rng;
 pub mod sessions;

@@ -1,7 +1,7 @@
 //! Glues membership, detection, election, replication, chat and sessions: inputs in,
 //! outputs out. All timers are driven by `Input::Tick`.
 
-use super::chat::ChatState;
+use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
 use super::election::{self, Election, ElectionConfig};
 use super::log::Log;
@@ -21,6 +21,7 @@ use crate::settings::QuorumMode;
 use std::collections::BTreeSet;
 
 mod elect;
+mod forward;
 mod replicate;
 
 /// Discovery broadcasts go out this often.
@@ -74,6 +75,8 @@ pub struct Node {
     next_hello: Millis,
     next_heartbeat: Millis,
     rejected: u64,
+    /// Forwarded proposals appended recently (leader), so a duplicate is appended once.
+    recent_forwards: forward::RecentForwards,
 }
 
 impl Node {
@@ -124,11 +127,12 @@ impl Node {
             became_leader_at: now,
             verified: 0,
             // Job ids distinct per start: a late answer for an earlier run matches nothing.
-            sessions: Sessions::new(config.seed.rotate_left(20) | 1),
+            sessions: Sessions::new(config.id, config.seed.rotate_left(20) | 1),
             epoch_start: 0,
             next_hello: now,
             next_heartbeat: now,
             rejected: 0,
+            recent_forwards: forward::RecentForwards::default(),
             cfg: config,
         };
         node.emit(Event::Started {
@@ -158,6 +162,7 @@ impl Node {
         inputs: impl IntoIterator<Item = Input>,
     ) -> Vec<Output> {
         self.now = self.now.max(now);
+        self.sessions.set_now(self.now);
         for input in inputs {
             if self.stopped {
                 break;
@@ -401,6 +406,16 @@ impl Node {
         let mut outs = Vec::new();
         self.sessions
             .expire_logins(now, self.cfg.login_timeout_ms, &mut outs);
+        if self.role != Role::Leader {
+            self.sessions
+                .expire_pending(now, self.pending_wait(), &mut outs);
+            if self.advertised_leader().is_none()
+                && !self.has_quorum_in_view()
+                && self.sessions.has_logged_in()
+            {
+                self.sessions.shed(&mut outs);
+            }
+        }
         self.session_outputs(outs);
         match self.role {
             Role::Leader => {
@@ -448,9 +463,8 @@ impl Node {
     }
 
     fn abandon_leadership(&mut self) {
-        let mut outs = Vec::new();
-        self.sessions.step_down(&mut outs);
-        self.session_outputs(outs);
+        // Clients stay: what they wait for may still commit under the next leader, and is
+        // answered when it is applied here (or expires; see `tick`).
         self.leader_state = LeaderState::default();
     }
 
@@ -523,6 +537,8 @@ impl Node {
                 match_index,
                 rejected,
             } => self.on_append_ack(from, epoch, success, match_index, rejected),
+            PeerMsg::Forward { id, op, .. } => self.on_forward(from, id, op),
+            PeerMsg::ForwardRefused { id, .. } => self.on_forward_refused(id),
             PeerMsg::Leave => {}
         }
     }
@@ -595,7 +611,7 @@ impl Node {
     // ----- replication (proposing, Appends, acks: see `replicate`) ----------------------
 
     fn apply_committed(&mut self) {
-        let mut orphans = Vec::new();
+        let mut follow_ups = Vec::new();
         while self.applied < self.commit {
             let index = self.applied + 1;
             let Some(entry) = self.log.get(index).cloned() else {
@@ -622,16 +638,19 @@ impl Node {
                 duplicate,
             });
             let mut outs = Vec::new();
-            let orphan = self
+            let follow_up = self
                 .sessions
-                .applied(index, entry.epoch, &result, &self.chat, &mut outs);
+                .applied(entry.origin, &result, &self.chat, &mut outs);
             self.session_outputs(outs);
-            orphans.extend(orphan);
-        }
-        if self.role == Role::Leader {
-            for op in orphans {
-                self.propose(op);
+            follow_ups.extend(follow_up);
+            if matches!(entry.op, ChatOp::NewEpoch) {
+                follow_ups.extend(self.sessions.reassert());
             }
+        }
+        // An orphaned session's logout, or a login to check again: after the loop, so that
+        // proposing cannot interleave with applying.
+        for action in follow_ups {
+            self.session_action(action);
         }
     }
 
@@ -690,22 +709,31 @@ impl Node {
             }
             _ => {}
         }
-        if self.role != Role::Leader {
-            let leader_addr = self.leader_addr();
-            let message = match (&self.advertised_leader(), &leader_addr) {
-                (Some(l), Some(a)) => format!("node {l} is the leader; connect to {a}"),
-                _ => "no leader is known yet; retry shortly".to_string(),
+        if self.role != Role::Leader && self.advertised_leader().is_none() {
+            // Every server serves while it knows a live leader to forward to. Without one, a
+            // server that still sees a majority is in an election: the client waits on this
+            // connection; a server cut off from the majority sends it elsewhere.
+            let line = if self.has_quorum_in_view() {
+                error_line(
+                    frame.req,
+                    ErrorCode::Unavailable,
+                    "the cluster is electing a leader; retry on this connection in a moment",
+                )
+            } else {
+                ServerLine::Error(ErrorReply {
+                    req: frame.req,
+                    code: ErrorCode::NotLeader,
+                    message: "this server is cut off from the majority and knows no leader; try another server".to_string(),
+                    leader_addr: None,
+                })
             };
-            let line = ServerLine::Error(ErrorReply {
-                req: frame.req,
-                code: ErrorCode::NotLeader,
-                message,
-                leader_addr,
-            });
             self.write_client(conn, &line);
             return;
         }
-        if matches!(frame.request, Request::Login { .. }) && self.applied < self.epoch_start {
+        if matches!(frame.request, Request::Login { .. })
+            && self.role == Role::Leader
+            && self.applied < self.epoch_start
+        {
             // Whether the name is registered is not known until the log is applied.
             let line = error_line(
                 frame.req,
@@ -724,18 +752,13 @@ impl Node {
     fn session_action(&mut self, action: Action) {
         match action {
             Action::Done => {}
-            Action::Propose { id, op } => {
-                let index = self.propose(op);
-                self.sessions.proposed(id, index, self.epoch);
-            }
+            Action::Propose { op, id } => self.submit(op, id),
             Action::Credential(job) => self.out.push(Output::Credential(job)),
         }
     }
 
     fn on_credential_done(&mut self, result: super::credentials::CredentialResult) {
-        if self.role != Role::Leader {
-            return; // stepping down answered the login already
-        }
+        // A login shed meanwhile is no longer among the jobs and is ignored there.
         let mut outs = Vec::new();
         let action = self.sessions.credential_done(result, &self.chat, &mut outs);
         self.session_outputs(outs);
@@ -745,8 +768,9 @@ impl Node {
     fn on_client_disconnected(&mut self, conn: ConnId) {
         let (user, logout) = self.sessions.disconnected(conn, &self.chat);
         self.emit(Event::ClientDisconnected { conn: conn.0, user });
-        if let (Some(op), Role::Leader) = (logout, self.role) {
-            self.propose(op);
+        if let Some(op) = logout {
+            let id = self.sessions.new_proposal_id();
+            self.submit(op, id);
         }
     }
 
@@ -1112,6 +1136,145 @@ mod tests {
         )));
     }
 
+    /// `middle_node` following node 7, leader of epoch 1.
+    fn follower_of_7() -> Node {
+        let mut node = middle_node();
+        let beacon = Beacon {
+            epoch: 1,
+            role: Role::Leader,
+            leader: Some(NodeId(7)),
+            credentials: Credentials {
+                last_log_epoch: 0,
+                last_log_index: 0,
+                id: NodeId(7),
+            },
+            client_addr: "10.0.0.7:7070".into(),
+            commit_index: 0,
+        };
+        peer_datagram(&mut node, 2, 7, &PeerMsg::Heartbeat(beacon));
+        assert_eq!(node.leader(), Some(NodeId(7)));
+        node
+    }
+
+    #[test]
+    fn a_follower_serves_a_client_by_forwarding_and_answers_when_the_entry_applies() {
+        let mut node = follower_of_7();
+        connect(&mut node, 3, 1);
+        let out = conn_line(&mut node, 3, 1, &login_line("alice", "pw", None));
+        let forwards: Vec<_> = sent(&out)
+            .into_iter()
+            .filter_map(|(to, m)| match m {
+                PeerMsg::Forward { id, op, .. } => Some((to, id, op)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(forwards.len(), 1, "{out:?}");
+        let (to, id, op) = forwards[0].clone();
+        assert_eq!((to, id.node), (NodeId(7), NodeId(5)));
+        assert!(
+            matches!(&op, ChatOp::Login { user, password_hash: Some(_), .. } if user == "alice")
+        );
+        assert!(lines_to(&out, 1).is_empty(), "answered only once applied");
+        // The leader appends it (its NewEpoch first) and commits: the follower answers.
+        let append = PeerMsg::Append {
+            epoch: 1,
+            prev_index: 0,
+            prev_epoch: 0,
+            entries: vec![
+                LogEntry {
+                    index: 1,
+                    epoch: 1,
+                    op: ChatOp::NewEpoch,
+                    origin: None,
+                },
+                LogEntry {
+                    index: 2,
+                    epoch: 1,
+                    op,
+                    origin: Some(id),
+                },
+            ],
+            commit: 2,
+        };
+        let out = peer_datagram(&mut node, 4, 7, &append);
+        let ok = ok_of(&lines_to(&out, 1)).expect("the login is answered on the follower");
+        assert!(ok.registered && ok.session.is_some());
+        // Reads are answered from this server's applied state.
+        let out = conn_line(&mut node, 5, 1, r#"{"req":9,"op":"who"}"#);
+        assert_eq!(
+            ok_of(&lines_to(&out, 1)).unwrap().users,
+            Some(vec!["alice".to_string()])
+        );
+    }
+
+    #[test]
+    fn a_forward_that_does_not_commit_expires_as_unavailable_and_one_refused_fails_at_once() {
+        let mut node = follower_of_7();
+        connect(&mut node, 3, 1);
+        conn_line(&mut node, 3, 1, &login_line("alice", "pw", None));
+        // Nothing comes back (the leader died with it): `unavailable` after the wait, while
+        // the leader is still heard (so it is not the election path).
+        let wait = node.pending_wait();
+        let mut answered = Vec::new();
+        let mut t = 3;
+        while t <= 3 + wait + 20 && answered.is_empty() {
+            t += 10;
+            if t % 100 == 3 {
+                let beacon = Beacon {
+                    epoch: 1,
+                    role: Role::Leader,
+                    leader: Some(NodeId(7)),
+                    credentials: Credentials {
+                        last_log_epoch: 0,
+                        last_log_index: 0,
+                        id: NodeId(7),
+                    },
+                    client_addr: "10.0.0.7:7070".into(),
+                    commit_index: 0,
+                };
+                peer_datagram(&mut node, t, 7, &PeerMsg::Heartbeat(beacon));
+            }
+            answered = lines_to(&node.handle(t, Input::Tick), 1);
+        }
+        assert!(
+            matches!(error_of(&answered), Some(e) if e.code == ErrorCode::Unavailable),
+            "{answered:?}"
+        );
+        // A forward the receiver refuses fails at once.
+        let out = conn_line(&mut node, t, 1, &login_line("alice", "pw", None));
+        let id = sent(&out)
+            .into_iter()
+            .find_map(|(_, m)| match m {
+                PeerMsg::Forward { id, .. } => Some(id),
+                _ => None,
+            })
+            .expect("forwarded again");
+        let out = peer_datagram(
+            &mut node,
+            t + 1,
+            7,
+            &PeerMsg::ForwardRefused { epoch: 1, id },
+        );
+        assert_eq!(
+            error_of(&lines_to(&out, 1)).unwrap().code,
+            ErrorCode::Unavailable
+        );
+    }
+
+    #[test]
+    fn during_an_election_a_server_with_a_majority_says_wait_one_without_says_go_elsewhere() {
+        let mut node = middle_node(); // no leader yet, hears a majority
+        connect(&mut node, 3, 1);
+        let out = conn_line(&mut node, 3, 1, &login_line("alice", "pw", None));
+        let e = error_of(&lines_to(&out, 1)).unwrap();
+        assert_eq!(e.code, ErrorCode::Unavailable, "stay and retry: {e:?}");
+        let mut alone = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
+        connect(&mut alone, 3, 1);
+        let out = conn_line(&mut alone, 3, 1, &login_line("alice", "pw", None));
+        let e = error_of(&lines_to(&out, 1)).unwrap();
+        assert_eq!(e.code, ErrorCode::NotLeader, "cut off: go elsewhere: {e:?}");
+    }
+
     #[test]
     fn a_node_without_a_quorum_in_view_takes_no_part_in_the_ring() {
         let mut cfg = config(QuorumMode::Majority);
@@ -1218,18 +1381,13 @@ mod tests {
     }
 
     #[test]
-    fn a_token_alone_does_not_take_over_and_the_takeover_closes_the_old_connection() {
+    fn a_token_alone_does_not_take_over_and_a_takeover_closes_the_old_connection() {
         let (mut node, now) = lone_leader();
         connect(&mut node, now, 1);
         let out = conn_line(&mut node, now, 1, &login_line("alice", "pw", None));
         let token = ok_of(&lines_to(&out, 1)).unwrap().session.unwrap();
         connect(&mut node, now, 2);
-        // Online elsewhere: without the token (or with a wrong password) refused.
-        let out = conn_line(&mut node, now, 2, &login_line("alice", "pw", None));
-        assert_eq!(
-            error_of(&lines_to(&out, 2)).unwrap().code,
-            ErrorCode::NameTaken
-        );
+        // The token with a wrong password opens nothing.
         let out = conn_line(
             &mut node,
             now,
@@ -1258,6 +1416,20 @@ mod tests {
             error_of(&lines_to(&out, 1)).unwrap().code,
             ErrorCode::NotLoggedIn
         );
+        // The right password without the token takes the session over too (the user proved
+        // who they are; a session whose server died must not lock them out), with a new
+        // token, and the connection holding the old one is told and closed.
+        connect(&mut node, now, 3);
+        let out = conn_line(&mut node, now, 3, &login_line("alice", "pw", None));
+        let ok = ok_of(&lines_to(&out, 3)).expect("taken over by password");
+        assert_ne!(ok.session.as_deref(), Some(token.as_str()));
+        assert_eq!(
+            error_of(&lines_to(&out, 2)).unwrap().code,
+            ErrorCode::SessionTakenOver
+        );
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, Output::CloseClient { conn } if conn.0 == 2)));
     }
 
     #[test]

@@ -106,6 +106,7 @@ mod tests {
             index,
             epoch,
             op: ChatOp::NewEpoch,
+            origin: None,
         }
     }
 

@@ -1,6 +1,9 @@
 //! Client connections on this node: parsing and validating lines, login state, requests
 //! waiting for their entry to commit, and writing committed messages to logged-in clients.
-//! Only the leader serves chat; the node decides that and calls in here.
+//! Every server runs this, leader or follower (issue 12): a request becomes a proposal with a
+//! [`ProposalId`]; the node appends it (leader) or forwards it to the leader (follower); when
+//! the entry carrying that id is applied here, its client is answered. Deliveries and
+//! presence come from this server's applied state, identical on every replica.
 //!
 //! A login is three steps: the password is checked or hashed by the driver off the event loop
 //! ([`Action::Credential`], answered by [`Sessions::credential_done`]), then the login entry is
@@ -11,9 +14,10 @@ use super::chat::{Applied, ChatOp, ChatState};
 use super::credentials::{
     CredentialJob, CredentialOutcome, CredentialResult, CredentialWork, Password,
 };
+use super::proposal::ProposalId;
 use super::Millis;
 use crate::events::Event;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, NodeId};
 use crate::protocol::{
     ClientFrame, ErrorCode, ErrorReply, InboxMessage, OkReply, Request, ServerLine, MAX_LINE_BYTES,
     MAX_NAME_BYTES, MAX_PASSWORD_BYTES, MAX_TEXT_BYTES,
@@ -58,19 +62,15 @@ struct LoginJob {
     since: Option<u64>,
 }
 
-/// Names a request between [`Action::Propose`] and [`Sessions::proposed`], before the log
-/// has given it an index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ProposalId(u64);
-
 /// A request whose log entry has not been applied yet.
 #[derive(Clone, Debug)]
 struct Pending {
     conn: ConnId,
     req: Option<u64>,
-    /// The epoch the entry was proposed in: if the entry applied at that index has another
-    /// epoch, ours was overwritten and the client must retry.
-    epoch: u64,
+    /// When it was proposed: a request whose entry is not applied within the wait the node
+    /// allows (its leader died with it, a forward was lost) is answered `unavailable`, and
+    /// the client retries with the same message id.
+    since: Millis,
     kind: PendingKind,
 }
 
@@ -80,6 +80,10 @@ enum PendingKind {
         user: String,
         session: String,
         since: Option<u64>,
+        /// A registration keeps the password (in memory, here only) until it is applied: if
+        /// another server's registration of the name committed first — this server had not
+        /// applied it yet — the login is checked against that one instead of failing.
+        registering: Option<Password>,
     },
     Logout,
     Plain,
@@ -93,8 +97,9 @@ enum PendingKind {
 pub enum Action {
     /// Nothing more (already answered).
     Done,
-    /// Append this op to the log; call [`Sessions::proposed`] with `id` and its index.
-    Propose { id: ProposalId, op: ChatOp },
+    /// Append this op to the log with `id` as its origin (leader), or forward both to the
+    /// leader (follower). The answer comes when the entry with that origin is applied.
+    Propose { op: ChatOp, id: ProposalId },
     /// Hand this password work to the driver; it answers with [`Sessions::credential_done`].
     Credential(CredentialJob),
 }
@@ -197,28 +202,55 @@ pub fn error_line(req: Option<u64>, code: ErrorCode, message: impl Into<String>)
     })
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Sessions {
+    me: NodeId,
     conns: BTreeMap<ConnId, Conn>,
-    /// Requests proposed but not yet given an index (between an [`Action::Propose`] and its
-    /// [`Sessions::proposed`]).
-    proposals: BTreeMap<ProposalId, Pending>,
-    next_proposal: u64,
-    /// Requests by the log index of their entry, until it is applied.
-    pending: BTreeMap<u64, Pending>,
+    pending: BTreeMap<ProposalId, Pending>,
     acks_in_flight: BTreeSet<String>,
     jobs: BTreeMap<u64, LoginJob>,
     next_job: u64,
+    next_proposal: u64,
+    now: Millis,
+    /// Logins answered `unavailable` before their entry was applied, with when: if the entry
+    /// commits after all, nobody holds its session, so it is logged out again (see
+    /// [`Sessions::applied`]). Forgotten after [`ABANDONED_LOGIN_MS`].
+    abandoned: BTreeMap<ProposalId, (String, String, Millis)>,
 }
 
+/// How long an abandoned login is remembered in case its entry still commits.
+const ABANDONED_LOGIN_MS: Millis = 60_000;
+
 impl Sessions {
-    /// Job ids start at `first_job` (distinct per start, so a late answer meant for an earlier
-    /// incarnation of the node matches nothing).
-    pub fn new(first_job: u64) -> Sessions {
+    /// Job and proposal serials start at `first_job` (distinct per start, so a late answer
+    /// or entry meant for an earlier incarnation of node `me` matches nothing).
+    pub fn new(me: NodeId, first_job: u64) -> Sessions {
         Sessions {
+            me,
+            conns: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            acks_in_flight: BTreeSet::new(),
+            jobs: BTreeMap::new(),
             next_job: first_job,
-            ..Sessions::default()
+            next_proposal: first_job,
+            now: 0,
+            abandoned: BTreeMap::new(),
         }
+    }
+
+    /// The node's clock, for the age of pending requests.
+    pub fn set_now(&mut self, now: Millis) {
+        self.now = now;
+    }
+
+    /// Whether any connection here is logged in.
+    pub fn has_logged_in(&self) -> bool {
+        self.conns.values().any(|c| c.user.is_some())
+    }
+
+    /// How many connections here are logged in (this server's load).
+    pub fn logged_in(&self) -> usize {
+        self.conns.values().filter(|c| c.user.is_some()).count()
     }
 
     pub fn connected(&mut self, conn: ConnId, peer: &str, now: Millis) {
@@ -294,7 +326,7 @@ impl Sessions {
         (Some(user), logout)
     }
 
-    /// Handles a parsed request on the leader (status/ping/not-leader are the node's).
+    /// Handles a parsed request (status/ping/not-leader/unavailable are the node's).
     pub fn request(
         &mut self,
         conn: ConnId,
@@ -418,7 +450,7 @@ impl Sessions {
                     | Request::Ping => return Action::Done,
                 };
                 let id = self.stash(conn, req, kind);
-                Action::Propose { id, op }
+                Action::Propose { op, id }
             }
         }
     }
@@ -490,6 +522,7 @@ impl Sessions {
             Some(t) if password_hash.is_none() && online == Some(t.as_str()) => t,
             _ => result.token,
         };
+        let registering = password_hash.as_ref().map(|_| job.password.clone());
         let id = self.stash(
             job.conn,
             job.req,
@@ -497,15 +530,16 @@ impl Sessions {
                 user: job.user.clone(),
                 session: session.clone(),
                 since: job.since,
+                registering,
             },
         );
         Action::Propose {
-            id,
             op: ChatOp::Login {
                 user: job.user,
                 session,
                 password_hash,
             },
+            id,
         }
     }
 
@@ -549,27 +583,74 @@ impl Sessions {
         }
     }
 
-    /// Keeps a request until its proposal is placed in the log ([`Sessions::proposed`]).
     fn stash(&mut self, conn: ConnId, req: Option<u64>, kind: PendingKind) -> ProposalId {
-        let id = ProposalId(self.next_proposal);
-        self.next_proposal += 1;
-        self.proposals.insert(
+        let id = self.new_proposal_id();
+        self.pending.insert(
             id,
             Pending {
                 conn,
                 req,
-                epoch: 0,
+                since: self.now,
                 kind,
             },
         );
         id
     }
 
-    /// Proposal `id` was appended at `index` in `epoch`.
-    pub fn proposed(&mut self, id: ProposalId, index: u64, epoch: u64) {
-        if let Some(mut p) = self.proposals.remove(&id) {
-            p.epoch = epoch;
-            self.pending.insert(index, p);
+    /// A fresh id for a proposal that answers nobody (an orphaned session's logout).
+    pub fn new_proposal_id(&mut self) -> ProposalId {
+        let id = ProposalId {
+            node: self.me,
+            serial: self.next_proposal,
+        };
+        self.next_proposal = self.next_proposal.wrapping_add(1);
+        id
+    }
+
+    /// The proposal `id` cannot commit through this server now (no leader to forward it to,
+    /// or the leader refused it): its client gets a retryable `unavailable`.
+    pub fn fail(&mut self, id: ProposalId, message: &str, out: &mut Vec<SessionOut>) {
+        if let Some(p) = self.pending.remove(&id) {
+            self.release(&p);
+            if let PendingKind::Login { user, session, .. } = &p.kind {
+                self.abandoned
+                    .insert(id, (user.clone(), session.clone(), self.now));
+            }
+            if self.conns.contains_key(&p.conn) {
+                out.push(SessionOut::Line(
+                    p.conn,
+                    error_line(p.req, ErrorCode::Unavailable, message),
+                ));
+            }
+        }
+    }
+
+    /// Answers `unavailable` to every request waiting longer than `max_wait_ms`: its entry
+    /// went down with a leader or its forward was lost. A retry with the same message id is
+    /// exactly-once (a late commit of the first attempt makes the retry a duplicate).
+    pub fn expire_pending(&mut self, now: Millis, max_wait_ms: Millis, out: &mut Vec<SessionOut>) {
+        let stale: Vec<ProposalId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.saturating_sub(p.since) >= max_wait_ms)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            self.fail(
+                id,
+                "the request was not committed in time (the leader changed or is unreachable); retry with the same id",
+                out,
+            );
+        }
+    }
+
+    /// Clears what a pending request holds on its connection and user.
+    fn release(&mut self, p: &Pending) {
+        if let PendingKind::Ack { user } = &p.kind {
+            self.acks_in_flight.remove(user);
+        }
+        if let (PendingKind::Login { .. }, Some(c)) = (&p.kind, self.conns.get_mut(&p.conn)) {
+            c.login_pending = false;
         }
     }
 
@@ -580,45 +661,57 @@ impl Sessions {
     /// (which cannot know the token) with `name_taken`.
     pub fn applied(
         &mut self,
-        index: u64,
-        epoch: u64,
+        origin: Option<ProposalId>,
         applied: &Applied,
         chat: &ChatState,
         out: &mut Vec<SessionOut>,
-    ) -> Option<ChatOp> {
-        let mut orphan = None;
-        if let Some(p) = self.pending.remove(&index) {
-            if let PendingKind::Ack { user } = &p.kind {
-                self.acks_in_flight.remove(user);
+    ) -> Option<Action> {
+        let mut next = None;
+        let now = self.now;
+        self.abandoned
+            .retain(|_, (_, _, at)| now.saturating_sub(*at) < ABANDONED_LOGIN_MS);
+        if let Some((user, session, _)) = origin.and_then(|id| self.abandoned.remove(&id)) {
+            if applied.reply.is_ok() {
+                next = self.orphaned_logout(&user, &session, chat);
             }
-            if let (PendingKind::Login { .. }, Some(c)) = (&p.kind, self.conns.get_mut(&p.conn)) {
-                c.login_pending = false;
-            }
-            if p.epoch != epoch {
-                out.push(SessionOut::Line(
-                    p.conn,
-                    error_line(
-                        p.req,
-                        ErrorCode::Unavailable,
-                        "leadership changed before the request committed; retry",
-                    ),
-                ));
-            } else if self.conns.contains_key(&p.conn) {
-                self.answer(p, applied, chat, out);
+        }
+        let mut answered = None;
+        if let Some(p) = origin.and_then(|id| self.pending.remove(&id)) {
+            self.release(&p);
+            answered = Some(p.conn);
+            if self.conns.contains_key(&p.conn) {
+                match p.kind {
+                    PendingKind::Login {
+                        user,
+                        since,
+                        registering: Some(password),
+                        ..
+                    } if matches!(applied.reply, Err((ErrorCode::AuthFailed, _)))
+                        && chat.password_hash(&user).is_some() =>
+                    {
+                        if let Some(c) = self.conns.get_mut(&p.conn) {
+                            c.login_pending = true;
+                        }
+                        let job = LoginJob {
+                            conn: p.conn,
+                            req: p.req,
+                            user,
+                            password,
+                            presented: None,
+                            since,
+                        };
+                        next = Some(self.start_job(job, chat));
+                    }
+                    _ => self.answer(p, applied, chat, out),
+                }
             } else if let (PendingKind::Login { user, session, .. }, Ok(_)) =
                 (&p.kind, &applied.reply)
             {
-                let held = self
-                    .conns
-                    .values()
-                    .any(|c| c.user.as_deref() == Some(user.as_str()));
-                if !held && chat.online_session(user) == Some(session.as_str()) {
-                    orphan = Some(ChatOp::Logout {
-                        user: user.clone(),
-                        session: session.clone(),
-                    });
-                }
+                next = self.orphaned_logout(user, session, chat);
             }
+        }
+        if let Some((user, _)) = &applied.session {
+            self.taken_over(user, answered, out);
         }
         for (recipient, msg) in &applied.deliveries {
             let targets: Vec<ConnId> = self
@@ -646,7 +739,74 @@ impl Sessions {
                 }
             }
         }
-        orphan
+        next
+    }
+
+    /// A login of `user` committed (on this server or another): its connections here other
+    /// than `except` (the one that login answered) stop being its session. They are told why
+    /// before they close, so that their client does not log in again and take the session
+    /// back (the two would keep displacing each other).
+    fn taken_over(&mut self, user: &str, except: Option<ConnId>, out: &mut Vec<SessionOut>) {
+        let others: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| Some(**id) != except && c.user.as_deref() == Some(user))
+            .map(|(id, _)| *id)
+            .collect();
+        for other in others {
+            if let Some(c) = self.conns.get_mut(&other) {
+                c.user = None;
+                c.session = None;
+                c.replay_sent = None;
+            }
+            out.push(SessionOut::Line(
+                other,
+                error_line(
+                    None,
+                    ErrorCode::SessionTakenOver,
+                    format!("another login took the session of `{user}` over; closing this connection (do not log in again from here)"),
+                ),
+            ));
+            out.push(SessionOut::Close(other));
+        }
+    }
+
+    /// A new epoch took every user offline: resume the sessions this server still holds.
+    /// Nobody waits for these entries; one that commits after its connection closed is
+    /// logged out again (as an abandoned login is).
+    pub fn reassert(&mut self) -> Vec<Action> {
+        let held: Vec<(String, String)> = self
+            .conns
+            .values()
+            .filter_map(|c| Some((c.user.clone()?, c.session.clone()?)))
+            .collect();
+        held.into_iter()
+            .map(|(user, session)| {
+                let id = self.new_proposal_id();
+                self.abandoned
+                    .insert(id, (user.clone(), session.clone(), self.now));
+                Action::Propose {
+                    op: ChatOp::Resume { user, session },
+                    id,
+                }
+            })
+            .collect()
+    }
+
+    /// The logout for a committed login whose session nobody here holds, if it is still
+    /// the user's online session.
+    fn orphaned_logout(&mut self, user: &str, session: &str, chat: &ChatState) -> Option<Action> {
+        let held = self.conns.values().any(|c| c.user.as_deref() == Some(user));
+        if held || chat.online_session(user) != Some(session) {
+            return None;
+        }
+        Some(Action::Propose {
+            op: ChatOp::Logout {
+                user: user.to_string(),
+                session: session.to_string(),
+            },
+            id: self.new_proposal_id(),
+        })
     }
 
     fn answer(
@@ -671,32 +831,8 @@ impl Sessions {
                 user,
                 session,
                 since,
+                ..
             } => {
-                // A takeover: other connections of this user here stop being its session.
-                let others: Vec<ConnId> = self
-                    .conns
-                    .iter()
-                    .filter(|(id, c)| **id != p.conn && c.user.as_deref() == Some(user.as_str()))
-                    .map(|(id, _)| *id)
-                    .collect();
-                // They are told why before they close, so that their client does not log in
-                // again with the same token and take the session back (the two would keep
-                // displacing each other).
-                for other in others {
-                    if let Some(c) = self.conns.get_mut(&other) {
-                        c.user = None;
-                        c.session = None;
-                    }
-                    out.push(SessionOut::Line(
-                        other,
-                        error_line(
-                            None,
-                            ErrorCode::SessionTakenOver,
-                            format!("another login took the session of `{user}` over; closing this connection (do not log in again from here)"),
-                        ),
-                    ));
-                    out.push(SessionOut::Close(other));
-                }
                 let from = since.unwrap_or(0).max(chat.acked(&user));
                 let mailbox = chat.inbox_after(&user, from).len() as u64;
                 if let Some(c) = self.conns.get_mut(&p.conn) {
@@ -745,24 +881,18 @@ impl Sessions {
         }
     }
 
-    /// Leadership lost: every waiting request fails with `unavailable`, and logged-in clients
-    /// are disconnected so that they find the new leader.
-    pub fn step_down(&mut self, out: &mut Vec<SessionOut>) {
-        let unplaced = std::mem::take(&mut self.proposals).into_values();
-        for p in std::mem::take(&mut self.pending)
-            .into_values()
-            .chain(unplaced)
-        {
-            if self.conns.contains_key(&p.conn) {
-                out.push(SessionOut::Line(
-                    p.conn,
-                    error_line(
-                        p.req,
-                        ErrorCode::Unavailable,
-                        "this server lost its leadership before the request committed; retry with the same id on the new leader",
-                    ),
-                ));
-            }
+    /// This server is cut off from the majority (no leader, no quorum in view): every waiting
+    /// request fails with `unavailable`, and logged-in clients are disconnected so that they
+    /// find a server that can serve them. A leader change alone sheds nothing: requests
+    /// waiting here may still commit under the new leader, and are answered when they do.
+    pub fn shed(&mut self, out: &mut Vec<SessionOut>) {
+        let waiting: Vec<ProposalId> = self.pending.keys().copied().collect();
+        for id in waiting {
+            self.fail(
+                id,
+                "this server is cut off from the majority; retry with the same id on another server",
+                out,
+            );
         }
         for (_, job) in std::mem::take(&mut self.jobs) {
             out.push(SessionOut::Line(
@@ -770,7 +900,7 @@ impl Sessions {
                 error_line(
                     job.req,
                     ErrorCode::Unavailable,
-                    "this server lost its leadership before the login completed; log in on the new leader",
+                    "this server is cut off from the majority; log in on another server",
                 ),
             ));
         }
@@ -822,7 +952,7 @@ mod tests {
 
     #[test]
     fn requests_need_a_login() {
-        let mut s = Sessions::default();
+        let mut s = Sessions::new(NodeId(1), 1);
         s.connected(ConnId(1), "p", 0);
         let mut out = Vec::new();
         let frame = parse_line(r#"{"req":1,"op":"join","room":"r"}"#).unwrap();
@@ -842,12 +972,11 @@ mod proposal_tests {
     use super::*;
     use crate::core::rng::SplitMix64;
 
-    /// Two logins whose proposals are both out before either is placed in the log, placed in
-    /// the opposite order: each answer reaches its own connection (a single parking slot
-    /// would have lost the first).
+    /// Two logins whose proposals are both out before either is applied, applied in the
+    /// opposite order: each answer reaches its own connection, matched by the entry's origin.
     #[test]
-    fn proposals_are_placed_by_their_id_not_by_order() {
-        let mut s = Sessions::new(1);
+    fn proposals_are_answered_by_their_id_not_by_order() {
+        let mut s = Sessions::new(NodeId(1), 1);
         let mut chat = ChatState::default();
         let mut rng = SplitMix64::new(7);
         let mut proposals = Vec::new();
@@ -865,16 +994,11 @@ mod proposal_tests {
             };
             proposals.push((conn, id, op));
         }
-        // bob's entry lands at index 1, alice's at 2.
         proposals.reverse();
-        for (index, (_, id, _)) in proposals.iter().enumerate() {
-            s.proposed(*id, index as u64 + 1, 1);
-        }
-        for (index, (conn, _, op)) in proposals.iter().enumerate() {
-            let index = index as u64 + 1;
-            let applied = chat.apply(index, op);
+        for (index, (conn, id, op)) in proposals.iter().enumerate() {
+            let applied = chat.apply(index as u64 + 1, op);
             let mut out = Vec::new();
-            s.applied(index, 1, &applied, &chat, &mut out);
+            s.applied(Some(*id), &applied, &chat, &mut out);
             let answered: Vec<(u64, Option<u64>)> = out
                 .iter()
                 .filter_map(|o| match o {

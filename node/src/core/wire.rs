@@ -2,8 +2,10 @@
 //! that refuses oversized, malformed, wrong-version and foreign-cluster input with a reason
 //! instead of panicking.
 
+use super::chat::ChatOp;
 use super::durable::LogEntry;
 use super::election::ElectionBody;
+use super::proposal::ProposalId;
 use super::MAX_DATAGRAM_BYTES;
 use crate::events::Credentials;
 use crate::ids::{NodeId, Role};
@@ -75,6 +77,14 @@ pub enum PeerMsg {
     },
     /// Graceful leave (SIGTERM).
     Leave,
+    /// A follower's client request for the leader to append, with its origin (issue 12).
+    Forward {
+        epoch: u64,
+        id: ProposalId,
+        op: ChatOp,
+    },
+    /// The receiver of `forward` `id` does not lead: the follower answers `unavailable` now.
+    ForwardRefused { epoch: u64, id: ProposalId },
 }
 
 impl PeerMsg {
@@ -90,6 +100,8 @@ impl PeerMsg {
             PeerMsg::Append { .. } => "append",
             PeerMsg::AppendAck { .. } => "append_ack",
             PeerMsg::Leave => "leave",
+            PeerMsg::Forward { .. } => "forward",
+            PeerMsg::ForwardRefused { .. } => "forward_refused",
         }
     }
 }
@@ -217,6 +229,10 @@ mod tests {
                     index: 2,
                     epoch: 2,
                     op: crate::core::chat::ChatOp::NewEpoch,
+                    origin: Some(ProposalId {
+                        node: NodeId(3),
+                        serial: 7,
+                    }),
                 }],
                 commit: 1,
             },

@@ -327,7 +327,12 @@ impl Forger {
             },
             _ => ChatOp::NewEpoch,
         };
-        LogEntry { index, epoch, op }
+        LogEntry {
+            index,
+            epoch,
+            op,
+            origin: None,
+        }
     }
 
     fn message(&mut self, kind: ForgeKind, l: &Learned, from: NodeId) -> PeerMsg {
@@ -454,7 +459,9 @@ fn epoch_of(msg: &PeerMsg) -> Option<u64> {
         | PeerMsg::Promise { epoch }
         | PeerMsg::Stale { epoch }
         | PeerMsg::Append { epoch, .. }
-        | PeerMsg::AppendAck { epoch, .. } => Some(*epoch),
+        | PeerMsg::AppendAck { epoch, .. }
+        | PeerMsg::Forward { epoch, .. }
+        | PeerMsg::ForwardRefused { epoch, .. } => Some(*epoch),
         PeerMsg::Leave => None,
     }
 }

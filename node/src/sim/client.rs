@@ -1,5 +1,6 @@
-//! A simulated chat user speaking the real client protocol: it finds the leader (following
-//! `welcome` and `not_leader` redirects), logs in with a fixed session token, joins the room,
+//! A simulated chat user speaking the real client protocol: it connects to a random live
+//! server and logs in there if that server knows a leader (every server serves; otherwise it
+//! follows `welcome` and `not_leader` redirects), logs in with its session token, joins the room,
 //! sends private and room messages one at a time with unique ids, and after a failover
 //! reconnects and retries the unacknowledged message with the same id.
 
@@ -97,6 +98,14 @@ impl SimClient {
     }
 
     /// Everything sent and acknowledged, and logged in.
+    /// Where the client is, for a failure report.
+    pub fn describe(&self) -> String {
+        format!(
+            "phase={:?} conn={:?} waiting={:?} sent={}/{}",
+            self.phase, self.conn, self.waiting, self.sent, self.total
+        )
+    }
+
     pub fn finished(&self) -> bool {
         self.sent >= self.total && self.current.is_none() && self.phase == Phase::Ready
     }
@@ -221,9 +230,13 @@ impl SimClient {
         };
         match parsed {
             ServerLine::Welcome(Welcome {
-                role, leader_addr, ..
+                role,
+                leader,
+                leader_addr,
+                ..
             }) => {
-                if role == Role::Leader {
+                // Every server serves while it knows a leader (issue 12): stay where we are.
+                if role == Role::Leader || leader.is_some() {
                     self.phase = Phase::LoggingIn;
                     let since = self.contiguous();
                     let mut body = serde_json::json!({"op": "login", "user": self.user, "password": self.password, "since": since});

@@ -223,11 +223,12 @@ fn describe_clients(sim: &Sim) -> String {
         .map(|c| {
             let inbox = leader.map_or(0, |n| n.chat().inbox_after(&c.user, 0).len());
             format!(
-                "{}: finished={} received={} contiguous={} inbox={inbox}",
+                "{}: finished={} received={} contiguous={} inbox={inbox} ({})",
                 c.user,
                 c.finished(),
                 c.received.len(),
-                c.contiguous()
+                c.contiguous(),
+                c.describe()
             )
         })
         .collect::<Vec<_>>()

@@ -163,7 +163,7 @@ impl Node {
             votes: self.promises.len(),
             credentials,
         });
-        self.epoch_start = self.propose(ChatOp::NewEpoch);
+        self.epoch_start = self.propose(ChatOp::NewEpoch, None);
         self.multicast(&PeerMsg::Heartbeat(self.beacon()));
         self.next_heartbeat = self.now + self.cfg.heartbeat_ms;
     }

@@ -16,6 +16,7 @@ use super::Node;
 use crate::core::chat::ChatOp;
 use crate::core::chat::ChatState;
 use crate::core::membership::PeerState;
+use crate::core::proposal::ProposalId;
 use crate::core::replication::progress::{AppendPlan, ProgressState};
 use crate::core::replication::{
     follower_append, AppendOutcome, MAX_BATCH_BYTES, MAX_BATCH_ENTRIES,
@@ -29,12 +30,13 @@ use crate::settings::QuorumMode;
 impl Node {
     /// Appends `op` to the log (made durable and sent by the next [`Node::flush_log`]);
     /// returns its index.
-    pub(super) fn propose(&mut self, op: ChatOp) -> u64 {
+    pub(super) fn propose(&mut self, op: ChatOp, origin: Option<ProposalId>) -> u64 {
         let index = self.log.last_index() + 1;
         self.log.push(LogEntry {
             index,
             epoch: self.epoch,
             op,
+            origin,
         });
         index
     }
