@@ -113,7 +113,7 @@ pub enum Command {
         duration: std::time::Duration,
         /// Faults to draw from (comma-separated): kill, stop, pause, restart (killed and
         /// stopped nodes come back during the safety phase), partition, cut, isolate, loss,
-        /// delay.
+        /// delay; and, only when named, duplicate.
         #[arg(
             long,
             default_value = "kill,stop,pause,restart,partition,cut,isolate,loss,delay"

@@ -30,6 +30,9 @@ pub enum FaultKind {
     Isolate,
     Loss,
     Delay,
+    /// Opt-in (`--faults …,duplicate`), not in the default list, so the default schedules
+    /// of existing seeds keep their bytes.
+    Duplicate,
 }
 
 impl FaultKind {
@@ -45,6 +48,20 @@ impl FaultKind {
         FaultKind::Delay,
     ];
 
+    /// Every kind `--faults` accepts: the defaults ([`FaultKind::ALL`]) and the opt-in ones.
+    pub const KNOWN: [FaultKind; 10] = [
+        FaultKind::Kill,
+        FaultKind::Stop,
+        FaultKind::Pause,
+        FaultKind::Restart,
+        FaultKind::Partition,
+        FaultKind::Cut,
+        FaultKind::Isolate,
+        FaultKind::Loss,
+        FaultKind::Delay,
+        FaultKind::Duplicate,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
@@ -56,6 +73,7 @@ impl FaultKind {
             FaultKind::Isolate => "isolate",
             FaultKind::Loss => "loss",
             FaultKind::Delay => "delay",
+            FaultKind::Duplicate => "duplicate",
         }
     }
 
@@ -63,13 +81,13 @@ impl FaultKind {
     pub fn parse_list(text: &str) -> Result<Vec<FaultKind>, String> {
         let mut out = Vec::new();
         for word in text.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-            let kind = FaultKind::ALL
+            let kind = FaultKind::KNOWN
                 .into_iter()
                 .find(|k| k.name() == word)
                 .ok_or_else(|| {
                     format!(
                         "unknown fault `{word}`; expected some of: {}",
-                        FaultKind::ALL.map(FaultKind::name).join(",")
+                        FaultKind::KNOWN.map(FaultKind::name).join(",")
                     )
                 })?;
             if !out.contains(&kind) {
@@ -270,6 +288,11 @@ pub fn generate(spec: &ChaosSpec) -> Schedule {
                 let jitter = rng.gen_range(0..=d / 2);
                 format!("delay: {{to: {}, ms: {d}, jitter: {jitter}}}", node(pick))
             }
+            FaultKind::Duplicate => {
+                m.net.insert(pick);
+                let percent = rng.gen_range(5..=20);
+                format!("duplicate: {{to: {}, percent: {percent}}}", node(pick))
+            }
             FaultKind::Restart => unreachable!("filtered out above"),
         };
         faults += 1;
@@ -336,9 +359,16 @@ fn step_node(step: &str) -> Option<u64> {
 }
 
 fn is_network(step: &str) -> bool {
-    ["partition:", "cut:", "isolate:", "loss:", "delay:"]
-        .iter()
-        .any(|k| step.starts_with(k))
+    [
+        "partition:",
+        "cut:",
+        "isolate:",
+        "loss:",
+        "delay:",
+        "duplicate:",
+    ]
+    .iter()
+    .any(|k| step.starts_with(k))
 }
 
 #[cfg(test)]
@@ -428,6 +458,16 @@ mod tests {
             FaultKind::parse_list("kill, pause,kill").unwrap(),
             vec![FaultKind::Kill, FaultKind::Pause]
         );
+        // duplicate is opt-in: accepted, drawn when asked for, never by default.
+        sp.faults = FaultKind::parse_list("duplicate").unwrap();
+        let sched = generate(&sp);
+        assert!(
+            sched.yaml.contains("- duplicate: {to: {node: "),
+            "{}",
+            sched.yaml
+        );
+        crate::scenario::parse(&sched.yaml, "chaos.yaml").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!FaultKind::ALL.contains(&FaultKind::Duplicate));
     }
 
     #[test]
