@@ -10,7 +10,7 @@ pub use user::Command;
 
 use crate::docker::now_ms;
 use crate::history::Record;
-use crate::scenario::{SendTarget, Workload as WorkloadSpec};
+use crate::scenario::{Placement, SendTarget, Workload as WorkloadSpec};
 use chat_node::client::SessionConfig;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -85,9 +85,16 @@ impl Workload {
             let password = generated_password();
             let mut config = SessionConfig::new(name, &password);
             config.cluster = cluster.to_string();
-            // Every user starts on a different server, so not all of them hit one node first.
+            // Every user starts on a different server (or the one `placement` pins it to);
+            // with `spread` it stays on the server that serves it.
+            let first = match &spec.placement {
+                Placement::Pinned(pinned) => pinned.get(name).map(|n| n - 1),
+                _ => None,
+            }
+            .unwrap_or(index);
             config.servers = servers.clone();
-            config.servers.rotate_left(index % servers.len().max(1));
+            config.servers.rotate_left(first % servers.len().max(1));
+            config.prefer_leader = spec.placement == Placement::Leader;
             config.request_timeout = REQUEST_TIMEOUT;
             config.retry_deadline = RETRY_DEADLINE;
             let user = user::User {

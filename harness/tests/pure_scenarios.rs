@@ -552,3 +552,27 @@ fn duplicate_takes_a_target_and_a_percent() {
     let e = err(&format!("{BASE}  - duplicate: {{to: all}}\n"));
     assert!(e.contains("percent"), "{e}");
 }
+
+#[test]
+fn placement_takes_leader_spread_or_a_map_of_users_to_nodes() {
+    use harness::scenario::Placement;
+    let with = |p: &str| BASE.replace("rate: 5/s}", &format!("rate: 5/s, placement: {p}}}"));
+    let s = scenario::parse(BASE, "scenarios/x.yaml").unwrap();
+    assert_eq!(s.workload.placement, Placement::Spread, "the default");
+    let s = scenario::parse(&with("leader"), "scenarios/x.yaml").unwrap();
+    assert_eq!(s.workload.placement, Placement::Leader);
+    let s = scenario::parse(&with("{u1: 2, u3: 5}"), "scenarios/x.yaml").unwrap();
+    assert_eq!(
+        s.workload.placement,
+        Placement::Pinned([("u1".to_string(), 2), ("u3".to_string(), 5)].into())
+    );
+    let e = err(&with("{u4: 1}"));
+    assert!(
+        e.starts_with("scenarios/x.yaml:6:") && e.contains("no workload user `u4`"),
+        "{e}"
+    );
+    let e = err(&with("{u1: 6}"));
+    assert!(e.contains("a node id from 1 to 5"), "{e}");
+    let e = err(&with("everywhere"));
+    assert!(e.contains("use `leader`, `spread`"), "{e}");
+}

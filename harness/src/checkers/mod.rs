@@ -13,6 +13,7 @@ mod delivery;
 mod detection;
 mod election;
 mod legitimacy;
+mod placement;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod timeline;
@@ -115,6 +116,7 @@ pub static REGISTRY: &[&dyn Checker] = &[
     &delivery::Delivery,
     &convergence::Convergence,
     &availability::ClientUnavailability,
+    &placement::Placement,
 ];
 
 /// The registered checker called `name` (or one of its synonyms).

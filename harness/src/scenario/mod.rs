@@ -116,6 +116,21 @@ pub struct Workload {
     pub room_weight: f64,
     /// At the end: how long to wait, all users online again, for deliveries to arrive.
     pub drain: Duration,
+    /// Which server each user logs in on.
+    pub placement: Placement,
+}
+
+/// Which server a workload user logs in on (every server serves clients).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Placement {
+    /// Every user moves to the leader (a follower's `welcome` names it).
+    Leader,
+    /// User `uK` starts on node `((K - 1) mod nodes) + 1` and stays on whichever server
+    /// serves it; after a failure it logs in on the next server that answers.
+    #[default]
+    Spread,
+    /// The named users start on the given node ids (the rest as in `Spread`).
+    Pinned(std::collections::BTreeMap<String, usize>),
 }
 
 impl Default for Workload {
@@ -127,6 +142,7 @@ impl Default for Workload {
             private_weight: 1.0,
             room_weight: 1.0,
             drain: Duration::from_secs(2),
+            placement: Placement::default(),
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct RawWorkload {
     pub rate: Option<String>,
     pub mix: Option<RawMix>,
     pub drain: Option<String>,
+    /// `leader`, `spread`, or a map of user name to node id.
+    pub placement: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -65,7 +65,7 @@ fn build(cx: &Ctx, raw: RawScenario, election: Option<&str>) -> Result<Scenario,
     }
     let cluster = cluster(cx, raw_cluster)?;
     let workload = match raw.workload {
-        Some(w) => workload(cx, w)?,
+        Some(w) => workload(cx, w, cluster.nodes)?,
         None => Workload::default(),
     };
     let mut aliases: HashSet<String> = HashSet::new();
@@ -264,7 +264,7 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
     Ok(s)
 }
 
-fn workload(cx: &Ctx, w: RawWorkload) -> Result<Workload, ScenarioError> {
+fn workload(cx: &Ctx, w: RawWorkload, nodes: usize) -> Result<Workload, ScenarioError> {
     let mut out = Workload::default();
     let at = |k: &str| cx.loc.key("workload", Some(k));
     if let Some(u) = w.users {
@@ -321,7 +321,50 @@ fn workload(cx: &Ctx, w: RawWorkload) -> Result<Workload, ScenarioError> {
     if let Some(d) = w.drain {
         out.drain = duration_at(cx, at("drain"), "drain", &d)?;
     }
+    if let Some(p) = w.placement {
+        out.placement =
+            placement(&p, &out.user_names(), nodes).map_err(|e| cx.err(at("placement"), e))?;
+    }
     Ok(out)
+}
+
+/// `leader`, `spread`, or `{u1: 2, u3: 1}` (user → node id).
+fn placement(
+    value: &serde_yaml::Value,
+    users: &[String],
+    nodes: usize,
+) -> Result<Placement, String> {
+    use serde_yaml::Value;
+    match value {
+        Value::String(s) if s == "leader" => Ok(Placement::Leader),
+        Value::String(s) if s == "spread" => Ok(Placement::Spread),
+        Value::Mapping(m) => {
+            let mut pinned = std::collections::BTreeMap::new();
+            for (k, v) in m {
+                let user = k
+                    .as_str()
+                    .ok_or_else(|| "`placement` keys are user names (u1, u2, …)".to_string())?;
+                if !users.iter().any(|u| u == user) {
+                    return Err(format!(
+                        "`placement`: no workload user `{user}` (the users are u1..u{})",
+                        users.len()
+                    ));
+                }
+                let node = v
+                    .as_u64()
+                    .filter(|n| (1..=nodes as u64).contains(n))
+                    .ok_or_else(|| {
+                        format!("`placement` of `{user}`: a node id from 1 to {nodes}")
+                    })?;
+                pinned.insert(user.to_string(), node as usize);
+            }
+            Ok(Placement::Pinned(pinned))
+        }
+        other => Err(format!(
+            "`placement: {}`: use `leader`, `spread`, or a map of user to node id ({{u1: 2}})",
+            serde_yaml::to_string(other).unwrap_or_default().trim()
+        )),
+    }
 }
 
 /// `50/s`, `10/m`, or a bare number (per second).

@@ -83,6 +83,10 @@ pub struct SessionConfig {
     pub ack_batch: u64,
     /// How long an address that just failed is tried only after every other candidate.
     pub failed_address_cooldown: Duration,
+    /// Move to the leader when a follower's `welcome` names it (one hop less per write).
+    /// Off, the session stays on the first server that serves (every server does while it
+    /// knows a leader), which spreads users over the servers.
+    pub prefer_leader: bool,
 }
 
 impl SessionConfig {
@@ -99,6 +103,7 @@ impl SessionConfig {
             discovery_window: DEFAULT_DISCOVERY_WINDOW,
             ack_batch: DEFAULT_ACK_BATCH,
             failed_address_cooldown: FAILED_ADDRESS_COOLDOWN,
+            prefer_leader: true,
         }
     }
 }
@@ -680,14 +685,14 @@ impl Session {
         }
     }
 
-    /// Connects to `addr` and logs in there if it leads.
+    /// Connects to `addr` and logs in there (or is sent on to the leader, with `prefer_leader`).
     async fn try_server(&mut self, addr: &str) -> Result<(), Redirect> {
         let timeout = self.config.request_timeout;
         let conn = Connection::connect(addr, self.config.connect_timeout)
             .await
             .map_err(|_| Redirect::Next)?;
         let welcome = conn.welcome().clone();
-        if welcome.role != Role::Leader {
+        if welcome.role != Role::Leader && self.config.prefer_leader {
             if let Some(leader) = welcome.leader_addr.filter(|l| l != addr) {
                 return Err(Redirect::To(leader));
             }

@@ -407,8 +407,15 @@ impl Node {
         self.sessions
             .expire_logins(now, self.cfg.login_timeout_ms, &mut outs);
         if self.role != Role::Leader {
-            self.sessions
-                .expire_pending(now, self.pending_wait(), &mut outs);
+            // Without a live leader nothing waiting here will be answered soon: say so at
+            // once (the client retries on this connection until a new leader commits),
+            // rather than after the whole wait.
+            let wait = if self.advertised_leader().is_none() {
+                0
+            } else {
+                self.pending_wait()
+            };
+            self.sessions.expire_pending(now, wait, &mut outs);
             if self.advertised_leader().is_none()
                 && !self.has_quorum_in_view()
                 && self.sessions.has_logged_in()
