@@ -200,7 +200,12 @@ mod tests {
         let s = testkit::scenario("delivery");
         let results = run(&s, &[]);
         let names: Vec<&str> = results.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, vec!["delivery", "client_unavailability", "placement"]);
-        assert!(results[1..].iter().all(|r| r.passed && r.deadline.is_none()));
+        assert_eq!(
+            names,
+            vec!["delivery", "client_unavailability", "placement"]
+        );
+        assert!(results[1..]
+            .iter()
+            .all(|r| r.passed && r.deadline.is_none()));
     }
 }
