@@ -36,8 +36,16 @@ NODE ?=
 
 ##@ Demo cluster
 
+# The demo cluster's secret: made once (random, 0600) and kept, so restarted nodes still share
+# it; the compose file mounts it into every node. Delete it (and `make demo-down`) for a new one.
+DEMO_SECRET  := compose/.cluster-secret
+
+$(DEMO_SECRET):
+	@umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >$@
+	@echo "==> generated the demo's cluster secret in $@ (gitignored; every node reads it)"
+
 .PHONY: demo
-demo: image need-compose ## Start 5 nodes, wait for a leader, print the cluster table and what to try
+demo: image need-compose $(DEMO_SECRET) ## Start 5 nodes, wait for a leader, print the cluster table and what to try
 	@echo "==> starting the demo cluster ($(COMPOSE_CMD))"
 	@$(COMPOSE) up -d --no-build
 	@scripts/demo-state.sh wait $(DEMO_TIMEOUT)

@@ -71,11 +71,16 @@ for i in $(seq 1 "$NODES"); do
 done
 attach fl-c1 "$SUBNET.100" 100
 
+# Every member gets the same fresh secret (peer datagrams are authenticated with it).
+SECRET_FILE="$WORK/cluster-secret"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE"
+
 start=$(date +%s%N)
 PIDMAP=()
 for i in $(seq 1 "$NODES"); do
     ip netns exec "fl-n$i" "$BIN" serve --id "$i" --cluster-size "$NODES" \
         --heartbeat 100ms --failure-timeout 500ms --data-dir "$WORK/data$i" \
+        --cluster-secret-file "$SECRET_FILE" \
         >"$WORK/n$i.events" 2>"$WORK/n$i.log" &
     PIDS+=($!)
     PIDMAP+=(--pid "$i:$!")

@@ -349,8 +349,20 @@ fn serve_args(s: &Scenario, run_id: &str) -> Vec<String> {
         "--quorum".to_string(),
         c.quorum.as_flag().to_string(),
     ];
+    if c.insecure {
+        args.push("--insecure".to_string());
+    }
     args.extend(c.flags.iter().cloned());
     args
+}
+
+/// The nodes' environment: the run's own cluster secret, unless they run `--insecure`.
+fn node_env(s: &Scenario) -> Vec<String> {
+    if s.cluster.insecure {
+        vec![]
+    } else {
+        vec![docker::secret::cluster_secret_env()]
+    }
 }
 
 async fn execute(
@@ -365,7 +377,7 @@ async fn execute(
         image: opts.image.clone(),
         nodes: s.cluster.nodes,
         serve_args: serve_args(s, &session.run_id),
-        env: vec![],
+        env: node_env(s),
     };
     let backend = make(spec, needs_partitions(s))
         .await

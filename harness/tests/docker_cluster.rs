@@ -40,7 +40,7 @@ async fn cluster_faults_logs_and_cleanup() {
         image,
         nodes: 3,
         serve_args: vec!["--cluster-size".into(), "3".into()],
-        env: vec![],
+        env: vec![docker::secret::cluster_secret_env()],
     };
     let cluster = Cluster::create(&docker, &spec)
         .await

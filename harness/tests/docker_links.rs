@@ -44,7 +44,7 @@ async fn loss_drops_delay_holds_and_heal_removes_both() {
         image,
         nodes: 2,
         serve_args: vec!["--cluster-size".into(), "2".into()],
-        env: vec![],
+        env: vec![docker::secret::cluster_secret_env()],
     };
     let cluster = Cluster::create(&docker, &spec).await.expect("create");
     cluster.start_all().await.expect("start");

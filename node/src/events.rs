@@ -5,6 +5,10 @@
 use crate::ids::{NodeId, Role};
 use serde::{Deserialize, Serialize};
 
+fn one() -> u64 {
+    1
+}
+
 /// Version of the event schema, written into every record as `v`.
 pub const EVENTS_VERSION: u32 = 1;
 
@@ -144,6 +148,10 @@ pub enum Event {
         from: String,
         reason: String,
         count: u64,
+        /// Refusals this event stands for: peer refusals are reported at most once a second
+        /// per kind, the latest one's `from` and `reason` standing for the rest.
+        #[serde(default = "one")]
+        times: u64,
     },
     /// The node is stopping (SIGTERM: graceful leave).
     Stopping { reason: String },

@@ -15,9 +15,11 @@ use std::time::Duration;
     about = "A fault-tolerant chat server cluster: UDP discovery, heartbeats, LCR election, replicated chat log",
     after_help = "\
 Examples:
-  # three servers on one subnet find each other by broadcast and elect a leader
-  chat-node serve --id 1 --cluster-size 3 --data-dir /var/lib/chat-node
-  chat-node serve --cluster-size 3 --log-format pretty     # random id, memory only
+  # three servers on one subnet find each other by broadcast and elect a leader; every
+  # one needs the same cluster secret (openssl rand -hex 32 > /etc/chat-node/secret)
+  chat-node serve --id 1 --cluster-size 3 --data-dir /var/lib/chat-node \
+      --cluster-secret-file /etc/chat-node/secret
+  chat-node serve --cluster-size 3 --log-format pretty --insecure   # an experiment
 
   # chat: finds a server by broadcast (or give --server ip:7070); asks for the password
   chat-node client --user alice
@@ -37,9 +39,13 @@ enum Command {
     /// Run a server. Every flag also reads an environment variable (shown in brackets).
     #[command(after_help = "\
 Examples:
-  chat-node serve --id 1 --cluster-size 3
-  chat-node serve --id 2 --heartbeat 50ms --failure-timeout 300ms --data-dir ./n2
-  CHAT_NODE_ID=3 CHAT_INTERFACE=eth0 chat-node serve
+  chat-node serve --id 1 --cluster-size 3 --cluster-secret-file ./secret
+  chat-node serve --id 2 --heartbeat 50ms --failure-timeout 300ms --data-dir ./n2 \
+      --cluster-secret-file ./secret
+  CHAT_NODE_ID=3 CHAT_INTERFACE=eth0 CHAT_CLUSTER_SECRET_FILE=./secret chat-node serve
+
+Without a cluster secret (--cluster-secret-file, --cluster-secret, CHAT_CLUSTER_SECRET) a
+node refuses to start, unless --insecure (experiments and self-tests only).
 
 Events go to stdout as JSON lines (see docs/EVENTS.md); diagnostics go to stderr
 (RUST_LOG=debug for more). SIGTERM leaves the cluster gracefully.")]

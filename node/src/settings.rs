@@ -178,6 +178,27 @@ pub struct ServeArgs {
     /// for a node whose state was lost for good, while the rest of the cluster keeps a majority.
     #[arg(long, env = "CHAT_ACCEPT_DATA_LOSS")]
     pub accept_data_loss: bool,
+
+    /// A file holding the cluster secret (its first line, at least 16 bytes; e.g.
+    /// `openssl rand -hex 32 > secret`). Every member needs the same one: peer datagrams are
+    /// sealed and checked with it (HMAC-SHA256), and those without a valid tag are refused.
+    #[arg(long, env = "CHAT_CLUSTER_SECRET_FILE", value_name = "PATH")]
+    pub cluster_secret_file: Option<PathBuf>,
+
+    /// The cluster secret itself (at least 16 bytes). Prefer --cluster-secret-file or the
+    /// environment: a command line is visible to every user of the host.
+    #[arg(
+        long,
+        env = "CHAT_CLUSTER_SECRET",
+        hide_env_values = true,
+        conflicts_with = "cluster_secret_file"
+    )]
+    pub cluster_secret: Option<String>,
+
+    /// Run without a cluster secret: anyone on the network can forge peer datagrams (one
+    /// forged heartbeat deposes the leader). Only for experiments and self-tests.
+    #[arg(long, env = "CHAT_INSECURE", conflicts_with_all = ["cluster_secret_file", "cluster_secret"])]
+    pub insecure: bool,
 }
 
 /// `serve`'s flags alone, for parsing a serve command line.

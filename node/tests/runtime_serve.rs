@@ -61,6 +61,9 @@ fn start(ports: &Ports, dir: &Path, events: Arc<Mutex<Vec<String>>>) -> tokio::r
         &multicast,
         "--data-dir",
         dir.to_str().unwrap(),
+        // A node refuses to start without a cluster secret (or --insecure).
+        "--cluster-secret",
+        "runtime_serve's cluster secret",
     ])
     .unwrap()
     .serve;

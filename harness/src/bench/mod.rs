@@ -63,7 +63,7 @@ pub async fn run(opts: &BenchOptions) -> Verdict {
         image: opts.image.clone(),
         nodes: opts.nodes,
         serve_args: serve_args(opts, &run_id),
-        env: vec![],
+        env: vec![docker::secret::cluster_secret_env()],
     };
     let outcome = tokio::select! {
         r = bench(&client, &spec, opts) => r,

@@ -18,6 +18,7 @@ pub mod netaccess;
 pub mod outsider;
 pub mod partition;
 mod records;
+pub mod secret;
 pub mod sidecar;
 pub mod subnet;
 

@@ -77,10 +77,17 @@ pub fn peer_rejections(records: &[Record]) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
     for r in records {
         let Record::Node(ev) = r else { continue };
-        if let Event::InputRejected { source, reason, .. } = &ev.event {
+        if let Event::InputRejected {
+            source,
+            reason,
+            times,
+            ..
+        } = &ev.event
+        {
             if source == "peer" {
+                // One event stands for `times` refusals (they are rate-limited).
                 let why = reason.split(':').next().unwrap_or("").trim().to_string();
-                *out.entry(why).or_default() += 1;
+                *out.entry(why).or_default() += times;
             }
         }
     }
@@ -161,6 +168,7 @@ mod tests {
                     from: "10.0.0.200:7400".into(),
                     reason: reason.into(),
                     count: 1,
+                    times: 1,
                 },
             })
         };

@@ -349,3 +349,19 @@ checks: [convergence]
     );
     assert!(result_steps(&result).is_empty(), "no step failed");
 }
+
+#[test]
+fn nodes_get_the_runs_own_secret_unless_the_scenario_is_insecure() {
+    let yaml = |insecure: bool| {
+        format!(
+            "name: s\nabout: t\ncluster: {{nodes: 3, insecure: {insecure}}}\nsteps:\n  - sleep: 1s\nchecks: [election]\n"
+        )
+    };
+    let secure = crate::scenario::parse(&yaml(false), "s.yaml").unwrap();
+    assert!(!serve_args(&secure, "r").contains(&"--insecure".to_string()));
+    let (a, b) = (node_env(&secure), node_env(&secure));
+    assert!(a[0].starts_with("CHAT_CLUSTER_SECRET=") && a != b, "{a:?}");
+    let insecure = crate::scenario::parse(&yaml(true), "s.yaml").unwrap();
+    assert!(serve_args(&insecure, "r").contains(&"--insecure".to_string()));
+    assert!(node_env(&insecure).is_empty());
+}

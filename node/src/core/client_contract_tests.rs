@@ -23,6 +23,9 @@ fn config() -> Config {
         client_addr: "10.0.0.1:7070".into(),
         seed: 1,
         login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
+        peer_key: crate::core::auth::PeerKey::from_secret(b"test secret, 16+ bytes"),
+        peer_addr: "10.0.0.1:7400".into(),
+        incarnation: 1,
     }
 }
 

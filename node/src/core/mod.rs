@@ -5,6 +5,7 @@
 //! [`Output`]s **in order** (a `Persist` must be durable before any later `Send`).
 //! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
 
+pub mod auth;
 pub mod chat;
 #[cfg(test)]
 mod client_contract_tests;
@@ -55,6 +56,14 @@ pub struct Config {
     pub seed: u64,
     /// A client connection that has not logged in this long after connecting is closed.
     pub login_timeout_ms: Millis,
+    /// The cluster secret (or `--insecure`): every peer frame is sealed and checked with it.
+    pub peer_key: auth::PeerKey,
+    /// The address this node's peer datagrams leave from (`ip:port`), signed into each
+    /// frame: a receiver refuses the frame from any other source.
+    pub peer_addr: String,
+    /// Distinct and higher at every start of this node (the driver keeps it durable): a
+    /// receiver's replay window refuses frames of earlier incarnations.
+    pub incarnation: u64,
 }
 
 /// Default of [`Config::login_timeout_ms`] (`--login-timeout`).

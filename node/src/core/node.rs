@@ -1,6 +1,7 @@
 //! Glues membership, detection, election, replication, chat and sessions: inputs in,
 //! outputs out. All timers are driven by `Input::Tick`.
 
+use super::auth::{refusals::Refusals, Admission, PeerAuth, Refusal, BROADCAST};
 use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
 use super::election::{self, Election, ElectionConfig};
@@ -9,7 +10,7 @@ use super::membership::{Heard, Membership};
 use super::replication::LeaderState;
 use super::rng::SplitMix64;
 use super::sessions::{error_line, ok_line, parse_line, Action, SessionOut, Sessions};
-use super::wire::{self, Beacon, PeerMsg};
+use super::wire::{Beacon, PeerMsg};
 use super::{Config, Input, Lane, LogEntry, Millis, Output, Persist, Restored};
 use crate::events::{Credentials, Event, EventRecord, EVENTS_VERSION};
 use crate::ids::{ConnId, NodeId, Role};
@@ -77,6 +78,10 @@ pub struct Node {
     rejected: u64,
     /// Forwarded proposals appended recently (leader), so a duplicate is appended once.
     recent_forwards: forward::RecentForwards,
+    /// Seals our frames and admits others' (the front door of `on_datagram`).
+    auth: PeerAuth,
+    /// Peer refusals not yet reported (their events are rate-limited).
+    refusals: Refusals,
 }
 
 impl Node {
@@ -133,6 +138,14 @@ impl Node {
             next_heartbeat: now,
             rejected: 0,
             recent_forwards: forward::RecentForwards::default(),
+            auth: PeerAuth::new(
+                config.peer_key.clone(),
+                &config.cluster,
+                config.id,
+                &config.peer_addr,
+                config.incarnation,
+            ),
+            refusals: Refusals::default(),
             cfg: config,
         };
         node.emit(Event::Started {
@@ -291,15 +304,16 @@ impl Node {
         }
     }
 
-    fn encode(&self, msg: &PeerMsg) -> Vec<u8> {
-        wire::encode(&self.cfg.cluster, self.cfg.id, msg)
+    /// Seals `msg` for `dest` (`BROADCAST` for broadcast and multicast).
+    fn encode(&mut self, dest: NodeId, msg: &PeerMsg) -> Vec<u8> {
+        self.auth.seal(dest, msg)
     }
 
     fn send_to(&mut self, to: NodeId, msg: &PeerMsg) {
         let Some(addr) = self.members.get(to).map(|p| p.addr.clone()) else {
             return;
         };
-        let bytes = self.encode(msg);
+        let bytes = self.encode(to, msg);
         self.out.push(Output::Send {
             to,
             addr,
@@ -309,7 +323,7 @@ impl Node {
     }
 
     fn multicast(&mut self, msg: &PeerMsg) {
-        let bytes = self.encode(msg);
+        let bytes = self.encode(BROADCAST, msg);
         self.out.push(Output::Multicast { bytes });
     }
 
@@ -380,13 +394,16 @@ impl Node {
         let now = self.now;
         if now >= self.next_hello {
             self.next_hello = now + HELLO_INTERVAL_MS;
-            let bytes = self.encode(&PeerMsg::Hello(self.beacon()));
+            let bytes = self.encode(BROADCAST, &PeerMsg::Hello(self.beacon()));
             self.out.push(Output::Broadcast { bytes });
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + self.cfg.heartbeat_ms;
             self.multicast(&PeerMsg::Heartbeat(self.beacon()));
             self.heartbeat_duties();
+        }
+        for r in self.refusals.flush(now) {
+            self.report_refusal(r);
         }
         let ft = self.cfg.failure_timeout_ms;
         for d in detector::check(&mut self.members, now, ft) {
@@ -487,24 +504,12 @@ impl Node {
     // ----- peer input ----------------------------------------------------------------
 
     fn on_datagram(&mut self, from_addr: &str, bytes: &[u8]) {
-        let env = match wire::decode(&self.cfg.cluster, bytes) {
-            Ok(env) => env,
-            Err(rejection) => {
-                self.rejected += 1;
-                let count = self.rejected;
-                self.emit(Event::InputRejected {
-                    source: "peer".to_string(),
-                    from: from_addr.to_string(),
-                    reason: rejection.reason(),
-                    count,
-                });
-                return;
-            }
+        let env = match self.auth.admit(bytes, from_addr) {
+            Ok(Admission::Peer(env)) => env,
+            Ok(Admission::Own) => return, // our own broadcast or multicast looping back
+            Err(refusal) => return self.refuse_datagram(from_addr, &refusal),
         };
         let from = env.from;
-        if from == self.cfg.id {
-            return; // our own broadcast or multicast looping back
-        }
         match self.members.heard(from, from_addr, self.now) {
             Heard::Discovered => self.emit(Event::PeerDiscovered {
                 peer: from,
@@ -548,6 +553,33 @@ impl Node {
             PeerMsg::ForwardRefused { id, .. } => self.on_forward_refused(id),
             PeerMsg::Leave => {}
         }
+    }
+
+    /// Counts a refused datagram; its event is rate-limited (see `auth::refusals`).
+    fn refuse_datagram(&mut self, from_addr: &str, refusal: &Refusal) {
+        self.rejected += 1;
+        let report = self
+            .refusals
+            .refuse(self.now, refusal.kind(), from_addr, refusal.reason());
+        if let Some(r) = report {
+            self.report_refusal(r);
+        }
+    }
+
+    fn report_refusal(&mut self, r: super::auth::refusals::Report) {
+        let count = self.rejected;
+        self.emit(Event::InputRejected {
+            source: "peer".to_string(),
+            from: r.from,
+            reason: r.reason,
+            count,
+            times: r.times,
+        });
+    }
+
+    /// Peer input refused so far (client lines included).
+    pub fn rejected_inputs(&self) -> u64 {
+        self.rejected
     }
 
     fn on_leave(&mut self, from: NodeId) {
@@ -695,6 +727,7 @@ impl Node {
                     from,
                     reason: message.clone(),
                     count,
+                    times: 1,
                 });
                 self.write_client(conn, &error_line(req, ErrorCode::BadRequest, message));
                 return;
@@ -785,7 +818,7 @@ impl Node {
         self.emit(Event::Stopping {
             reason: "shutdown".to_string(),
         });
-        let bytes = self.encode(&PeerMsg::Leave);
+        let bytes = self.encode(BROADCAST, &PeerMsg::Leave);
         self.out.push(Output::Broadcast {
             bytes: bytes.clone(),
         });
@@ -800,6 +833,7 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::auth::test_support;
     use crate::core::chat::ChatOp;
     use crate::core::election::{lcr::LcrMsg, ElectionBody};
     use crate::settings::ElectionKind;
@@ -816,6 +850,9 @@ mod tests {
             client_addr: "10.0.0.1:7070".into(),
             seed: 1,
             login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
+            peer_key: test_support::key(),
+            peer_addr: test_support::addr(1),
+            incarnation: 1,
         }
     }
 
@@ -894,8 +931,8 @@ mod tests {
         let mut node = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
         let inputs: Vec<Vec<u8>> = vec![
             b"garbage".to_vec(),
-            br#"{"v":9,"cluster":"c","from":2,"msg":{"t":"leave"}}"#.to_vec(),
-            br#"{"v":1,"cluster":"x","from":2,"msg":{"t":"leave"}}"#.to_vec(),
+            br#"{"v":1,"cluster":"c","from":2,"msg":{"t":"leave"}}"#.to_vec(),
+            b"FLW2\x07".to_vec(),
             vec![b'1'; crate::core::MAX_DATAGRAM_BYTES + 1],
         ];
         let mut counts = Vec::new();
@@ -914,13 +951,21 @@ mod tests {
                 }
             }
         }
-        assert_eq!(counts, vec![1, 2, 3, 4]);
+        // Garbage and a v1 envelope are both `wrong_version`: the second is counted but
+        // its event waits for the second to be up (rate limit per kind).
+        assert_eq!(counts, vec![1, 3, 4]);
+        assert_eq!(node.rejected_inputs(), 4);
+        let out = node.handle(1001, Input::Tick);
+        assert!(events(&out).iter().any(|e| matches!(
+            e,
+            Event::InputRejected { times: 1, reason, .. } if reason.starts_with("wrong_version")
+        )));
     }
 
     #[test]
     fn own_datagrams_are_ignored_silently() {
         let mut node = Node::new(config(QuorumMode::Majority), Restored::default(), 0);
-        let own = wire::encode("c", NodeId(1), &PeerMsg::Leave);
+        let own = test_support::seal(1, BROADCAST, &PeerMsg::Leave);
         let out = node.handle(
             1,
             Input::Datagram {
@@ -1048,8 +1093,8 @@ mod tests {
         node.handle(
             now,
             Input::Datagram {
-                from: format!("10.0.0.{from}:7400"),
-                bytes: wire::encode("c", NodeId(from), msg),
+                from: test_support::addr(from),
+                bytes: test_support::seal(from, BROADCAST, msg),
             },
         )
     }
@@ -1057,9 +1102,7 @@ mod tests {
     fn sent(out: &[Output]) -> Vec<(NodeId, PeerMsg)> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Send { to, bytes, .. } => {
-                    wire::decode("c", bytes).ok().map(|env| (*to, env.msg))
-                }
+                Output::Send { to, bytes, .. } => test_support::open(bytes).map(|msg| (*to, msg)),
                 _ => None,
             })
             .collect()

@@ -1,27 +1,17 @@
-//! Peer datagrams: the envelope `{v, cluster, from, msg}`, the message types, and a decoder
-//! that refuses oversized, malformed, wrong-version and foreign-cluster input with a reason
-//! instead of panicking.
+//! Peer messages: the JSON body of a wire v2 frame. The frame around it (cluster, sender,
+//! incarnation, sequence, destination, tag) and the checks a received one passes are
+//! [`super::auth`]'s; this file is what the body says.
 
 use super::chat::ChatOp;
 use super::durable::LogEntry;
 use super::election::ElectionBody;
 use super::proposal::ProposalId;
-use super::MAX_DATAGRAM_BYTES;
 use crate::events::Credentials;
 use crate::ids::{NodeId, Role};
 use serde::{Deserialize, Serialize};
 
-/// Version of the peer wire format, the `v` of every envelope.
-pub const WIRE_VERSION: u32 = 1;
-
-/// Every peer datagram.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
-    pub v: u32,
-    pub cluster: String,
-    pub from: NodeId,
-    pub msg: PeerMsg,
-}
+/// Version of the peer wire format: v2 frames start with `FLW2` (docs/PROTOCOL.md).
+pub const WIRE_VERSION: u32 = 2;
 
 /// What a node announces about itself in discovery and heartbeat datagrams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,82 +96,15 @@ impl PeerMsg {
     }
 }
 
-/// Why a datagram was refused (the `reason` of an `input_rejected` event).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Rejection {
-    Oversized(usize),
-    Malformed(String),
-    WrongVersion(u64),
-    ForeignCluster(String),
-}
-
-impl Rejection {
-    pub fn reason(&self) -> String {
-        match self {
-            Rejection::Oversized(n) => {
-                format!("oversized: {n} bytes > {MAX_DATAGRAM_BYTES}")
-            }
-            Rejection::Malformed(e) => format!("malformed: {e}"),
-            Rejection::WrongVersion(v) => format!("wrong_version: {v} (expected {WIRE_VERSION})"),
-            Rejection::ForeignCluster(c) => format!("foreign_cluster: {c}"),
-        }
-    }
-}
-
-/// Serialises an envelope.
-pub fn encode(cluster: &str, from: NodeId, msg: &PeerMsg) -> Vec<u8> {
+/// The JSON body of a frame.
+pub fn encode_msg(msg: &PeerMsg) -> Vec<u8> {
     // Only our own plain data types go in here, which always serialise.
-    serde_json::to_vec(&EnvelopeRef {
-        v: WIRE_VERSION,
-        cluster,
-        from,
-        msg,
-    })
-    .unwrap_or_default()
+    serde_json::to_vec(msg).unwrap_or_default()
 }
 
-#[derive(Serialize)]
-struct EnvelopeRef<'a> {
-    v: u32,
-    cluster: &'a str,
-    from: NodeId,
-    msg: &'a PeerMsg,
-}
-
-/// The header is checked before the body so that a newer version or another cluster is
-/// reported as such even when its messages would not parse.
-#[derive(Deserialize)]
-struct Header {
-    v: u64,
-    cluster: String,
-}
-
-/// Decodes and validates a datagram for `cluster`.
-pub fn decode(cluster: &str, bytes: &[u8]) -> Result<Envelope, Rejection> {
-    if bytes.len() > MAX_DATAGRAM_BYTES {
-        return Err(Rejection::Oversized(bytes.len()));
-    }
-    let header: Header =
-        serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(short(e.to_string())))?;
-    if header.v != u64::from(WIRE_VERSION) {
-        return Err(Rejection::WrongVersion(header.v));
-    }
-    if header.cluster != cluster {
-        return Err(Rejection::ForeignCluster(short(header.cluster)));
-    }
-    serde_json::from_slice(bytes).map_err(|e| Rejection::Malformed(short(e.to_string())))
-}
-
-/// Keeps reasons short: they end up in event lines.
-fn short(mut s: String) -> String {
-    if s.len() > 120 {
-        let mut cut = 120;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-    }
-    s
+/// Parses a frame's body; the error is short enough for an event line.
+pub fn decode_msg(body: &[u8]) -> Result<PeerMsg, String> {
+    serde_json::from_slice(body).map_err(|e| super::auth::short(e.to_string()))
 }
 
 #[cfg(test)]
@@ -239,52 +162,16 @@ mod tests {
             PeerMsg::Leave,
         ];
         for m in msgs {
-            let bytes = encode("c", NodeId(9), &m);
-            let env = decode("c", &bytes).expect("own encoding decodes");
-            assert_eq!(env.msg, m);
-            assert_eq!(env.from, NodeId(9));
+            assert_eq!(decode_msg(&encode_msg(&m)), Ok(m));
         }
     }
 
     #[test]
-    fn refuses_bad_input_with_a_reason() {
-        let good = encode("c", NodeId(1), &PeerMsg::Leave);
-        assert!(matches!(
-            decode("other", &good),
-            Err(Rejection::ForeignCluster(_))
-        ));
-        assert!(matches!(
-            decode("c", b"not json"),
-            Err(Rejection::Malformed(_))
-        ));
-        assert!(matches!(
-            decode(
-                "c",
-                br#"{"v":2,"cluster":"c","from":1,"msg":{"t":"whatever"}}"#
-            ),
-            Err(Rejection::WrongVersion(2))
-        ));
-        assert!(matches!(
-            decode("c", br#"{"v":1,"cluster":"c","from":1,"msg":{"t":"nope"}}"#),
-            Err(Rejection::Malformed(_))
-        ));
-        let big = vec![b' '; MAX_DATAGRAM_BYTES + 1];
-        assert!(matches!(decode("c", &big), Err(Rejection::Oversized(_))));
-    }
-
-    #[test]
-    fn never_panics_on_random_bytes() {
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for len in 0..2000usize {
-            let bytes: Vec<u8> = (0..len % 300)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect();
-            assert!(decode("c", &bytes).is_err());
-        }
+    fn refuses_unknown_messages_with_a_short_reason() {
+        let e = decode_msg(br#"{"t":"nope"}"#).unwrap_err();
+        assert!(e.contains("nope") && e.len() <= 120, "{e}");
+        assert!(decode_msg(b"not json").is_err());
+        let long = format!(r#"{{"t":"{}"}}"#, "x".repeat(500));
+        assert!(decode_msg(long.as_bytes()).unwrap_err().len() <= 120);
     }
 }

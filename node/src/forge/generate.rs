@@ -5,6 +5,8 @@
 //! the same captured traffic give the same datagrams.
 
 use super::ForgeKind;
+use crate::core::auth::frame::{self, Header, Mode, TAG_LEN};
+use crate::core::auth::{PeerKey, BROADCAST};
 use crate::core::chat::ChatOp;
 use crate::core::durable::LogEntry;
 use crate::core::election::{lcr::LcrMsg, ElectionBody};
@@ -23,8 +25,13 @@ pub const CAPTURE_KEEP: usize = 256;
 /// What the outsider knows about the cluster, all of it read off datagrams it heard.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Learned {
-    /// The cluster name (every envelope carries it).
+    /// The cluster name (every frame carries it).
     pub cluster: Option<String>,
+    /// The mode the members' frames are in: with a secret (HMAC, which the outsider cannot
+    /// make, so its forgeries carry random tags) or `--insecure` (zero tags, which it can).
+    pub mode: Option<Mode>,
+    /// Each member's newest incarnation and highest sequence number heard.
+    pub incarnations: BTreeMap<NodeId, (u64, u64)>,
     /// Member ids and the addresses their datagrams came from.
     pub members: BTreeMap<NodeId, SocketAddr>,
     /// The highest epoch heard.
@@ -43,24 +50,25 @@ pub struct Learned {
 }
 
 impl Learned {
-    /// Reads what it can from one datagram heard from `from`. The envelope is read as plain
-    /// JSON, without decoding or checking it as a node would: an outsider can read every
-    /// field whether or not it could produce a valid one. False when it is no envelope.
+    /// Reads what it can from one datagram heard from `from`. The frame is read without
+    /// checking its tag, as a node would not: an outsider can read every field whether or
+    /// not it could produce a valid one. False when it is no peer frame.
     pub fn observe(&mut self, from: SocketAddr, bytes: &[u8]) -> bool {
-        let Ok(v) = serde_json::from_slice::<Value>(bytes) else {
+        let Ok(f) = frame::parse(bytes) else {
             return false;
         };
-        let (Some(cluster), Some(id)) = (
-            v.get("cluster").and_then(Value::as_str),
-            v.get("from").and_then(Value::as_u64),
-        ) else {
+        let Ok(msg) = serde_json::from_slice::<Value>(f.body) else {
             return false;
         };
-        let Some(msg) = v.get("msg") else {
-            return false;
-        };
+        let h = f.header;
+        let (cluster, id) = (h.cluster.as_str(), h.from);
+        self.mode = Some(h.mode);
+        let seen = self.incarnations.entry(id).or_insert((0, 0));
+        if (h.incarnation, h.seq) > *seen {
+            *seen = (h.incarnation, h.seq);
+        }
+        let msg = &msg;
         self.cluster.get_or_insert_with(|| cluster.to_string());
-        let id = NodeId(id);
         self.members.insert(id, from);
         let t = msg.get("t").and_then(Value::as_str).unwrap_or("");
         let epoch = msg.get("epoch").and_then(Value::as_u64);
@@ -128,11 +136,19 @@ pub struct Forger {
     /// The client address forged beacons advertise (the outsider's own: a client redirected
     /// there would talk to the outsider).
     client_addr: String,
+    /// The outsider's own peer address, which its frames mostly claim as the sender's (a
+    /// node refuses a frame whose signed address is not where it came from).
+    peer_addr: String,
 }
 
 impl Forger {
     /// `kinds` must not be empty (an empty list sends garbage only).
-    pub fn new(seed: u64, kinds: &[ForgeKind], client_addr: impl Into<String>) -> Forger {
+    pub fn new(
+        seed: u64,
+        kinds: &[ForgeKind],
+        client_addr: impl Into<String>,
+        peer_addr: impl Into<String>,
+    ) -> Forger {
         Forger {
             rng: SplitMix64::new(seed),
             kinds: if kinds.is_empty() {
@@ -146,6 +162,7 @@ impl Forger {
             captured: Vec::new(),
             captured_total: 0,
             client_addr: client_addr.into(),
+            peer_addr: peer_addr.into(),
         }
     }
 
@@ -200,9 +217,10 @@ impl Forger {
                 let from = self.sender(learned);
                 let msg = self.message(k, learned, from);
                 let epoch = epoch_of(&msg);
+                let bytes = self.seal(learned, cluster, from, dest, targets, &msg);
                 Some(Forged {
                     kind: k,
-                    bytes: seal(cluster, from, &msg),
+                    bytes,
                     dest,
                     from: Some(from),
                     epoch,
@@ -216,6 +234,61 @@ impl Forger {
             from: None,
             epoch: None,
         })
+    }
+
+    /// A v2 frame as a member would send it, but without the secret: the learned mode, with
+    /// a random tag when that is HMAC (a zero tag, valid, against `--insecure` nodes); the
+    /// sender's learned incarnation and a sequence number past the highest heard, or random
+    /// ones; to broadcast or the target's id, sometimes another id; from the outsider's own
+    /// address or, now and then, the claimed sender's.
+    fn seal(
+        &mut self,
+        l: &Learned,
+        cluster: &str,
+        from: NodeId,
+        dest: Dest,
+        targets: &[SocketAddr],
+        msg: &PeerMsg,
+    ) -> Vec<u8> {
+        let mode = l.mode.unwrap_or(Mode::Hmac);
+        let (incarnation, seq) = match (self.rng.below(3), l.incarnations.get(&from)) {
+            (0 | 1, Some((inc, seq))) => (*inc, seq.saturating_add(self.rng.range(1, 50))),
+            (0, None) => (1, self.rng.range(1, 1000)),
+            _ => (self.rng.next_u64(), self.rng.next_u64()),
+        };
+        let member_at = |a: &SocketAddr| {
+            l.members
+                .iter()
+                .find(|(_, m)| *m == a)
+                .map(|(id, _)| *id)
+                .unwrap_or(BROADCAST)
+        };
+        let dest = match (dest, self.rng.below(4)) {
+            (_, 0) => NodeId(self.rng.below(1 << 20)),
+            (Dest::Member(a), 1 | 2) if targets.contains(&a) => member_at(&a),
+            _ => BROADCAST,
+        };
+        let addr = match (self.rng.below(5), l.members.get(&from)) {
+            (0, Some(a)) => a.to_string(),
+            _ => self.peer_addr.clone(),
+        };
+        let header = Header {
+            mode,
+            cluster: cluster.to_string(),
+            addr,
+            from,
+            incarnation,
+            seq,
+            dest,
+        };
+        let mut bytes = frame::seal(&PeerKey::insecure(), &header, &wire::encode_msg(msg));
+        if mode == Mode::Hmac {
+            let n = bytes.len();
+            for b in &mut bytes[n - TAG_LEN..] {
+                *b = self.rng.next_u64() as u8;
+            }
+        }
+        bytes
     }
 
     /// A learned epoch, one just above it, far above it, the largest, a random one, one
@@ -418,7 +491,20 @@ impl Forger {
     /// version, or one over the datagram limit.
     fn garbage(&mut self, l: &Learned) -> Vec<u8> {
         let cluster = l.cluster.clone().unwrap_or_else(|| "faultline".to_string());
-        let base = || wire::encode(&cluster, NodeId(1), &PeerMsg::Stale { epoch: u64::MAX });
+        let mode = l.mode.unwrap_or(Mode::Hmac);
+        let base = || {
+            let header = Header {
+                mode,
+                cluster: cluster.clone(),
+                addr: self.peer_addr.clone(),
+                from: NodeId(1),
+                incarnation: 1,
+                seq: 1,
+                dest: BROADCAST,
+            };
+            let msg = PeerMsg::Stale { epoch: u64::MAX };
+            frame::seal(&PeerKey::insecure(), &header, &wire::encode_msg(&msg))
+        };
         match self.rng.below(5) {
             0 => {
                 let len = self.rng.range(1, 300) as usize;
@@ -435,20 +521,15 @@ impl Forger {
                 b.truncate(self.rng.below(b.len() as u64) as usize);
                 b
             }
+            // A wire v1 envelope (no frame at all).
             3 => format!(
-                r#"{{"v":{},"cluster":"{cluster}","from":1,"msg":{{"t":"leave"}}}}"#,
-                self.rng.range(2, 1000)
+                r#"{{"v":1,"cluster":"{cluster}","from":{},"msg":{{"t":"leave"}}}}"#,
+                self.rng.range(1, 1000)
             )
             .into_bytes(),
             _ => vec![b'{'; MAX_DATAGRAM_BYTES + 1],
         }
     }
-}
-
-/// Encodes a forgery in the nodes' own wire format, as someone without the cluster's key
-/// would.
-fn seal(cluster: &str, from: NodeId, msg: &PeerMsg) -> Vec<u8> {
-    wire::encode(cluster, from, msg)
 }
 
 fn epoch_of(msg: &PeerMsg) -> Option<u64> {
@@ -469,7 +550,22 @@ fn epoch_of(msg: &PeerMsg) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::auth::{Admission, PeerAuth, Refusal};
     use std::collections::BTreeSet;
+
+    const SECRET: &[u8] = b"the members' secret, not the outsider's";
+
+    /// A frame as member `id` at `addr(10 + id)` of cluster `fl-x` seals it.
+    fn member_frame(id: u64, msg: &PeerMsg) -> Vec<u8> {
+        let addr = format!("10.0.0.{}:7400", 10 + id);
+        PeerAuth::new(PeerKey::from_secret(SECRET), "fl-x", NodeId(id), &addr, 3)
+            .seal(BROADCAST, msg)
+    }
+
+    /// Node 1's front door, hearing `bytes` from the outsider's address.
+    fn node1_admits(bytes: &[u8], key: PeerKey) -> Result<Admission, Refusal> {
+        PeerAuth::new(key, "fl-x", NodeId(1), "10.0.0.11:7400", 1).admit(bytes, "10.0.0.250:7400")
+    }
 
     fn addr(n: u8) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, n], 7400))
@@ -494,9 +590,9 @@ mod tests {
             rooms: vec!["general".into()],
             ..Learned::default()
         };
-        let bytes = wire::encode("fl-x", NodeId(2), &PeerMsg::Heartbeat(beacon));
+        let bytes = member_frame(2, &PeerMsg::Heartbeat(beacon));
         assert!(l.observe(addr(12), &bytes));
-        let follower = wire::encode("fl-x", NodeId(1), &PeerMsg::Leave);
+        let follower = member_frame(1, &PeerMsg::Leave);
         assert!(l.observe(addr(11), &follower));
         assert!(!l.observe(addr(11), b"not json"));
         l
@@ -506,6 +602,8 @@ mod tests {
     fn learns_the_cluster_members_epoch_leader_and_log_from_what_it_hears() {
         let l = learned();
         assert_eq!(l.cluster.as_deref(), Some("fl-x"));
+        assert_eq!(l.mode, Some(Mode::Hmac));
+        assert_eq!(l.incarnations[&NodeId(2)], (3, 1));
         assert_eq!(l.epoch, 4);
         assert_eq!(l.leader, Some(NodeId(2)));
         assert_eq!((l.commit, l.last_log_epoch, l.last_log_index), (16, 4, 17));
@@ -518,8 +616,8 @@ mod tests {
     fn run(seed: u64, n: usize) -> Vec<Forged> {
         let l = learned();
         let targets = [addr(11), addr(12)];
-        let mut f = Forger::new(seed, &ForgeKind::ALL, "10.0.0.250:7070");
-        f.capture(&wire::encode("fl-x", NodeId(1), &PeerMsg::Leave));
+        let mut f = Forger::new(seed, &ForgeKind::ALL, "10.0.0.250:7070", "10.0.0.250:7400");
+        f.capture(&member_frame(1, &PeerMsg::Leave));
         (0..n).map(|_| f.next(&l, &targets)).collect()
     }
 
@@ -535,14 +633,21 @@ mod tests {
             match f.kind {
                 ForgeKind::Replay | ForgeKind::Garbage => {}
                 k => {
-                    let env = wire::decode("fl-x", &f.bytes).expect("forgeries decode");
-                    let kind = match &env.msg {
+                    let parsed = frame::parse(&f.bytes).expect("forgeries are v2 frames");
+                    let msg = wire::decode_msg(parsed.body).expect("with a well-formed body");
+                    let kind = match &msg {
                         // `lcr.token` is forged as `token`.
                         PeerMsg::Election { body, .. } => body.name().rsplit('.').next().unwrap(),
                         m => m.kind(),
                     };
                     assert_eq!(kind, k.name());
-                    match env.from.0 {
+                    assert_eq!(parsed.header.mode, Mode::Hmac, "the mode it heard");
+                    // Without the secret its tags are random: the members refuse them all.
+                    assert!(matches!(
+                        node1_admits(&f.bytes, PeerKey::from_secret(SECRET)),
+                        Err(Refusal::Unauthenticated)
+                    ));
+                    match parsed.header.from.0 {
                         1 | 2 => members += 1,
                         _ => outsiders += 1,
                     }
@@ -567,6 +672,27 @@ mod tests {
     }
 
     #[test]
+    fn against_insecure_nodes_its_forgeries_are_valid_frames() {
+        let mut l = Learned::default();
+        let insecure = PeerAuth::new(PeerKey::insecure(), "fl-x", NodeId(2), "10.0.0.12:7400", 3)
+            .seal(BROADCAST, &PeerMsg::Leave);
+        assert!(l.observe(addr(12), &insecure));
+        assert_eq!(l.mode, Some(Mode::Insecure));
+        let mut f = Forger::new(5, &[ForgeKind::Heartbeat], "x:1", "10.0.0.250:7400");
+        let admitted = (0..50)
+            .filter(|_| {
+                let d = f.next(&l, &[addr(11)]);
+                matches!(
+                    node1_admits(&d.bytes, PeerKey::insecure()),
+                    Ok(Admission::Peer(_))
+                )
+            })
+            .count();
+        // Refused only when it claims the member's address or another destination.
+        assert!(admitted > 20, "{admitted}");
+    }
+
+    #[test]
     fn the_same_seed_gives_the_same_datagrams_and_another_seed_others() {
         assert_eq!(run(42, 100), run(42, 100));
         assert_ne!(run(42, 100), run(43, 100));
@@ -574,19 +700,19 @@ mod tests {
 
     #[test]
     fn before_it_has_heard_anything_it_can_only_send_garbage() {
-        let mut f = Forger::new(1, &[ForgeKind::Heartbeat, ForgeKind::Replay], "x:1");
+        let mut f = Forger::new(1, &[ForgeKind::Heartbeat, ForgeKind::Replay], "x:1", "x:2");
         for _ in 0..10 {
             let d = f.next(&Learned::default(), &[]);
             assert_eq!(d.kind, ForgeKind::Garbage);
-            assert!(wire::decode("faultline", &d.bytes).is_err());
+            assert!(node1_admits(&d.bytes, PeerKey::insecure()).is_err());
         }
     }
 
     #[test]
     fn replays_are_captured_bytes_verbatim() {
         let l = learned();
-        let mut f = Forger::new(3, &[ForgeKind::Replay], "x:1");
-        let heard = wire::encode("fl-x", NodeId(2), &PeerMsg::Promise { epoch: 4 });
+        let mut f = Forger::new(3, &[ForgeKind::Replay], "x:1", "x:2");
+        let heard = member_frame(2, &PeerMsg::Promise { epoch: 4 });
         f.capture(&heard);
         let d = f.next(&l, &[addr(11)]);
         assert_eq!((d.kind, d.bytes), (ForgeKind::Replay, heard));

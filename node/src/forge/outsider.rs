@@ -108,7 +108,12 @@ pub async fn run(args: ForgeArgs) -> anyhow::Result<()> {
         rooms: args.rooms.clone(),
         ..Learned::default()
     };
-    let mut forger = Forger::new(args.seed, &kinds, format!("{}:7070", iface.ip));
+    let mut forger = Forger::new(
+        args.seed,
+        &kinds,
+        format!("{}:7070", iface.ip),
+        format!("{}:{}", iface.ip, args.peer_port),
+    );
     let mut counts = Counts::default();
     say(
         "started",

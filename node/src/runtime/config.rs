@@ -1,5 +1,6 @@
 //! Builds the core's [`Config`] from the command-line settings.
 
+use crate::core::auth::PeerKey;
 use crate::core::Config;
 use crate::ids::NodeId;
 use crate::settings::{ElectionKind, ServeArgs};
@@ -34,6 +35,9 @@ pub fn validate(args: &ServeArgs) -> anyhow::Result<()> {
     if args.login_timeout.is_zero() {
         bail!("--login-timeout must be longer than 0");
     }
+    if args.cluster.is_empty() || args.cluster.len() > 255 {
+        bail!("--cluster must be 1 to 255 bytes (it is in every peer frame)");
+    }
     if args.peer_port == args.multicast_port {
         bail!("--peer-port and --multicast-port must differ");
     }
@@ -49,7 +53,15 @@ pub fn node_id(args: &ServeArgs) -> NodeId {
 }
 
 /// The core's settings for a node with `id` reachable by clients at `interface_ip`.
-pub fn core_config(args: &ServeArgs, id: NodeId, interface_ip: Ipv4Addr, now_nanos: u64) -> Config {
+/// `peer_key` is [`super::secret::peer_key`]'s, `incarnation` [`super::incarnation::next`]'s.
+pub fn core_config(
+    args: &ServeArgs,
+    id: NodeId,
+    interface_ip: Ipv4Addr,
+    now_nanos: u64,
+    peer_key: PeerKey,
+    incarnation: u64,
+) -> Config {
     Config {
         id,
         cluster: args.cluster.clone(),
@@ -62,6 +74,10 @@ pub fn core_config(args: &ServeArgs, id: NodeId, interface_ip: Ipv4Addr, now_nan
         // Distinct per node and per start, so restarted nodes do not replay their jitter.
         seed: id.0.rotate_left(32) ^ now_nanos,
         login_timeout_ms: args.login_timeout.as_millis() as u64,
+        peer_key,
+        // Both peer sockets send from the interface address and the peer port.
+        peer_addr: format!("{interface_ip}:{}", args.peer_port),
+        incarnation,
     }
 }
 
@@ -86,10 +102,18 @@ mod tests {
     #[test]
     fn advertises_the_interface_address() {
         let a = args(&["--id", "7", "--client-port", "9000", "--heartbeat", "50ms"]);
-        let c = core_config(&a, node_id(&a), Ipv4Addr::new(10, 99, 0, 4), 1);
+        let c = core_config(
+            &a,
+            node_id(&a),
+            Ipv4Addr::new(10, 99, 0, 4),
+            1,
+            PeerKey::insecure(),
+            7,
+        );
         assert_eq!(c.id, NodeId(7));
         assert_eq!(c.client_addr, "10.99.0.4:9000");
         assert_eq!(c.heartbeat_ms, 50);
+        assert_eq!((c.peer_addr.as_str(), c.incarnation), ("10.99.0.4:7400", 7));
         let random = node_id(&args(&[]));
         assert!(random.0 >= 1 && random.0 <= MAX_RANDOM_ID);
     }

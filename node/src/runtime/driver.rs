@@ -247,6 +247,7 @@ impl Driver {
                     from: peer.to_string(),
                     reason: format!("too_many_connections: {open} open"),
                     count,
+                    times: 1,
                 });
             }
         }
@@ -271,6 +272,7 @@ impl Driver {
             from: conn.to_string(),
             reason: format!("framing: {reason}"),
             count: self.framing_rejections,
+            times: 1,
         });
     }
 

@@ -10,10 +10,12 @@ pub mod driver;
 pub mod event_log;
 pub mod framing;
 pub mod identity;
+pub mod incarnation;
 pub mod io_stats;
 pub mod limits;
 pub mod net;
 pub mod persist;
+pub mod secret;
 pub mod sockets;
 pub mod state_file;
 
@@ -35,6 +37,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// [`serve`] with the events going to `events`.
 pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> anyhow::Result<()> {
     config::validate(&args)?;
+    let peer_key = secret::peer_key(&args)?;
     let interface = net::pick_interface(args.interface.as_deref())?;
     let opened = match &args.data_dir {
         Some(dir) => persist::Store::open(dir, args.accept_data_loss)?,
@@ -56,7 +59,9 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let core_config = config::core_config(&args, id, interface.ip, now_nanos);
+    let incarnation = incarnation::next(args.data_dir.as_deref(), now_nanos / 1000)?;
+    let core_config =
+        config::core_config(&args, id, interface.ip, now_nanos, peer_key, incarnation);
     let client_addr = core_config.client_addr.clone();
 
     let peer = sockets::peer_socket(args.peer_port, interface.ip)?;

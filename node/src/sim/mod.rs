@@ -9,6 +9,7 @@ pub mod client;
 pub mod credentials;
 pub mod workload;
 
+use crate::core::auth::PeerKey;
 use crate::core::rng::SplitMix64;
 use crate::core::{Config, Input, Millis, Node, Output, Persist, Restored, TICK_MS};
 use crate::events::EventRecord;
@@ -19,6 +20,9 @@ use checker::Checker;
 use client::SimClient;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+
+/// The simulated cluster's secret (the outsider does not have it).
+pub const SIM_SECRET: &[u8] = b"the simulated cluster's secret";
 
 /// Settings of one simulated cluster.
 #[derive(Clone, Debug)]
@@ -169,6 +173,10 @@ impl Sim {
             client_addr: self.nodes[i].client_addr.clone(),
             seed: self.seed ^ (self.nodes[i].boots << 32) ^ i as u64,
             login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
+            peer_key: PeerKey::from_secret(SIM_SECRET),
+            peer_addr: self.nodes[i].addr.clone(),
+            // Higher at every boot, as the runtime's (which also adds the clock).
+            incarnation: self.nodes[i].boots + 1,
         }
     }
 

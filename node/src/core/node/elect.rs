@@ -254,6 +254,7 @@ impl Node {
                     self.cfg.election.name()
                 ),
                 count,
+                times: 1,
             });
             return;
         }

@@ -112,7 +112,7 @@ impl Node {
         let Some(addr) = self.members.get(to).map(|p| p.addr.clone()) else {
             return;
         };
-        let bytes = self.encode(msg);
+        let bytes = self.encode(to, msg);
         self.out.push(Output::Send {
             to,
             addr,

@@ -151,7 +151,7 @@ impl Node {
             entries,
             commit: self.commit,
         };
-        let bytes = self.encode(&msg);
+        let bytes = self.encode(peer, &msg);
         let size = bytes.len();
         self.out.push(Output::Send {
             to: peer,
@@ -296,7 +296,8 @@ impl Node {
 
 #[cfg(test)]
 mod tests {
-    use crate::core::wire::{self, PeerMsg};
+    use crate::core::auth::{test_support, BROADCAST};
+    use crate::core::wire::PeerMsg;
     use crate::core::{Config, Input, Node, Output, Restored};
     use crate::ids::NodeId;
     use crate::settings::{ElectionKind, QuorumMode};
@@ -313,6 +314,9 @@ mod tests {
             client_addr: "10.0.0.2:7070".into(),
             seed: 1,
             login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
+            peer_key: test_support::key(),
+            peer_addr: test_support::addr(2),
+            incarnation: 1,
         };
         Node::new(cfg, Restored::default(), 0)
     }
@@ -320,7 +324,7 @@ mod tests {
     fn acks(out: &[Output]) -> Vec<PeerMsg> {
         out.iter()
             .filter_map(|o| match o {
-                Output::Send { bytes, .. } => wire::decode("c", bytes).ok().map(|e| e.msg),
+                Output::Send { bytes, .. } => test_support::open(bytes),
                 _ => None,
             })
             .filter(|m| matches!(m, PeerMsg::AppendAck { .. }))
@@ -340,8 +344,8 @@ mod tests {
         let out = node.handle(
             1,
             Input::Datagram {
-                from: "10.0.0.1:7400".into(),
-                bytes: wire::encode("c", NodeId(1), &append),
+                from: test_support::addr(1),
+                bytes: test_support::seal(1, BROADCAST, &append),
             },
         );
         assert_eq!(
