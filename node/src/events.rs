@@ -82,6 +82,10 @@ pub enum Event {
         algorithm: String,
         credentials: Credentials,
     },
+    /// This node would start an election but its epoch is already `u64::MAX`: epochs never
+    /// wrap, so it stays where it is (written once per start). Only a member holding the
+    /// cluster secret can have put an epoch that high into the cluster.
+    EpochExhausted { trigger: String },
     /// This node granted its vote (promise) to a candidate for the record's epoch.
     VoteGranted { candidate: NodeId },
     /// A leader was established for the record's epoch. Emitted by the leader itself when it

@@ -82,6 +82,8 @@ pub struct Node {
     auth: PeerAuth,
     /// Peer refusals not yet reported (their events are rate-limited).
     refusals: Refusals,
+    /// `epoch_exhausted` was written (once per start).
+    epoch_exhausted: bool,
 }
 
 impl Node {
@@ -146,6 +148,7 @@ impl Node {
                 config.incarnation,
             ),
             refusals: Refusals::default(),
+            epoch_exhausted: false,
             cfg: config,
         };
         node.emit(Event::Started {
@@ -960,6 +963,43 @@ mod tests {
             e,
             Event::InputRejected { times: 1, reason, .. } if reason.starts_with("wrong_version")
         )));
+    }
+
+    #[test]
+    fn at_the_largest_epoch_a_node_refuses_to_advance_and_says_so_once() {
+        let restored = Restored {
+            epoch: u64::MAX,
+            ..Restored::default()
+        };
+        let mut node = Node::new(config(QuorumMode::None), restored, 0);
+        let mut exhausted = 0;
+        for t in 1..300 {
+            let out = node.handle(t * 10, Input::Tick);
+            for e in events(&out) {
+                match e {
+                    Event::EpochExhausted { trigger } => {
+                        assert_eq!(trigger, "startup");
+                        exhausted += 1;
+                    }
+                    Event::ElectionStarted { .. } | Event::LeaderElected { .. } => {
+                        panic!("no election past u64::MAX: {e:?}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(exhausted, 1);
+        assert_eq!((node.epoch(), node.role()), (u64::MAX, Role::Follower));
+        // One below, it advances to the maximum and leads there.
+        let restored = Restored {
+            epoch: u64::MAX - 1,
+            ..Restored::default()
+        };
+        let mut node = Node::new(config(QuorumMode::None), restored, 0);
+        for t in 1..300 {
+            node.handle(t * 10, Input::Tick);
+        }
+        assert_eq!((node.epoch(), node.role()), (u64::MAX, Role::Leader));
     }
 
     #[test]

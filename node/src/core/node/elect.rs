@@ -73,7 +73,17 @@ impl Node {
     }
 
     pub(super) fn start_election(&mut self, trigger: &'static str) {
-        self.enter_epoch(self.epoch + 1);
+        // Checked: a wrapped epoch would be refused as stale by everyone, forever.
+        let Some(next) = self.epoch.checked_add(1) else {
+            if !self.epoch_exhausted {
+                self.epoch_exhausted = true;
+                self.emit(Event::EpochExhausted {
+                    trigger: trigger.to_string(),
+                });
+            }
+            return;
+        };
+        self.enter_epoch(next);
         self.set_role(Role::Candidate, trigger);
         let credentials = self.credentials();
         self.emit(Event::ElectionStarted {
