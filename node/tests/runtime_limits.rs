@@ -74,6 +74,9 @@ fn start(name: &str, extra: &[&str]) -> TestNode {
         &multicast,
         "--data-dir",
         dir.to_str().unwrap(),
+        // A node refuses to start without a cluster secret (or --insecure).
+        "--cluster-secret",
+        "runtime_limits' cluster secret",
     ];
     argv.extend_from_slice(extra);
     let args = Cli::try_parse_from(argv).unwrap().serve;
