@@ -53,6 +53,21 @@ fn random_faults_keep_every_property() {
     let acked: usize = outcomes.iter().map(|o| o.acked_messages).sum();
     let duplicates: usize = outcomes.iter().map(|o| o.duplicate_acks).sum();
     let virtual_s: f64 = outcomes.iter().map(|o| o.virtual_ms as f64 / 1000.0).sum();
+    let forged: u64 = outcomes.iter().map(|o| o.outsider.forged).sum();
+    let replayed: u64 = outcomes.iter().map(|o| o.outsider.replayed).sum();
+    let first_copies: u64 = outcomes
+        .iter()
+        .map(|o| o.outsider.accepted_first_copies)
+        .sum();
+    eprintln!(
+        "simulation outsider: {forged} forgeries and {replayed} replays checked, {first_copies} spoofed replays admitted as a frame's first copy"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| o.outsider.forged > 0 && o.outsider.replayed > 0),
+        "the outsider took part in every run"
+    );
     eprintln!(
         "simulation: {} seeds in {secs:.1} s = {:.0} seeds/s ({virtual_s:.0} virtual s, {acked} acknowledged messages, {duplicates} retries recognised as duplicates); recovery after heal: median {} ms, max {} ms",
         outcomes.len(),
@@ -330,6 +345,43 @@ fn malformed_datagrams_are_rejected_without_panics() {
     sim.run_for(5_000);
     assert!(sim.agreed_leader().is_some(), "the cluster settles");
     assert!(sim.checker.ok(), "{:?}", sim.checker.violations);
+}
+
+/// The outsider checks can fail: against nodes without a secret (`--insecure`) the forger's
+/// frames are valid, and the simulator reports them as admitted forgeries that changed
+/// state, as it would for a node whose front door let them in.
+#[test]
+fn the_outsider_checks_catch_an_insecure_cluster() {
+    let mut sim = Sim::new(
+        SimConfig {
+            nodes: 3,
+            outsider: true,
+            insecure: true,
+            ..SimConfig::default()
+        },
+        11,
+    );
+    sim.run_for(10_000);
+    let kinds: std::collections::BTreeSet<&str> =
+        sim.checker.violations.iter().map(|v| v.kind).collect();
+    assert!(
+        kinds.contains("outsider_forgery_admitted") && kinds.contains("outsider_changed_state"),
+        "{kinds:?}"
+    );
+    // The same run with a secret: the outsider changes nothing.
+    let mut sim = Sim::new(
+        SimConfig {
+            nodes: 3,
+            outsider: true,
+            ..SimConfig::default()
+        },
+        11,
+    );
+    sim.run_for(10_000);
+    assert!(sim.checker.ok(), "{:?}", sim.checker.violations);
+    assert!(sim.agreed_leader().is_some());
+    let stats = &sim.outsider.as_ref().unwrap().stats;
+    assert!(stats.forged > 100 && stats.replayed > 100, "{stats:?}");
 }
 
 /// The liveness deadline is derived from the settings, not picked per test.

@@ -254,6 +254,15 @@ impl Node {
         self.commit
     }
 
+    /// The vote cast in the current epoch.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    pub fn last_index(&self) -> u64 {
+        self.log.last_index()
+    }
+
     /// Entries up to here have been applied to [`Node::chat`].
     pub fn applied_index(&self) -> u64 {
         self.applied

@@ -461,7 +461,11 @@ impl Forger {
                 let (epoch, prev_index, prev_epoch) = if fits {
                     (l.epoch, l.last_log_index, l.last_log_epoch)
                 } else {
-                    (self.epoch(l), self.index(l), self.rng.below(l.epoch + 2))
+                    (
+                        self.epoch(l),
+                        self.index(l),
+                        self.rng.below(l.epoch.saturating_add(2)),
+                    )
                 };
                 let n = self.rng.range(1, 3);
                 let entries: Vec<LogEntry> = (1..=n)

@@ -7,19 +7,23 @@
 pub mod checker;
 pub mod client;
 pub mod credentials;
+pub mod outsider;
 pub mod workload;
 
+use crate::core::auth::frame;
 use crate::core::auth::PeerKey;
 use crate::core::rng::SplitMix64;
 use crate::core::{Config, Input, Millis, Node, Output, Persist, Restored, TICK_MS};
 use crate::events::EventRecord;
 use crate::faults::FaultState;
+use crate::forge::ForgeKind;
 use crate::ids::{ConnId, NodeId, Role};
 use crate::settings::{ElectionKind, QuorumMode};
 use checker::Checker;
 use client::SimClient;
+use outsider::{Shot, SimOutsider, OUTSIDER_ADDR};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 /// The simulated cluster's secret (the outsider does not have it).
 pub const SIM_SECRET: &[u8] = b"the simulated cluster's secret";
@@ -44,6 +48,12 @@ pub struct SimConfig {
     pub message_gap: (Millis, Millis),
     /// Keep every event (for debugging a seed).
     pub record_events: bool,
+    /// An outsider sniffs, replays and forges datagrams ([`outsider`]), and every one it
+    /// sends is checked.
+    pub outsider: bool,
+    /// The nodes run without a secret (`--insecure`): only for the self-test that the
+    /// outsider checks catch an unauthenticated cluster.
+    pub insecure: bool,
 }
 
 impl Default for SimConfig {
@@ -60,6 +70,8 @@ impl Default for SimConfig {
             messages_per_client: 0,
             message_gap: (10, 80),
             record_events: false,
+            outsider: false,
+            insecure: false,
         }
     }
 }
@@ -111,6 +123,43 @@ pub struct Sim {
     next_conn: u64,
     pub checker: Checker,
     pub events: Vec<(usize, EventRecord)>,
+    pub outsider: Option<SimOutsider>,
+    /// Frames each node admitted since it booted: (node, sender, incarnation, sequence).
+    /// A frame admitted twice by one node is a broken replay window.
+    admitted: BTreeSet<(usize, u64, u64, u64)>,
+}
+
+/// Where a delivered datagram came from.
+#[derive(Clone, Copy, Debug)]
+enum Origin {
+    Network,
+    Forged(ForgeKind),
+    Replay { spoofed: bool },
+}
+
+/// The state an outsider's datagram must not change.
+#[derive(Clone, Debug, PartialEq)]
+struct Guarded {
+    epoch: u64,
+    voted_for: Option<NodeId>,
+    role: Role,
+    leader: Option<NodeId>,
+    commit: u64,
+    last_index: u64,
+}
+
+impl Guarded {
+    fn of(n: &Node) -> (Guarded, u64) {
+        let g = Guarded {
+            epoch: n.epoch(),
+            voted_for: n.voted_for(),
+            role: n.role(),
+            leader: n.leader(),
+            commit: n.commit_index(),
+            last_index: n.last_index(),
+        };
+        (g, n.rejected_inputs())
+    }
 }
 
 /// The id of simulated node `i` (ids are not dense, to keep the ring honest).
@@ -135,6 +184,8 @@ impl Sim {
             next_conn: 1,
             checker: Checker::new(cfg.nodes),
             events: Vec::new(),
+            outsider: cfg.outsider.then(|| SimOutsider::new(seed)),
+            admitted: BTreeSet::new(),
             cfg,
         };
         for i in 0..sim.cfg.nodes {
@@ -173,7 +224,11 @@ impl Sim {
             client_addr: self.nodes[i].client_addr.clone(),
             seed: self.seed ^ (self.nodes[i].boots << 32) ^ i as u64,
             login_timeout_ms: crate::core::DEFAULT_LOGIN_TIMEOUT_MS,
-            peer_key: PeerKey::from_secret(SIM_SECRET),
+            peer_key: if self.cfg.insecure {
+                PeerKey::insecure()
+            } else {
+                PeerKey::from_secret(SIM_SECRET)
+            },
             peer_addr: self.nodes[i].addr.clone(),
             // Higher at every boot, as the runtime's (which also adds the clock).
             incarnation: self.nodes[i].boots + 1,
@@ -185,6 +240,8 @@ impl Sim {
         let restored = Restored::replay(&self.nodes[i].disk);
         self.nodes[i].node = Some(Node::new(cfg, restored, self.now));
         self.nodes[i].boots += 1;
+        // A restarted node's replay windows start empty.
+        self.admitted.retain(|k| k.0 != i);
         self.faults.restart(i);
         self.checker.node_restarted(i);
     }
@@ -350,8 +407,119 @@ impl Sim {
                     self.input(i, Input::Tick);
                 }
             }
+            self.outsider_turn();
             self.step_clients();
             self.check_nodes();
+        }
+    }
+
+    /// The outsider may send something this tick, to nodes that run.
+    fn outsider_turn(&mut self) {
+        let addrs: Vec<String> = self.nodes.iter().map(|n| n.addr.clone()).collect();
+        let Some(o) = self.outsider.as_mut() else {
+            return;
+        };
+        if !o.wants_to_send() {
+            return;
+        }
+        for shot in o.next(&addrs) {
+            let (to, source, bytes, origin) = match shot {
+                Shot::Forged { to, kind, bytes } => {
+                    (to, OUTSIDER_ADDR.to_string(), bytes, Origin::Forged(kind))
+                }
+                Shot::Replay {
+                    to,
+                    source,
+                    spoofed,
+                    bytes,
+                } => (to, source, bytes, Origin::Replay { spoofed }),
+            };
+            if self.nodes[to].node.is_some() && !self.nodes[to].paused {
+                self.deliver_datagram(to, source, bytes, origin);
+            }
+        }
+    }
+
+    /// Feeds a datagram to node `to` and checks what it did (see [`outsider`]).
+    fn deliver_datagram(&mut self, to: usize, source: String, bytes: Vec<u8>, origin: Origin) {
+        let header = frame::parse(&bytes).ok().map(|f| f.header);
+        let Some((before, rejected_before)) = self.nodes[to].node.as_ref().map(Guarded::of) else {
+            return;
+        };
+        self.input(
+            to,
+            Input::Datagram {
+                from: source,
+                bytes,
+            },
+        );
+        let Some((after, rejected_after)) = self.nodes[to].node.as_ref().map(Guarded::of) else {
+            return;
+        };
+        let refused = rejected_after > rejected_before;
+        let me = node_id(to);
+        let own = header.as_ref().is_some_and(|h| h.from == me);
+        let now = self.now;
+        if !refused && !own {
+            if let Some(h) = &header {
+                if !self.admitted.insert((to, h.from.0, h.incarnation, h.seq)) {
+                    self.checker.violation(
+                        now,
+                        "frame_admitted_twice",
+                        format!(
+                            "node {to} admitted frame {}/{}/{} a second time ({origin:?})",
+                            h.from, h.incarnation, h.seq
+                        ),
+                    );
+                }
+            }
+        }
+        let changed = before != after;
+        let detail = |what: &str| {
+            format!("node {to}: {what} ({origin:?}); before {before:?}, after {after:?}")
+        };
+        match origin {
+            Origin::Network => {}
+            Origin::Forged(kind) => {
+                if !refused {
+                    self.checker.violation(
+                        now,
+                        "outsider_forgery_admitted",
+                        detail(&format!("a forged {kind} was not refused")),
+                    );
+                }
+                if changed {
+                    self.checker.violation(
+                        now,
+                        "outsider_changed_state",
+                        detail("a forgery changed the node's state"),
+                    );
+                }
+            }
+            Origin::Replay { spoofed } => {
+                let misdirected = header
+                    .as_ref()
+                    .is_some_and(|h| h.dest.0 != 0 && h.dest != me);
+                if !refused && !own && (misdirected || !spoofed) {
+                    self.checker.violation(
+                        now,
+                        "outsider_relay_admitted",
+                        detail("a relay from the outsider or to another node was admitted"),
+                    );
+                }
+                if (refused || own) && changed {
+                    self.checker.violation(
+                        now,
+                        "outsider_changed_state",
+                        detail("a refused replay changed the node's state"),
+                    );
+                }
+                if !refused && !own {
+                    if let Some(o) = self.outsider.as_mut() {
+                        o.stats.accepted_first_copies += 1;
+                    }
+                }
+            }
         }
     }
 
@@ -441,13 +609,7 @@ impl Sim {
                     return;
                 }
                 let from_addr = self.nodes[from].addr.clone();
-                self.input(
-                    to,
-                    Input::Datagram {
-                        from: from_addr,
-                        bytes,
-                    },
-                );
+                self.deliver_datagram(to, from_addr, bytes, Origin::Network);
             }
             Packet::ToNode { to, input } => {
                 if self.nodes[to].node.is_none() {
@@ -473,12 +635,18 @@ impl Sim {
         for o in outputs {
             match o {
                 Output::Broadcast { bytes } | Output::Multicast { bytes } => {
+                    if let Some(o) = self.outsider.as_mut() {
+                        o.sniff(i, &self.nodes[i].addr, &bytes);
+                    }
                     // Every reachable node gets it, the sender included (loopback).
                     for to in 0..self.nodes.len() {
                         self.send_datagram(i, to, &bytes);
                     }
                 }
                 Output::Send { addr, bytes, .. } => {
+                    if let Some(o) = self.outsider.as_mut() {
+                        o.sniff(i, &self.nodes[i].addr, &bytes);
+                    }
                     if let Some(to) = self.nodes.iter().position(|n| n.addr == addr) {
                         self.send_datagram(i, to, &bytes);
                     }

@@ -3,6 +3,7 @@
 //! duplication), then healing, a liveness deadline, and the end-of-run delivery checks.
 
 use super::checker::Violation;
+use super::outsider::OutsiderStats;
 use super::{Sim, SimConfig};
 use crate::core::rng::SplitMix64;
 use crate::core::Millis;
@@ -24,6 +25,8 @@ pub struct SeedOutcome {
     /// Acknowledgements of retries the cluster recognised as already committed.
     pub duplicate_acks: usize,
     pub virtual_ms: Millis,
+    /// What the outsider sent.
+    pub outsider: OutsiderStats,
 }
 
 /// After every fault is removed and all nodes are up, one leader must be agreed within this.
@@ -55,6 +58,9 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         messages_per_client: 40,
         message_gap: (50, 300),
         record_events: false,
+        // In every random run: forgeries and replays checked as they are delivered.
+        outsider: true,
+        insecure: false,
     };
     let (drop, dup) = (cfg.drop, cfg.duplicate);
     let ft = cfg.failure_timeout_ms;
@@ -185,6 +191,11 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         acked_messages: sim.checker.acks.len(),
         duplicate_acks: sim.checker.acks.iter().filter(|a| a.duplicate).count(),
         virtual_ms: sim.now,
+        outsider: sim
+            .outsider
+            .as_ref()
+            .map(|o| o.stats.clone())
+            .unwrap_or_default(),
     }
 }
 

@@ -184,3 +184,70 @@ fn size_layout_cluster_and_body_are_checked_without_panics() {
         assert!(one.admit(&bytes, &addr(2)).is_err());
     }
 }
+
+/// The MAC's cost per datagram, sealed by the sender and admitted by a receiver (HMAC-SHA256
+/// over the whole frame, both ends). A measurement, not an assertion:
+/// `cargo test -p chat-node --release --lib mac_cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn mac_cost_per_datagram() {
+    use crate::core::durable::LogEntry;
+    use crate::events::Credentials;
+    use crate::ids::Role;
+    let heartbeat = PeerMsg::Heartbeat(super::super::wire::Beacon {
+        epoch: 12,
+        role: Role::Leader,
+        leader: Some(NodeId(2)),
+        credentials: Credentials {
+            last_log_epoch: 12,
+            last_log_index: 4711,
+            id: NodeId(2),
+        },
+        client_addr: "10.99.0.12:7070".into(),
+        commit_index: 4710,
+    });
+    let entries: Vec<LogEntry> = (0..165)
+        .map(|i| LogEntry {
+            index: 4712 + i,
+            epoch: 12,
+            op: crate::core::chat::ChatOp::Send {
+                from: "alice".into(),
+                to: "bob".into(),
+                id: format!("m-{i}"),
+                text: "x".repeat(150),
+            },
+        })
+        .collect();
+    let append = PeerMsg::Append {
+        epoch: 12,
+        prev_index: 4711,
+        prev_epoch: 12,
+        entries,
+        commit: 4710,
+    };
+    for (name, msg) in [("heartbeat", heartbeat), ("append", append)] {
+        let mut sender = node(2);
+        let mut receiver = node(1);
+        let body = super::super::wire::encode_msg(&msg);
+        let n = if body.len() > 10_000 { 2_000 } else { 50_000 };
+        let frames: Vec<Vec<u8>> = (0..n).map(|_| sender.seal(BROADCAST, &msg)).collect();
+        let size = frames[0].len();
+        // Tag only: the same work without the MAC (insecure mode) is subtracted.
+        let key = PeerKey::from_secret(SECRET);
+        let t = std::time::Instant::now();
+        for f in &frames {
+            let tag = key.tag(&f[..f.len() - 32]);
+            assert!(key.verify(&f[..f.len() - 32], &tag));
+        }
+        let mac_ns = t.elapsed().as_nanos() as f64 / n as f64;
+        let t = std::time::Instant::now();
+        for f in &frames {
+            admitted(receiver.admit(f, &addr(2)));
+        }
+        let admit_ns = t.elapsed().as_nanos() as f64 / n as f64;
+        eprintln!(
+            "mac_cost: {name} frame {size} bytes (body {} bytes): HMAC-SHA256 seal + check {mac_ns:.0} ns; whole admission (parse, tag, window, JSON body) {admit_ns:.0} ns",
+            body.len()
+        );
+    }
+}
