@@ -177,3 +177,25 @@ fn the_insecure_self_test_forges_everything_and_expects_every_checker_to_catch_i
         "leaders nobody elected, false suspicions, forged commits, no convergence"
     );
 }
+
+#[test]
+fn the_secure_twin_forges_everything_through_a_crash_and_a_partition_and_expects_all_green() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let s = scenario::load(&dir.join("outsider-forgery.yaml")).unwrap();
+    assert!(!s.cluster.insecure, "the nodes get the run's secret");
+    assert!(s.expect_failures.is_empty());
+    let checks: Vec<scenario::CheckName> = s.checks.iter().map(|c| c.name).collect();
+    assert_eq!(checks, scenario::CheckName::all());
+    let has = |f: fn(&StepKind) -> bool| s.steps.iter().any(|st| f(&st.kind));
+    assert!(has(
+        |k| matches!(k, StepKind::Forge(f) if f.kinds == ForgeKind::ALL.to_vec())
+    ));
+    assert!(has(|k| matches!(
+        k,
+        StepKind::Fault {
+            action: harness::history::FaultAction::Kill,
+            ..
+        }
+    )));
+    assert!(has(|k| matches!(k, StepKind::Partition { .. })));
+}
