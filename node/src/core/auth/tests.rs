@@ -216,6 +216,7 @@ fn mac_cost_per_datagram() {
                 id: format!("m-{i}"),
                 text: "x".repeat(150),
             },
+            origin: None,
         })
         .collect();
     let append = PeerMsg::Append {
