@@ -188,6 +188,13 @@ pub enum Event {
         /// Event lines written before this one, and their bytes (newlines included).
         event_lines: u64,
         event_bytes: u64,
+        /// Since the previous `io_stats`: the longest gap between two heartbeats this node
+        /// multicast, and the longest the event loop spent on one turn (the core and carrying
+        /// out its outputs). Absent from runtimes older than these fields.
+        #[serde(default)]
+        heartbeat_gap_max_ms: u64,
+        #[serde(default)]
+        turn_max_ms: u64,
     },
     /// The kernel refused to send a peer datagram (a full socket buffer, an unreachable
     /// address). Written for the first refusal and then at most once a second; `count` is the

@@ -14,6 +14,9 @@ pub struct IoSample {
     pub datagram_bytes: u64,
     pub send_errors: u64,
     pub event_bytes: u64,
+    /// Maxima over the second before the sample (see `io_stats` in docs/EVENTS.md).
+    pub heartbeat_gap_max_ms: u64,
+    pub turn_max_ms: u64,
 }
 
 /// Acknowledgements with a time in `(from, to]` (`acks` sorted).
@@ -40,6 +43,20 @@ pub fn per_ack(
     let (a, b) = bracket(samples, window.0, window.1)?;
     let n = acks_between(acks, a.ts_ms, b.ts_ms);
     (n > 0).then(|| counter(&b).saturating_sub(counter(&a)) as f64 / n as f64)
+}
+
+/// The largest `field` of the samples that cover the window (each covers the second before
+/// it); `None` without samples there.
+pub fn window_max(
+    samples: &[IoSample],
+    window: (u64, u64),
+    field: impl Fn(&IoSample) -> u64,
+) -> Option<u64> {
+    samples
+        .iter()
+        .filter(|s| s.ts_ms > window.0 && s.ts_ms <= window.1 + 1000)
+        .map(field)
+        .max()
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -94,6 +111,10 @@ pub struct BenchReport {
     /// CPU time of all nodes per ack, and of the leader alone.
     pub cpu_ms_per_ack: Option<f64>,
     pub leader_cpu_ms_per_ack: Option<f64>,
+    /// The leader's longest gap between two heartbeats it sent, and its longest event-loop
+    /// turn, during the window (from `io_stats`).
+    pub leader_heartbeat_gap_max_ms: Option<u64>,
+    pub leader_turn_max_ms: Option<u64>,
     pub leader_rss_kb: u64,
     pub leader_rss_peak_kb: u64,
     pub notes: Vec<String>,
@@ -168,6 +189,16 @@ impl BenchReport {
             ("CPU ms / ack (all nodes)", opt(self.cpu_ms_per_ack, 3)),
             ("leader CPU ms / ack", opt(self.leader_cpu_ms_per_ack, 3)),
             (
+                "leader heartbeat gap / turn, max",
+                format!(
+                    "{} / {} ms",
+                    self.leader_heartbeat_gap_max_ms
+                        .map_or("-".to_string(), |v| v.to_string()),
+                    self.leader_turn_max_ms
+                        .map_or("-".to_string(), |v| v.to_string())
+                ),
+            ),
+            (
                 "leader RSS (peak)",
                 format!(
                     "{} KiB ({} KiB)",
@@ -210,6 +241,28 @@ mod tests {
             fsyncs,
             ..IoSample::default()
         }
+    }
+
+    #[test]
+    fn window_max_covers_the_window_and_the_second_after_it() {
+        let gap = |ts_ms, g| IoSample {
+            ts_ms,
+            heartbeat_gap_max_ms: g,
+            ..IoSample::default()
+        };
+        let samples = [
+            gap(900, 700),
+            gap(1500, 120),
+            gap(2500, 300),
+            gap(4100, 900),
+        ];
+        let max = window_max(&samples, (1000, 3000), |s| s.heartbeat_gap_max_ms);
+        assert_eq!(
+            max,
+            Some(300),
+            "before the window and long after it: left out"
+        );
+        assert_eq!(window_max(&samples, (5000, 6000), |s| s.turn_max_ms), None);
     }
 
     #[test]

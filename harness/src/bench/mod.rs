@@ -243,6 +243,8 @@ fn report(
                 datagram_bytes,
                 send_errors,
                 event_bytes,
+                heartbeat_gap_max_ms,
+                turn_max_ms,
                 ..
             } => io.entry(l.node).or_default().push(IoSample {
                 ts_ms: rec.ts_ms,
@@ -251,6 +253,8 @@ fn report(
                 datagram_bytes,
                 send_errors,
                 event_bytes,
+                heartbeat_gap_max_ms,
+                turn_max_ms,
             }),
             Event::LeaderElected { .. }
                 if rec.node.0 == leader && rec.ts_ms >= window.0 && rec.ts_ms <= window.1 =>
@@ -329,6 +333,10 @@ fn report(
         leader_event_bytes_per_ack: leader_per_ack(|s| s.event_bytes),
         cpu_ms_per_ack: (acked > 0).then(|| cpu_all as f64 / acked as f64),
         leader_cpu_ms_per_ack: leader_proc(|s| s.cpu_ms),
+        leader_heartbeat_gap_max_ms: figures::window_max(leader_io, window, |s| {
+            s.heartbeat_gap_max_ms
+        }),
+        leader_turn_max_ms: figures::window_max(leader_io, window, |s| s.turn_max_ms),
         leader_rss_kb: la.map_or(0, |s| s.rss_kb),
         leader_rss_peak_kb: la.map_or(0, |s| s.hwm_kb),
         notes,

@@ -321,9 +321,12 @@ impl Driver {
         if inputs.is_empty() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let now = self.now();
         let outputs = self.node.handle_batch(now, inputs);
-        self.carry_out(outputs)
+        let result = self.carry_out(outputs);
+        self.io.turn(started.elapsed().as_millis() as Millis);
+        result
     }
 
     fn carry_out(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
@@ -340,6 +343,8 @@ impl Driver {
                     self.send_datagram(&bytes, self.net.broadcast, Lane::Control)
                 }
                 Output::Multicast { bytes } => {
+                    // Only heartbeats (and the last leave) are multicast.
+                    self.io.heartbeat(self.now());
                     self.send_datagram(&bytes, SocketAddr::V4(self.net.group), Lane::Control)
                 }
                 Output::Send {

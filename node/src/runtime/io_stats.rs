@@ -18,6 +18,11 @@ pub struct IoStats {
     pub send_errors: u64,
     pub event_lines: u64,
     pub event_bytes: u64,
+    /// Window maxima, reset at each report: the longest gap between two multicast heartbeats
+    /// and the longest driver turn.
+    pub heartbeat_gap_max_ms: u64,
+    pub turn_max_ms: u64,
+    last_heartbeat: Option<Millis>,
     /// What the last `io_stats` event said (nothing new: no event).
     last_reported: Option<Box<IoStats>>,
     next_report: Millis,
@@ -35,6 +40,19 @@ impl IoStats {
     pub fn refused(&mut self, to: String, reason: String) {
         self.send_errors += 1;
         self.unreported_failure = Some((to, reason));
+    }
+
+    /// A heartbeat (multicast) went out at `now`.
+    pub fn heartbeat(&mut self, now: Millis) {
+        if let Some(prev) = self.last_heartbeat {
+            self.heartbeat_gap_max_ms = self.heartbeat_gap_max_ms.max(now.saturating_sub(prev));
+        }
+        self.last_heartbeat = Some(now);
+    }
+
+    /// One driver turn took `ms`.
+    pub fn turn(&mut self, ms: Millis) {
+        self.turn_max_ms = self.turn_max_ms.max(ms);
     }
 
     pub fn wrote_event(&mut self, bytes: usize) {
@@ -81,8 +99,12 @@ impl IoStats {
                     send_errors: snap.send_errors,
                     event_lines: snap.event_lines,
                     event_bytes: snap.event_bytes,
+                    heartbeat_gap_max_ms: self.heartbeat_gap_max_ms,
+                    turn_max_ms: self.turn_max_ms,
                 });
                 self.last_reported = Some(Box::new(snap));
+                self.heartbeat_gap_max_ms = 0;
+                self.turn_max_ms = 0;
             }
         }
         out
@@ -109,6 +131,36 @@ mod tests {
         assert!(s.due(500).is_empty(), "not before a second has passed");
         assert_eq!(s.due(1000).len(), 1);
         assert!(s.due(2000).is_empty(), "nothing moved");
+    }
+
+    #[test]
+    fn heartbeat_gaps_and_turns_are_window_maxima() {
+        let mut s = IoStats::default();
+        s.sent(1);
+        for t in [0, 100, 200, 870, 970] {
+            s.heartbeat(t);
+        }
+        s.turn(3);
+        s.turn(40);
+        s.turn(5);
+        assert!(matches!(
+            s.due(1000).as_slice(),
+            [Event::IoStats {
+                heartbeat_gap_max_ms: 670,
+                turn_max_ms: 40,
+                ..
+            }]
+        ));
+        s.sent(1);
+        s.heartbeat(1070);
+        assert!(matches!(
+            s.due(2000).as_slice(),
+            [Event::IoStats {
+                heartbeat_gap_max_ms: 100,
+                turn_max_ms: 0,
+                ..
+            }]
+        ));
     }
 
     #[test]
