@@ -1,9 +1,13 @@
 //! The sans-IO protocol core: no sockets, no clock, no threads.
 //!
 //! A driver (the tokio [`crate::runtime`] or the [`crate::sim`] simulator) feeds [`Input`]s
-//! with the current monotonic instant into [`Node::handle`] and carries out the returned
-//! [`Output`]s **in order** (a `Persist` must be durable before any later `Send`).
-//! The driver calls `handle(now, Input::Tick)` every [`TICK_MS`]; all timers live in here.
+//! with the current monotonic instant into [`Node::handle_batch`] and carries out the returned
+//! [`Output`]s in order. `Persist` records go to storage in the order emitted, **off the event
+//! loop**; when the first `upto` records of this run are durable the driver says so with
+//! [`Input::Persisted`], and only then does the core send what depends on them (an
+//! acknowledgement, a vote, anything in a new epoch: see [`durable::Durability`]).
+//! [`Node::handle`] is the same for a caller whose storage is synchronous (the unit tests).
+//! The driver feeds `Input::Tick` every [`TICK_MS`]; all timers live in here.
 
 pub mod auth;
 pub mod chat;
@@ -87,6 +91,8 @@ pub enum Input {
     Shutdown,
     /// The driver finished an [`Output::Credential`] job.
     CredentialDone(CredentialResult),
+    /// The first `upto` [`Output::Persist`] records since the node started are durable.
+    Persisted { upto: u64 },
 }
 
 /// Which send queue a unicast datagram takes. Bulk traffic (log Appends) can fill a socket's
@@ -120,7 +126,8 @@ pub enum Output {
     /// Emit an event. `ts_ms` holds the core's monotonic `now`; the runtime replaces it with
     /// wall-clock Unix milliseconds when writing.
     Event(EventRecord),
-    /// Make this durable before carrying out any later output.
+    /// Make this durable (in order with the other records) and report it with
+    /// [`Input::Persisted`]; later outputs need not wait for it.
     Persist(Persist),
     /// Hash or verify a password off the event loop and answer with
     /// [`Input::CredentialDone`] (see [`credentials`]).

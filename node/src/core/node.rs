@@ -5,6 +5,7 @@ use super::auth::{refusals::Refusals, Admission, PeerAuth, Refusal, BROADCAST};
 use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
 use super::election::{self, Election, ElectionConfig};
+use super::durable::Durability;
 use super::log::Log;
 use super::membership::{Heard, Membership};
 use super::replication::LeaderState;
@@ -43,6 +44,8 @@ pub struct Node {
     /// The log is handed to the driver to persist up to here (group commit: entries proposed
     /// in one turn are persisted together; see `replicate`).
     persisted: u64,
+    /// Which records the driver has made durable, and the outputs waiting for them.
+    durability: Durability,
 
     // Volatile.
     role: Role,
@@ -115,6 +118,7 @@ impl Node {
             voted_for: restored.voted_for,
             log: Log::from_entries(restored.log),
             persisted: restored_entries,
+            durability: Durability::new(restored_entries),
             role: Role::Follower,
             leader: None,
             commit: 0,
@@ -163,9 +167,17 @@ impl Node {
         node
     }
 
-    /// Feeds one input at `now`; returns what the driver must do, in order.
+    /// Feeds one input at `now` for a caller whose storage is synchronous: every `Persist`
+    /// returned counts as durable by the time the outputs after it are carried out (the unit
+    /// tests; a driver that writes off its event loop uses [`Node::handle_batch`] and
+    /// reports [`Input::Persisted`]).
     pub fn handle(&mut self, now: Millis, input: Input) -> Vec<Output> {
-        self.handle_batch(now, [input])
+        let mut out = self.handle_batch(now, [input]);
+        while !self.durability.all_durable() && !self.stopped {
+            let upto = self.durability.everything();
+            out.extend(self.handle_batch(now, [Input::Persisted { upto }]));
+        }
+        out
     }
 
     /// Feeds the inputs of one driver turn at `now`; returns what the driver must do, in
@@ -201,6 +213,7 @@ impl Node {
                 Input::ClientDisconnected { conn } => self.on_client_disconnected(conn),
                 Input::Shutdown => self.shutdown(),
                 Input::CredentialDone(result) => self.on_credential_done(result),
+                Input::Persisted { upto } => self.on_persisted(upto),
             }
         }
         self.flush_log();
@@ -290,10 +303,10 @@ impl Node {
     }
 
     fn persist_hard_state(&mut self) {
-        self.out.push(Output::Persist(Persist::HardState {
+        self.persist(Persist::HardState {
             epoch: self.epoch,
             voted_for: self.voted_for,
-        }));
+        });
     }
 
     /// This node's election credentials `(last log epoch, last log index, id)`.
@@ -326,17 +339,22 @@ impl Node {
             return;
         };
         let bytes = self.encode(to, msg);
-        self.out.push(Output::Send {
-            to,
-            addr,
-            bytes,
-            lane: Lane::Control,
-        });
+        let after = self.durable_before(msg);
+        self.send_after(
+            after,
+            Output::Send {
+                to,
+                addr,
+                bytes,
+                lane: Lane::Control,
+            },
+        );
     }
 
     fn multicast(&mut self, msg: &PeerMsg) {
         let bytes = self.encode(BROADCAST, msg);
-        self.out.push(Output::Multicast { bytes });
+        let after = self.durable_before(msg);
+        self.send_after(after, Output::Multicast { bytes });
     }
 
     fn set_role(&mut self, to: Role, reason: &str) {

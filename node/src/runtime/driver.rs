@@ -1,5 +1,7 @@
 //! The driver loop: one task owns the [`Node`] and feeds it ticks, datagrams, client lines and
-//! signals, then carries out its outputs in order.
+//! signals, then carries out its outputs in order. Durable records go to the
+//! [`Writer`] thread, whose "durable up to" reports come back as `Input::Persisted`: no fsync
+//! ever runs on this loop.
 
 use super::clients::{ClientEvent, ConnCommand};
 use super::credentials::CredentialWorker;
@@ -8,6 +10,7 @@ use super::event_log::EventLog;
 use super::framing::LineProblem;
 use super::io_stats::IoStats;
 use super::persist::Store;
+use super::writer::{Report, Writer};
 use crate::core::credentials::CredentialResult;
 use crate::core::{Input, Lane, Millis, Node, Output, TICK_MS};
 use crate::events::{Event, EventRecord, EVENTS_VERSION};
@@ -52,7 +55,8 @@ pub struct Driver {
     cluster: String,
     client_addr: String,
     net: Network,
-    store: Store,
+    writer: Option<Writer>,
+    reports: Option<mpsc::UnboundedReceiver<anyhow::Result<Report>>>,
     events: EventLog,
     conns: HashMap<ConnId, mpsc::Sender<ConnCommand>>,
     clock: Instant,
@@ -76,7 +80,10 @@ impl Driver {
         clock: Instant,
     ) -> Driver {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
+        let (reports_tx, reports_rx) = mpsc::unbounded_channel();
         Driver {
+            writer: Some(Writer::start(store, reports_tx)),
+            reports: Some(reports_rx),
             refused: 0,
             credentials: CredentialWorker::new(results_tx),
             credential_results: Some(results_rx),
@@ -84,7 +91,6 @@ impl Driver {
             cluster,
             client_addr,
             net,
-            store,
             events,
             conns: HashMap::new(),
             clock,
@@ -122,6 +128,7 @@ impl Driver {
         let mut bulk_buf = vec![0u8; RECV_BUFFER];
         let mut multicast_buf = vec![0u8; RECV_BUFFER];
         let mut credential_results = self.credential_results.take().expect("run is called once");
+        let mut reports = self.reports.take().expect("run is called once");
 
         loop {
             tokio::select! {
@@ -130,7 +137,6 @@ impl Driver {
                     for notice in std::mem::take(&mut self.notices) {
                         self.write_event(notice);
                     }
-                    self.store.tick();
                     self.write_io_stats();
                 }
                 received = self.net.peer.recv_from(&mut peer_buf) => {
@@ -158,6 +164,17 @@ impl Driver {
                 Some(result) = credential_results.recv() => {
                     self.step(Input::CredentialDone(result))?;
                 }
+                Some(report) = reports.recv() => {
+                    // A failed write stops the node: going on without durable votes could
+                    // elect two leaders in one epoch.
+                    let mut report = report?;
+                    while let Ok(next) = reports.try_recv() {
+                        report = next?;
+                    }
+                    self.io.fsyncs = report.fsyncs;
+                    self.io.persist_bytes = report.bytes;
+                    self.step(Input::Persisted { upto: report.upto })?;
+                }
                 _ = rejoin.tick() => {
                     if super::sockets::rejoin_group(&self.net.multicast, *self.net.group.ip(), self.net.interface_ip) {
                         tracing::info!("rejoined multicast group {}", self.net.group);
@@ -170,7 +187,10 @@ impl Driver {
         }
         tracing::info!("stopping: announcing a graceful leave");
         self.step(Input::Shutdown)?;
-        self.store.mark();
+        if let Some(writer) = self.writer.take() {
+            // What is queued is written, fsynced and marked before the process ends.
+            writer.finish();
+        }
         self.events.flush();
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         Ok(())
@@ -292,8 +312,6 @@ impl Driver {
 
     /// `io_stats` about once a second, `send_failed` for refused datagrams.
     fn write_io_stats(&mut self) {
-        self.io.fsyncs = self.store.fsyncs();
-        self.io.persist_bytes = self.store.bytes_written();
         for event in self.io.due(self.now()) {
             self.write_event(event);
         }
@@ -330,15 +348,12 @@ impl Driver {
     }
 
     fn carry_out(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        let mut records = Vec::new();
         for output in outputs {
-            if let Output::Persist(record) = &output {
-                self.store.append(record)?;
-                continue;
-            }
-            // Everything persisted so far must be durable before anything leaves the node.
-            self.store.sync()?;
             match output {
-                Output::Persist(_) => {}
+                // The core holds back whatever depends on these until they are reported
+                // durable, so the rest of this turn's outputs go out now.
+                Output::Persist(record) => records.push(record),
                 Output::Broadcast { bytes } => {
                     self.send_datagram(&bytes, self.net.broadcast, Lane::Control)
                 }
@@ -371,7 +386,10 @@ impl Driver {
                 Output::Credential(job) => self.credentials.start(job),
             }
         }
-        self.store.sync()
+        if let Some(writer) = &self.writer {
+            writer.write(records);
+        }
+        Ok(())
     }
 
     /// UDP sends never wait: a datagram the kernel refuses (a full socket buffer) is lost,

@@ -18,6 +18,7 @@ pub mod persist;
 pub mod secret;
 pub mod sockets;
 pub mod state_file;
+pub mod writer;
 
 use crate::core::{Node, Restored};
 use crate::settings::ServeArgs;

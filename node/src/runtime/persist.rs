@@ -1,6 +1,6 @@
 //! Durable state: every [`Persist`] record appended as one checksummed line to
-//! `<dir>/state.jsonl` (format and reading rules: [`super::state_file`]) and fsynced before the
-//! driver carries out any later output. At start the file is replayed.
+//! `<dir>/state.jsonl` (format and reading rules: [`super::state_file`]) and fsynced by the
+//! [`super::writer`] thread, once per batch. At start the file is replayed.
 //!
 //! Beside it, `<dir>/state.mark` holds a length the file is known to have been durable at,
 //! rewritten (atomically, by rename) at most once a second and at a graceful stop. A crash can

@@ -1,7 +1,7 @@
 //! A deterministic, seeded simulator of a cluster of [`crate::core::Node`]s: virtual time,
 //! one PRNG, a network that delays, drops, duplicates and reorders datagrams, symmetric and
-//! one-way partitions, crashes (volatile state lost, persisted records kept), restarts and
-//! pauses; simulated chat clients; and a checker that tests the safety properties after every
+//! one-way partitions, crashes (volatile state lost, synced records kept, records not yet
+//! synced lost), restarts and pauses; a disk whose fsync completes after a random delay; simulated chat clients; and a checker that tests the safety properties after every
 //! step. The same seed always replays the same run.
 
 pub mod checker;
@@ -42,6 +42,8 @@ pub struct SimConfig {
     pub duplicate: f64,
     /// Per-datagram delay range in ms (different delays reorder datagrams).
     pub delay: (Millis, Millis),
+    /// How long a node's write + fsync takes, ms range (the runtime's writer thread).
+    pub fsync: (Millis, Millis),
     /// Messages each client sends in total.
     pub messages_per_client: u64,
     /// Pause a client takes between an acknowledgement and its next message (ms range).
@@ -67,6 +69,7 @@ impl Default for SimConfig {
             drop: 0.0,
             duplicate: 0.0,
             delay: (1, 5),
+            fsync: (0, 3),
             messages_per_client: 0,
             message_gap: (10, 80),
             record_events: false,
@@ -92,13 +95,22 @@ enum Packet {
         conn: ConnId,
         line: Option<String>,
     },
+    /// Node `to`'s writer finished an fsync: what it had been handed in boot `boot` is on
+    /// disk.
+    Synced { to: usize, boot: u64 },
 }
 
 struct SimNode {
     addr: String,
     client_addr: String,
     node: Option<Node>,
+    /// Synced records (what survives a crash), and records handed over but not yet synced.
     disk: Vec<Persist>,
+    unsynced: Vec<Persist>,
+    /// Records of this boot on disk (what `Input::Persisted` reports), and whether an fsync
+    /// is under way.
+    synced: u64,
+    syncing: bool,
     paused: bool,
     buffered: Vec<Packet>,
     boots: u64,
@@ -110,6 +122,9 @@ pub struct Sim {
     pub seed: u64,
     pub now: Millis,
     rng: SplitMix64,
+    /// The disks' own generator, so that modelling fsync time leaves the network's draws
+    /// (and so every seed's faults) as they were.
+    disk_rng: SplitMix64,
     nodes: Vec<SimNode>,
     queue: BinaryHeap<Reverse<(Millis, u64, usize)>>,
     packets: BTreeMap<usize, Packet>,
@@ -173,6 +188,7 @@ impl Sim {
             seed,
             now: 0,
             rng: SplitMix64::new(seed),
+            disk_rng: SplitMix64::new(seed ^ 0xd15c_f5c0),
             nodes: Vec::new(),
             queue: BinaryHeap::new(),
             packets: BTreeMap::new(),
@@ -194,6 +210,9 @@ impl Sim {
                 client_addr: format!("10.0.0.{}:7070", i + 1),
                 node: None,
                 disk: Vec::new(),
+                unsynced: Vec::new(),
+                synced: 0,
+                syncing: false,
                 paused: false,
                 buffered: Vec::new(),
                 boots: 0,
@@ -242,6 +261,7 @@ impl Sim {
         self.nodes[i].boots += 1;
         // A restarted node's replay windows start empty.
         self.admitted.retain(|k| k.0 != i);
+        self.nodes[i].synced = 0;
         self.faults.restart(i);
         self.checker.node_restarted(i);
     }
@@ -272,6 +292,9 @@ impl Sim {
         self.nodes[i].paused = false;
         self.faults.crash(i);
         self.nodes[i].buffered.clear();
+        // What the writer had not fsynced yet is gone with the process.
+        self.nodes[i].unsynced.clear();
+        self.nodes[i].syncing = false;
         let dropped: Vec<ConnId> = self
             .conns
             .iter()
@@ -622,6 +645,23 @@ impl Sim {
                 self.input(to, input);
             }
             Packet::ToClient { client, conn, line } => self.client_receive(client, conn, line),
+            Packet::Synced { to, boot } => {
+                if self.nodes[to].node.is_none() || self.nodes[to].boots != boot {
+                    return;
+                }
+                if self.nodes[to].paused {
+                    // Frozen with its process (the cgroup freezer stops the writer too).
+                    self.nodes[to].buffered.push(Packet::Synced { to, boot });
+                    return;
+                }
+                let n = &mut self.nodes[to];
+                n.syncing = false;
+                n.synced += n.unsynced.len() as u64;
+                let records = std::mem::take(&mut n.unsynced);
+                n.disk.extend(records);
+                let upto = n.synced;
+                self.input(to, Input::Persisted { upto });
+            }
         }
     }
 
@@ -631,7 +671,7 @@ impl Sim {
         let Some(node) = self.nodes[i].node.as_mut() else {
             return;
         };
-        let outputs = node.handle(now, input);
+        let outputs = node.handle_batch(now, [input]);
         for o in outputs {
             match o {
                 Output::Broadcast { bytes } | Output::Multicast { bytes } => {
@@ -670,7 +710,15 @@ impl Sim {
                         self.events.push((i, rec));
                     }
                 }
-                Output::Persist(p) => self.nodes[i].disk.push(p),
+                Output::Persist(p) => {
+                    self.nodes[i].unsynced.push(p);
+                    if !self.nodes[i].syncing {
+                        self.nodes[i].syncing = true;
+                        let delay = self.disk_rng.range(self.cfg.fsync.0, self.cfg.fsync.1);
+                        let boot = self.nodes[i].boots;
+                        self.enqueue(delay, Packet::Synced { to: i, boot });
+                    }
+                }
                 Output::Credential(job) => {
                     let result = credentials::compute(job, &mut self.rng);
                     self.enqueue(

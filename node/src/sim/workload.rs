@@ -54,6 +54,9 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         drop: [0.0, 0.01, 0.05][rng.below(3) as usize],
         duplicate: [0.0, 0.02][rng.below(2) as usize],
         delay: (1, 5),
+        // A fast disk, a slow one, and one slower than a heartbeat (which must not delay
+        // heartbeats, only commits).
+        fsync: [(0, 2), (1, 10), (5, 150)][rng.below(3) as usize],
         // Paced so that sends go on through the whole fault phase.
         messages_per_client: 40,
         message_gap: (50, 300),

@@ -7,10 +7,16 @@
 //! **Group commit.** [`Node::propose`] only appends to the in-memory log. At the end of a
 //! driver turn ([`Node::handle_batch`]), and before any input that is not a client's,
 //! [`Node::flush_log`] writes everything appended since as **one** `Persist::Append`, sends
-//! each follower one Append with the new entries, and only then counts the leader's own copy
-//! towards a quorum: `persisted` is the index the leader has handed to the driver to make
-//! durable, and the driver makes it durable before any later output (a client's ack among
-//! them).
+//! each follower one Append with the new entries. `persisted` is the index handed to the
+//! driver; the leader counts its own copy towards a quorum only once the driver reports it
+//! durable ([`Node::on_persisted`]), so its fsync overlaps the followers' and a slow disk
+//! delays commits, never heartbeats.
+//!
+//! **Durability.** Every record goes through [`Node::persist`] (numbered by
+//! [`Durability`](crate::core::durable::Durability)); every peer message through
+//! [`Node::send_after`], which holds it until the records it depends on are durable
+//! ([`Node::durable_before`]). A follower's AppendAck therefore leaves only once the entries
+//! it acknowledges are on disk, and a vote only once the vote is.
 
 use super::Node;
 use crate::core::chat::ChatOp;
@@ -41,6 +47,47 @@ impl Node {
         index
     }
 
+    /// Hands `record` to the driver (numbered; see [`crate::core::durable::Durability`]).
+    pub(super) fn persist(&mut self, record: Persist) {
+        let output = self.durability.record(record, self.log.last_index());
+        self.out.push(output);
+    }
+
+    /// Which record `msg` must wait for (0: none). An acknowledgement of entries speaks
+    /// for the log and the epoch it accepted them in, so it waits for everything written so
+    /// far. A vote, or the candidacy that counts its own vote (`Elected`), waits for the hard
+    /// state: a node that forgot its vote in a crash could vote again in that epoch, and two
+    /// leaders of one epoch break log matching. Beacons, a leader's Appends, the election
+    /// algorithm's messages (they only choose who is candidate) and fencing replies promise
+    /// nothing durable and go at once, so a slow disk never delays a
+    /// heartbeat nor every hop of an election. Anything not listed waits for the hard state.
+    pub(super) fn durable_before(&self, msg: &PeerMsg) -> u64 {
+        match msg {
+            PeerMsg::AppendAck { .. } => self.durability.everything(),
+            PeerMsg::Append { .. }
+            | PeerMsg::Hello(_)
+            | PeerMsg::Heartbeat(_)
+            | PeerMsg::Leave
+            | PeerMsg::Election { .. }
+            | PeerMsg::Stale { .. } => 0,
+            _ => self.durability.hard_state(),
+        }
+    }
+
+    /// Sends `output` once record `after` is durable (at once if it is).
+    pub(super) fn send_after(&mut self, after: u64, output: Output) {
+        self.durability.send_after(after, output, &mut self.out);
+    }
+
+    /// The driver made the first `upto` records durable: what waited for them leaves, and a
+    /// leader counts its own log up to where it is durable.
+    pub(super) fn on_persisted(&mut self, upto: u64) {
+        self.durability.persisted(upto, &mut self.out);
+        if self.role == Role::Leader {
+            self.try_commit();
+        }
+    }
+
     /// Persists every entry appended since the last flush as one record, replicates them,
     /// and commits what a quorum now holds. Committing can propose again (an orphaned
     /// logout), so this runs until the log is flushed.
@@ -50,7 +97,7 @@ impl Node {
             let entries: Vec<LogEntry> = (self.persisted + 1..=last)
                 .filter_map(|i| self.log.get(i).cloned())
                 .collect();
-            self.out.push(Output::Persist(Persist::Append { entries }));
+            self.persist(Persist::Append { entries });
             self.persisted = last;
             if self.role == Role::Leader {
                 self.replicate_all();
@@ -153,12 +200,16 @@ impl Node {
         };
         let bytes = self.encode(peer, &msg);
         let size = bytes.len();
-        self.out.push(Output::Send {
-            to: peer,
-            addr,
-            bytes,
-            lane: Lane::Bulk,
-        });
+        let after = self.durable_before(&msg);
+        self.send_after(
+            after,
+            Output::Send {
+                to: peer,
+                addr,
+                bytes,
+                lane: Lane::Bulk,
+            },
+        );
         Some((count, size))
     }
 
@@ -190,7 +241,8 @@ impl Node {
     }
 
     pub(super) fn try_commit(&mut self) {
-        let q = self.leader_state.quorum_index(self.persisted, self.quorum);
+        let own = self.durability.log_durable();
+        let q = self.leader_state.quorum_index(own, self.quorum);
         // Only entries of the leader's own epoch are committed by counting (Raft §5.4.2).
         if q > self.commit && self.log.epoch_at(q) == Some(self.epoch) {
             self.commit = q;
@@ -248,8 +300,7 @@ impl Node {
                 appended,
             } => {
                 if let Some(from) = truncated_from {
-                    self.out
-                        .push(Output::Persist(Persist::TruncateFrom { from }));
+                    self.persist(Persist::TruncateFrom { from });
                     if from <= self.commit {
                         // Only without a quorum: our side of a split brain committed entries the
                         // winner never had. Rebuild the chat state from the log we keep.
@@ -260,11 +311,10 @@ impl Node {
                     }
                 }
                 if !appended.is_empty() {
-                    self.out
-                        .push(Output::Persist(Persist::Append { entries: appended }));
+                    self.persist(Persist::Append { entries: appended });
                 }
-                // One record per received batch: the driver makes it durable (one fsync)
-                // before the acknowledgement below leaves.
+                // One record per received batch, made durable with one fsync; the
+                // acknowledgement below waits for it (`durable_before`).
                 self.persisted = self.log.last_index();
                 self.verified = self.verified.max(match_index);
                 self.advance_follower_commit(commit);
@@ -329,6 +379,49 @@ mod tests {
             })
             .filter(|m| matches!(m, PeerMsg::AppendAck { .. }))
             .collect()
+    }
+
+    #[test]
+    fn an_acknowledgement_leaves_only_once_its_entries_are_durable() {
+        use crate::core::chat::ChatOp;
+        use crate::core::LogEntry;
+        let mut node = follower();
+        let append = PeerMsg::Append {
+            epoch: 1,
+            prev_index: 0,
+            prev_epoch: 0,
+            entries: vec![LogEntry {
+                index: 1,
+                epoch: 1,
+                op: ChatOp::NewEpoch,
+            }],
+            commit: 0,
+        };
+        let datagram = Input::Datagram {
+            from: "10.0.0.1:7400".into(),
+            bytes: wire::encode("c", NodeId(1), &append),
+        };
+        let out = node.handle_batch(1, [datagram]);
+        let records = out
+            .iter()
+            .filter(|o| matches!(o, Output::Persist(_)))
+            .count() as u64;
+        assert_eq!(records, 2, "the new epoch and the entry: {out:?}");
+        assert!(acks(&out).is_empty(), "not durable yet: {out:?}");
+        let out = node.handle_batch(2, [Input::Persisted { upto: records - 1 }]);
+        assert!(acks(&out).is_empty(), "the entry is not durable yet");
+        let out = node.handle_batch(3, [Input::Persisted { upto: records }]);
+        assert!(
+            matches!(
+                acks(&out)[..],
+                [PeerMsg::AppendAck {
+                    success: true,
+                    match_index: 1,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]
