@@ -197,6 +197,7 @@ mod tests {
                 index,
                 epoch: 1,
                 op: ChatOp::NewEpoch,
+                origin: None,
             }],
         }
     }

@@ -4,8 +4,8 @@
 use super::auth::{refusals::Refusals, Admission, PeerAuth, Refusal, BROADCAST};
 use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
-use super::election::{self, Election, ElectionConfig};
 use super::durable::Durability;
+use super::election::{self, Election, ElectionConfig};
 use super::log::Log;
 use super::membership::{Heard, Membership};
 use super::replication::LeaderState;

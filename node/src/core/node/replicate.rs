@@ -394,6 +394,7 @@ mod tests {
                 index: 1,
                 epoch: 1,
                 op: ChatOp::NewEpoch,
+                origin: None,
             }],
             commit: 0,
         };
