@@ -399,8 +399,8 @@ mod tests {
             commit: 0,
         };
         let datagram = Input::Datagram {
-            from: "10.0.0.1:7400".into(),
-            bytes: wire::encode("c", NodeId(1), &append),
+            from: test_support::addr(1),
+            bytes: test_support::seal(1, BROADCAST, &append),
         };
         let out = node.handle_batch(1, [datagram]);
         let records = out
