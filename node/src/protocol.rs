@@ -181,6 +181,8 @@ pub enum ErrorCode {
     /// The server has as many connections as it accepts (`--max-connections`); it closes
     /// this one. Try another server or later.
     TooManyConnections,
+    /// The server already serves its `--max-clients` users: log in on another server.
+    ServerFull,
     /// The connection did not log in within the login timeout; the server closes it.
     LoginTimeout,
     /// Another connection logged in with this session's token and password and took the
@@ -230,6 +232,11 @@ pub struct ClusterStatus {
     pub commit_index: u64,
     pub last_index: u64,
     pub election: String,
+    /// Users logged in on this server, and its `--max-clients` (absent: no limit).
+    #[serde(default)]
+    pub clients: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_clients: Option<usize>,
     pub quorum: String,
 }
 
@@ -259,6 +266,9 @@ pub enum Discovery {
         leader: Option<NodeId>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         leader_addr: Option<String>,
+        /// Users logged in on this server (its load).
+        #[serde(default)]
+        clients: usize,
     },
 }
 

@@ -168,6 +168,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_MAX_CONNECTIONS", default_value_t = 1000)]
     pub max_connections: usize,
 
+    /// Users logged in on this server at once (0: as many as `--max-connections` allows).
+    /// A login beyond it gets `server_full` (log in on another server), and a full server
+    /// does not answer discovery, so clients go where there is room (seed 002).
+    #[arg(long, env = "CHAT_MAX_CLIENTS", default_value_t = 0)]
+    pub max_clients: usize,
+
     /// A client connection that has not logged in this long after connecting is closed with
     /// a `login_timeout` error line.
     #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value = "5s", value_parser = duration_arg)]

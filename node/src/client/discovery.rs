@@ -167,6 +167,7 @@ fn parse_answer(bytes: &[u8], cluster: &str) -> Option<ServerInfo> {
             epoch,
             leader,
             leader_addr,
+            ..
         } if theirs == cluster => Some(ServerInfo {
             node,
             addr,

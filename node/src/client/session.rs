@@ -722,7 +722,9 @@ impl Session {
                     Some(leader) => Err(Redirect::To(leader)),
                     None => Err(Redirect::Next),
                 },
-                ErrorCode::Unavailable | ErrorCode::TooManyConnections => Err(Redirect::Next),
+                ErrorCode::Unavailable | ErrorCode::TooManyConnections | ErrorCode::ServerFull => {
+                    Err(Redirect::Next)
+                }
                 // After an unanswered login these may be our own earlier attempt (a session
                 // the server closes when it sees the old connection gone, a registration that
                 // committed): try again until the deadline.

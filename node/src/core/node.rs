@@ -244,7 +244,15 @@ impl Node {
             last_index: self.log.last_index(),
             election: self.election.name().to_string(),
             quorum: self.cfg.quorum.name().to_string(),
+            clients: self.sessions.logged_in(),
+            max_clients: self.sessions.max_clients(),
         }
+    }
+
+    /// At most `max` users logged in here at once (`--max-clients`; 0: no limit).
+    pub fn limit_clients(mut self, max: usize) -> Node {
+        self.sessions.set_max_clients((max > 0).then_some(max));
+        self
     }
 
     pub fn id(&self) -> NodeId {
@@ -914,6 +922,41 @@ mod tests {
             assert!(now < 5_000, "a lone node with quorum none elects itself");
         }
         (node, now)
+    }
+
+    #[test]
+    fn a_server_at_its_max_clients_refuses_the_next_login_with_server_full() {
+        let (node, now) = lone_leader();
+        let mut node = node.limit_clients(1);
+        // A login still being checked holds its seat.
+        connect(&mut node, now, 1);
+        connect(&mut node, now, 3);
+        let first = node.handle(
+            now,
+            Input::ClientLine {
+                conn: ConnId(1),
+                line: login_line("alice", "pw", None),
+            },
+        );
+        let out = conn_line(&mut node, now, 3, &login_line("carol", "pw", None));
+        assert_eq!(
+            error_of(&lines_to(&out, 3)).unwrap().code,
+            ErrorCode::ServerFull
+        );
+        let out = with_credentials(&mut node, now, first);
+        assert!(ok_of(&lines_to(&out, 1)).is_some());
+        connect(&mut node, now, 2);
+        let out = conn_line(&mut node, now, 2, &login_line("bob", "pw", None));
+        assert_eq!(
+            error_of(&lines_to(&out, 2)).unwrap().code,
+            ErrorCode::ServerFull
+        );
+        let s = node.status();
+        assert_eq!((s.clients, s.max_clients), (1, Some(1)));
+        // Room again once alice leaves.
+        conn_line(&mut node, now, 1, r#"{"req":7,"op":"logout"}"#);
+        let out = conn_line(&mut node, now, 2, &login_line("bob", "pw", None));
+        assert!(ok_of(&lines_to(&out, 2)).is_some(), "{out:?}");
     }
 
     fn line(node: &mut Node, now: Millis, text: &str) -> Vec<Output> {

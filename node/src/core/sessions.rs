@@ -216,6 +216,8 @@ pub struct Sessions {
     /// commits after all, nobody holds its session, so it is logged out again (see
     /// [`Sessions::applied`]). Forgotten after [`ABANDONED_LOGIN_MS`].
     abandoned: BTreeMap<ProposalId, (String, String, Millis)>,
+    /// `--max-clients`: logins beyond it get `server_full`.
+    max_clients: Option<usize>,
 }
 
 /// How long an abandoned login is remembered in case its entry still commits.
@@ -235,6 +237,7 @@ impl Sessions {
             next_proposal: first_job,
             now: 0,
             abandoned: BTreeMap::new(),
+            max_clients: None,
         }
     }
 
@@ -246,6 +249,14 @@ impl Sessions {
     /// Whether any connection here is logged in.
     pub fn has_logged_in(&self) -> bool {
         self.conns.values().any(|c| c.user.is_some())
+    }
+
+    pub fn set_max_clients(&mut self, max: Option<usize>) {
+        self.max_clients = max;
+    }
+
+    pub fn max_clients(&self) -> Option<usize> {
+        self.max_clients
     }
 
     /// How many connections here are logged in (this server's load).
@@ -366,9 +377,29 @@ impl Sessions {
                 session,
                 since,
             } => {
+                // Logins still in flight count: a burst of them must not all get in.
+                let taken = self
+                    .conns
+                    .values()
+                    .filter(|c| c.user.is_some() || c.login_pending)
+                    .count();
+                let full = self.max_clients.is_some_and(|max| {
+                    taken >= max && self.conns.get(&conn).is_some_and(|c| c.user.is_none())
+                });
                 let Some(c) = self.conns.get_mut(&conn) else {
                     return Action::Done;
                 };
+                if full {
+                    reply(
+                        out,
+                        error_line(
+                            req,
+                            ErrorCode::ServerFull,
+                            "this server already serves its --max-clients users; log in on another server",
+                        ),
+                    );
+                    return Action::Done;
+                }
                 if c.login_pending {
                     reply(
                         out,

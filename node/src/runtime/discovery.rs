@@ -15,6 +15,9 @@ pub fn answer(
     match serde_json::from_slice::<Discovery>(bytes) {
         Ok(Discovery::FindServer { cluster: asked }) if asked == cluster => {
             let status = status();
+            if status.max_clients.is_some_and(|max| status.clients >= max) {
+                return None; // full: a client should find a server with room
+            }
             let reply = Discovery::ServerHere {
                 cluster: cluster.to_string(),
                 node: status.node,
@@ -23,6 +26,7 @@ pub fn answer(
                 epoch: status.epoch,
                 leader: status.leader,
                 leader_addr: status.leader_addr.clone(),
+                clients: status.clients,
             };
             serde_json::to_vec(&reply).ok()
         }
@@ -48,6 +52,8 @@ mod tests {
             last_index: 0,
             election: "lcr".into(),
             quorum: "majority".into(),
+            clients: 2,
+            max_clients: None,
         }
     }
 
@@ -66,8 +72,24 @@ mod tests {
                 epoch: 3,
                 leader: Some(NodeId(5)),
                 leader_addr: Some("10.99.0.5:7070".into()),
+                clients: 2,
             }
         );
+    }
+
+    #[test]
+    fn a_full_server_does_not_offer_itself() {
+        let ask = br#"{"t":"find_server","cluster":"faultline"}"#;
+        let full = || ClusterStatus {
+            max_clients: Some(2),
+            ..status()
+        };
+        assert!(answer(ask, "faultline", "a:1", full).is_none());
+        let room = || ClusterStatus {
+            max_clients: Some(3),
+            ..status()
+        };
+        assert!(answer(ask, "faultline", "a:1", room).is_some());
     }
 
     #[test]

@@ -300,9 +300,10 @@ impl SimClient {
                 self.waiting = None;
                 match e.code {
                     ErrorCode::NotLeader => self.redirect(now, e.leader_addr),
-                    ErrorCode::Unavailable | ErrorCode::NameTaken | ErrorCode::NotLoggedIn => {
-                        self.drop_connection(now)
-                    }
+                    ErrorCode::Unavailable
+                    | ErrorCode::NameTaken
+                    | ErrorCode::NotLoggedIn
+                    | ErrorCode::ServerFull => self.drop_connection(now),
                     ErrorCode::UnknownUser => {
                         // Only registered users are addressed; count it and move on.
                         self.current = None;
