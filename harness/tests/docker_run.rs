@@ -55,11 +55,12 @@ async fn a_failover_scenario_ends_in_a_verdict_with_its_report_and_leaves_nothin
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let checks = summary["checks"].as_array().expect("checks in summary");
-    // The two listed checks, plus client_unavailability: always measured, it only reports.
+    // The two listed checks, plus client_unavailability and placement: always measured, they
+    // only report.
     let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(
         names,
-        ["election", "delivery", "client_unavailability"],
+        ["election", "delivery", "client_unavailability", "placement"],
         "{summary}"
     );
     // Users keep chatting through the failover: the new leader acknowledges their messages.

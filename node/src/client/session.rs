@@ -703,7 +703,20 @@ impl Session {
             session: self.token.clone(),
             since: (self.highest_useq > 0).then_some(self.highest_useq),
         };
-        match conn.request(login, timeout).await {
+        // While the cluster elects, a server that still hears a majority answers
+        // `unavailable`: stay and retry here a few times (100 ms apart) rather than pile
+        // onto whichever server answers first, unless the session wants the leader anyway.
+        let mut outcome = conn.request(login.clone(), timeout).await;
+        let mut waits = 0;
+        while !self.config.prefer_leader
+            && waits < UNAVAILABLE_RETRIES
+            && matches!(&outcome, Err(ClientError::Server(r)) if r.code == ErrorCode::Unavailable)
+        {
+            waits += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            outcome = conn.request(login.clone(), timeout).await;
+        }
+        match outcome {
             Ok(reply) => {
                 self.login_unanswered = false;
                 self.recent_failures.clear(addr);
