@@ -121,7 +121,7 @@ impl RepeatSummary {
         RepeatSummary {
             scenario: s.name.clone(),
             file: s.file.clone(),
-            election: s.cluster.election.clone(),
+            election: s.cluster.election.name().to_string(),
             runs: runs.len(),
             passed,
             pass_rate: if runs.is_empty() {

@@ -345,7 +345,7 @@ fn serve_args(s: &Scenario, run_id: &str) -> Vec<String> {
         "--failure-timeout".to_string(),
         format!("{}ms", c.failure_timeout.as_millis()),
         "--election".to_string(),
-        c.election.clone(),
+        c.election.name().to_string(),
         "--quorum".to_string(),
         c.quorum.as_flag().to_string(),
     ];

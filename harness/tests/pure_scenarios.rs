@@ -232,11 +232,14 @@ fn bad_values_are_rejected() {
     assert!(e.starts_with("scenarios/x.yaml:4:3: `nodes: 0`"), "{e}");
     let e = err(&BASE.replace("heartbeat: 100ms", "heartbeat: 100ms\n  quorum: most"));
     assert!(e.contains("unknown quorum `most`"), "{e}");
-    let e = err(&BASE.replace("nodes: 5", "nodes: 5\n  election: raft"));
-    assert!(e.contains("election `raft` is not implemented"), "{e}");
-    assert!(e.contains("use one of: lcr"), "{e}");
+    for e in ["lcr", "raft", "bully"] {
+        let text = BASE.replace("nodes: 5", &format!("nodes: 5\n  election: {e}"));
+        let s = scenario::parse(&text, "scenarios/x.yaml").expect("every algorithm validates");
+        assert_eq!(s.cluster.election.name(), e);
+    }
     let e = err(&BASE.replace("nodes: 5", "nodes: 5\n  election: paxos"));
     assert!(e.contains("unknown election `paxos`"), "{e}");
+    assert!(e.contains("expected one of: lcr, raft, bully"), "{e}");
     let e = err(&format!("{BASE}checks: [delivery, electoin]\n"));
     assert!(e.contains("unknown check `electoin`"), "{e}");
     let e = err(&format!(

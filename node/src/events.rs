@@ -86,6 +86,15 @@ pub enum Event {
     /// wrap, so it stays where it is (written once per start). Only a member holding the
     /// cluster secret can have put an epoch that high into the cluster.
     EpochExhausted { trigger: String },
+    /// This node took part in an election it did not start (an LCR token reached it, a Bully
+    /// election message, a candidate it outranks): its credentials then, and whether it
+    /// believed it could lead (talk both ways with a quorum), so that a checker can compare
+    /// the winner with every participant, not only with the starters.
+    ElectionJoined {
+        algorithm: String,
+        credentials: Credentials,
+        can_lead: bool,
+    },
     /// This node granted its vote (promise) to a candidate for the record's epoch.
     VoteGranted { candidate: NodeId },
     /// A leader was established for the record's epoch. Emitted by the leader itself when it

@@ -11,9 +11,9 @@ use std::time::Duration;
 pub enum ElectionKind {
     /// LeLann–Chang–Roberts on the ring of live members ordered by id.
     Lcr,
-    /// Raft's randomized-timeout voting (not implemented yet).
+    /// Raft's randomised-timeout voting with PreVote and CheckQuorum.
     Raft,
-    /// Bully (not implemented yet).
+    /// Bully (Garcia-Molina): the best live node that can reach a quorum wins.
     Bully,
 }
 

@@ -1,8 +1,9 @@
 //! Election: at most one leader per epoch; after each fault that takes the leader away, a
 //! new leader within the deadline; a stale leader does not keep acting (committing) once a
 //! newer epoch has a leader; every node agrees on what each log index committed; and with
-//! `lcr`, the winner holds every committed entry and has the greatest credentials among
-//! the live candidates of its round; and every leader, vote and epoch has a legitimate
+//! the algorithm's own invariants (every one: the winner holds every committed entry; LCR
+//! and Bully: it outranks every live participant of its round that could lead; Raft: one
+//! vote per node per epoch); and every leader, vote and epoch has a legitimate
 //! origin in the cluster ([`super::legitimacy`]).
 
 use super::timeline::Timeline;
@@ -12,6 +13,7 @@ use crate::observed::Observed;
 use crate::scenario::{ClusterSettings, Deadline, Scenario};
 use chat_node::events::{Credentials, Event};
 use chat_node::ids::{NodeId, Role};
+use chat_node::settings::ElectionKind;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What a committed entry is: (entry epoch, op, sender, message id).
@@ -75,9 +77,15 @@ impl Checker for Election {
         Some(crate::scenario::defaults::failover_deadline(c))
     }
     fn check(&self, cx: &CheckContext) -> CheckResult {
-        let d = cx.deadline_or(&crate::scenario::defaults::failover_deadline(
-            &cx.scenario.cluster,
-        ));
+        let c = &cx.scenario.cluster;
+        let mut d = cx.deadline_or(&crate::scenario::defaults::failover_deadline(c));
+        if cx.deadline.is_none() {
+            d.label = format!(
+                "{} ({})",
+                d.label,
+                crate::scenario::defaults::failover_formula(c)
+            );
+        }
         check(cx.scenario, cx.records, d.ms, d.label)
     }
 }
@@ -410,12 +418,18 @@ fn failovers(facts: &Facts) -> Failovers {
     }
 }
 
-/// Property 5: the algorithm's own rule. LCR: the winner holds every committed entry and
-/// beats every live candidate of its round.
+/// Property 5: the algorithm's own invariants, asked of the algorithm by its kind. Every
+/// algorithm: the winner holds every committed entry. LCR and Bully: the winner outranks
+/// every live participant of its round that could lead. Raft: one vote per node per epoch.
 fn algorithm_rule(facts: &Facts) -> Vec<String> {
     let mut violations = Vec::new();
-    if facts.s.cluster.election == "lcr" {
-        lcr_rule(facts.records, &facts.wins, &facts.timeline, &mut violations);
+    let kind = facts.s.cluster.election;
+    holds_committed_entries(facts.records, &facts.wins, kind, &mut violations);
+    match kind {
+        ElectionKind::Lcr | ElectionKind::Bully => {
+            best_candidate_rule(facts, kind, &mut violations)
+        }
+        ElectionKind::Raft => one_vote_per_epoch(facts.records, &facts.wins, &mut violations),
     }
     violations
 }
@@ -507,25 +521,36 @@ fn started_after(records: &[Record], timeline: &Timeline, ts: u64) -> u64 {
         .unwrap_or(ts)
 }
 
-fn lcr_rule(records: &[Record], wins: &[Win], timeline: &Timeline, violations: &mut Vec<String>) {
+/// The start of `epoch`'s round: its first `election_started` (or `fallback`).
+fn round_start(records: &[Record], epoch: u64, fallback: u64) -> u64 {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev)
+                if ev.epoch == epoch && matches!(ev.event, Event::ElectionStarted { .. }) =>
+            {
+                Some(ev.ts_ms)
+            }
+            _ => None,
+        })
+        .min()
+        .unwrap_or(fallback)
+}
+
+/// The winner holds every entry committed before its round began (every algorithm: the
+/// node's shared vote rule refuses a less up-to-date log).
+fn holds_committed_entries(
+    records: &[Record],
+    wins: &[Win],
+    kind: ElectionKind,
+    violations: &mut Vec<String>,
+) {
     for w in wins {
         let Some(cw) = w.credentials else { continue };
-        // The round began at the first election_started of this epoch (or at the win).
-        let round_start = records
-            .iter()
-            .filter_map(|r| match r {
-                Record::Node(ev)
-                    if ev.epoch == w.epoch && matches!(ev.event, Event::ElectionStarted { .. }) =>
-                {
-                    Some(ev.ts_ms)
-                }
-                _ => None,
-            })
-            .min()
-            .unwrap_or(w.ts);
+        let start = round_start(records, w.epoch, w.ts);
         let max_committed = records
             .iter()
-            .take_while(|r| r.ts_ms() < round_start)
+            .take_while(|r| r.ts_ms() < start)
             .filter_map(|r| match r {
                 Record::Node(ev) => match &ev.event {
                     Event::Committed {
@@ -539,28 +564,84 @@ fn lcr_rule(records: &[Record], wins: &[Win], timeline: &Timeline, violations: &
         if let Some(mc) = max_committed {
             if (cw.last_log_epoch, cw.last_log_index) < mc {
                 violations.push(format!(
-                    "node {} won epoch {} with log ({}, {}) but entry ({}, {}) was already committed: \
+                    "{}: node {} won epoch {} with log ({}, {}) but entry ({}, {}) was already committed: \
                      a committed entry can be lost",
-                    w.node, w.epoch, cw.last_log_epoch, cw.last_log_index, mc.0, mc.1
+                    kind.name(),
+                    w.node,
+                    w.epoch,
+                    cw.last_log_epoch,
+                    cw.last_log_index,
+                    mc.0,
+                    mc.1
                 ));
             }
         }
-        for r in records {
+    }
+}
+
+/// LCR's and Bully's rule: the winner has the greatest credentials among the participants
+/// of its round (those that started it, `election_started`, and those that only took part,
+/// forwarding a token or answering, `election_joined`) that were live throughout, reachable
+/// both ways from the winner, and could lead (talked both ways with a quorum, per the fault
+/// timeline, when the winner won). A better node that could not gather a quorum is rightly
+/// passed over (issue 9).
+fn best_candidate_rule(facts: &Facts, kind: ElectionKind, violations: &mut Vec<String>) {
+    let quorum = facts.s.cluster.cluster_size / 2 + 1;
+    for w in &facts.wins {
+        let Some(cw) = w.credentials else { continue };
+        for r in facts.records {
             let Record::Node(ev) = r else { continue };
-            let Event::ElectionStarted { credentials, .. } = &ev.event else {
-                continue;
+            let credentials = match &ev.event {
+                Event::ElectionStarted { credentials, .. }
+                | Event::ElectionJoined { credentials, .. } => credentials,
+                _ => continue,
             };
             if ev.epoch != w.epoch || ev.node == w.node || *credentials <= cw || ev.ts_ms > w.ts {
                 continue;
             }
-            let reachable = !timeline.silence_near(w.node, ev.node, w.ts, w.ts - ev.ts_ms)
-                && !timeline.silence_near(ev.node, w.node, w.ts, w.ts - ev.ts_ms);
-            if timeline.live_throughout(ev.node, ev.ts_ms, w.ts) && reachable {
+            let t = &facts.timeline;
+            let lookback = w.ts - ev.ts_ms;
+            let reachable = !t.silence_near(w.node, ev.node, w.ts, lookback)
+                && !t.silence_near(ev.node, w.node, w.ts, lookback);
+            let could_lead = t.at(w.ts).can_lead(ev.node, quorum);
+            if t.live_throughout(ev.node, ev.ts_ms, w.ts) && reachable && could_lead {
                 violations.push(format!(
-                    "lcr: node {} won epoch {} with {:?} although live candidate {} had greater credentials {:?}",
-                    w.node, w.epoch, cw, ev.node, credentials
+                    "{}: node {} won epoch {} with {:?} although live participant {} had greater credentials {:?} and could lead",
+                    kind.name(),
+                    w.node,
+                    w.epoch,
+                    cw,
+                    ev.node,
+                    credentials
                 ));
             }
+        }
+    }
+}
+
+/// Raft's rule: a node votes at most once per epoch (the vote is durable, so a restart does
+/// not free it), and a winner voted for itself, so it granted no one else in its epoch.
+fn one_vote_per_epoch(records: &[Record], wins: &[Win], violations: &mut Vec<String>) {
+    let mut votes: BTreeMap<(NodeId, u64), BTreeSet<NodeId>> = BTreeMap::new();
+    for r in records {
+        if let Record::Node(ev) = r {
+            if let Event::VoteGranted { candidate } = ev.event {
+                votes
+                    .entry((ev.node, ev.epoch))
+                    .or_default()
+                    .insert(candidate);
+            }
+        }
+    }
+    for w in wins {
+        votes.entry((w.node, w.epoch)).or_default().insert(w.node);
+    }
+    for ((node, epoch), for_whom) in votes {
+        if for_whom.len() > 1 {
+            violations.push(format!(
+                "raft: node {node} voted for {} in epoch {epoch}: one vote per epoch",
+                join(&for_whom)
+            ));
         }
     }
 }
@@ -680,6 +761,101 @@ mod tests {
         let all = c.details.join("\n");
         assert!(all.contains("split brain: 1 log indexes"), "{all}");
         assert!(all.contains("stale leader"), "{all}");
+    }
+
+    fn run_as(kind: ElectionKind, records: Vec<Record>) -> CheckResult {
+        let mut s = scenario("election");
+        s.cluster.election = kind;
+        let mut r = records;
+        r.sort_by_key(Record::ts_ms);
+        check(&s, &r, 1500, "1500ms".into())
+    }
+
+    fn joined(ts: u64, node: u64, epoch: u64, c: Credentials) -> Record {
+        ev(
+            ts,
+            node,
+            epoch,
+            Role::Follower,
+            Event::ElectionJoined {
+                algorithm: "lcr".into(),
+                credentials: c,
+                can_lead: true,
+            },
+        )
+    }
+
+    #[test]
+    fn a_winner_beaten_by_a_participant_that_only_forwarded_fails_under_lcr_and_bully() {
+        // 3 nodes; node 2 wins epoch 1 although node 3, which only took part (joined) with
+        // the same log and a higher id, was live and reachable throughout.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.push(joined(700, 3, 1, creds(0, 0, 3)));
+        r.extend(elect(800, 2, 1, &[1, 3], (0, 0)));
+        for kind in [ElectionKind::Lcr, ElectionKind::Bully] {
+            let c = run_as(kind, r.clone());
+            assert!(!c.passed, "{kind:?}");
+            assert!(
+                c.details.iter().any(|d| d.contains("live participant 3")),
+                "{:?}",
+                c.details
+            );
+        }
+        // Raft has no such rule.
+        assert!(run_as(ElectionKind::Raft, r.clone()).passed);
+        // A better participant that could not lead (cut off from the quorum: here isolated
+        // from both others) is rightly passed over.
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        r.push(joined(700, 3, 1, creds(0, 0, 3)));
+        r.push(fault(750, FaultAction::Isolate, &[3]));
+        r.extend(elect(800, 2, 1, &[1], (0, 0)));
+        assert!(run_as(ElectionKind::Lcr, r).passed);
+    }
+
+    #[test]
+    fn two_votes_in_one_epoch_fail_under_raft() {
+        let mut r = healthy();
+        // Node 1 voted for 3 in epoch 1 (the healthy history's win); now also for 2.
+        r.push(ev(
+            790,
+            1,
+            1,
+            Role::Follower,
+            Event::VoteGranted {
+                candidate: NodeId(3),
+            },
+        ));
+        assert!(run_as(ElectionKind::Raft, r.clone()).passed);
+        r.push(ev(
+            795,
+            1,
+            1,
+            Role::Follower,
+            Event::VoteGranted {
+                candidate: NodeId(2),
+            },
+        ));
+        let c = run_as(ElectionKind::Raft, r.clone());
+        assert!(!c.passed);
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d.contains("node 1 voted for 2, 3 in epoch 1")),
+            "{:?}",
+            c.details
+        );
+        // The winner itself granting another candidate in its epoch fails too.
+        let mut r = healthy();
+        r.push(ev(
+            790,
+            3,
+            1,
+            Role::Follower,
+            Event::VoteGranted {
+                candidate: NodeId(2),
+            },
+        ));
+        assert!(!run_as(ElectionKind::Raft, r).passed);
     }
 
     #[test]

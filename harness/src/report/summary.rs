@@ -56,7 +56,7 @@ pub fn summary_json(s: &Scenario, o: &RunOutcome) -> String {
         "cluster": {
             "nodes": s.cluster.nodes,
             "cluster_size": s.cluster.cluster_size,
-            "election": s.cluster.election,
+            "election": s.cluster.election.name(),
             "quorum": s.cluster.quorum.as_flag(),
             "heartbeat_ms": s.cluster.heartbeat.as_millis() as u64,
             "failure_timeout_ms": s.cluster.failure_timeout.as_millis() as u64,

@@ -72,7 +72,7 @@ pub fn render_table(s: &Scenario, o: &RunOutcome, colour: bool) -> String {
         "run {}  ·  {} nodes, {}, heartbeat {} ms, failure timeout {} ms, quorum {}  ·  wall {:.1} s\n\n",
         o.run_id,
         s.cluster.nodes,
-        s.cluster.election,
+        s.cluster.election.name(),
         s.cluster.heartbeat.as_millis(),
         s.cluster.failure_timeout.as_millis(),
         s.cluster.quorum.as_flag(),

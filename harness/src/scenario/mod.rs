@@ -16,6 +16,7 @@ pub use forge::{ForgeSource, ForgeStep};
 pub use link::{rate_text, LinkStep};
 
 use crate::history::FaultAction;
+use chat_node::settings::ElectionKind;
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,8 +42,9 @@ pub struct Scenario {
 pub struct ClusterSettings {
     /// Containers to start (node ids 1..=nodes).
     pub nodes: usize,
-    /// Election algorithm passed to `--election` (`lcr`).
-    pub election: String,
+    /// Election algorithm passed to `--election`: the node's own type, so validation,
+    /// the checkers and the deadlines ask the algorithm rather than test its name.
+    pub election: ElectionKind,
     /// `election_pinned: true`: the story is specific to this algorithm, so `harness run
     /// --election` and `harness matrix` do not run it under another one.
     pub election_pinned: bool,
@@ -63,7 +65,7 @@ impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
             nodes: 5,
-            election: "lcr".to_string(),
+            election: ElectionKind::Lcr,
             election_pinned: false,
             heartbeat: Duration::from_millis(100),
             failure_timeout: Duration::from_millis(500),
@@ -425,17 +427,48 @@ pub mod defaults {
         }
     }
 
-    /// Election allowance: an LCR token goes round a ring of n nodes (n hops), the elected
-    /// announcement goes round again (n hops), a promise round trip (2 hops), plus two
-    /// heartbeats for a candidate that starts its round a little late.
+    /// Election allowance: what the cluster's algorithm declares
+    /// ([`chat_node::core::election::Allowance`], derived in each algorithm's file), with
+    /// [`HOP_MS`] per hop: LCR `2 hb + (2n + 2) hops`, Raft `1 ft + 2 hb + 4 hops`, Bully
+    /// `4 hb + 4 hops`.
     pub fn election_allowance_deadline(c: &ClusterSettings) -> Deadline {
-        let hops = 2 * c.cluster_size as u64 + 2;
-        Deadline {
-            terms: vec![
-                term(2.0, Quantity::Setting(Setting::Heartbeat)),
-                term(1.0, Quantity::Literal(Duration::from_millis(hops * HOP_MS))),
-            ],
+        let Some(a) = chat_node::core::election::allowance(c.election) else {
+            // Validation accepts only implemented algorithms.
+            return Deadline { terms: Vec::new() };
+        };
+        let hops = a.hops_per_member * c.cluster_size as u64 + a.hops;
+        let mut terms = Vec::new();
+        if a.failure_timeouts > 0 {
+            terms.push(term(
+                a.failure_timeouts as f64,
+                Quantity::Setting(Setting::FailureTimeout),
+            ));
         }
+        if a.heartbeats > 0 {
+            terms.push(term(
+                a.heartbeats as f64,
+                Quantity::Setting(Setting::Heartbeat),
+            ));
+        }
+        if hops > 0 {
+            terms.push(term(
+                1.0,
+                Quantity::Literal(Duration::from_millis(hops * HOP_MS)),
+            ));
+        }
+        Deadline { terms }
+    }
+
+    /// The failover formula of the cluster's algorithm as the report prints it:
+    /// `lcr: detection (ft + 2 hb) + 2 hb + (2n + 2) hops of 20 ms`.
+    pub fn failover_formula(c: &ClusterSettings) -> String {
+        let allowance = chat_node::core::election::allowance(c.election)
+            .map(|a| a.formula())
+            .unwrap_or_default();
+        format!(
+            "{}: detection (ft + 2 hb) + {allowance} of {HOP_MS} ms",
+            c.election.name()
+        )
     }
 
     /// Failover: detection, then an election.
@@ -479,10 +512,11 @@ impl Scenario {
 
     /// Why this scenario may not run under `election` (it pins another algorithm), if so.
     pub fn refuses_election(&self, election: &str) -> Option<String> {
-        (self.cluster.election_pinned && self.cluster.election != election).then(|| {
+        (self.cluster.election_pinned && self.cluster.election.name() != election).then(|| {
             format!(
                 "{} pins election `{}` (`election_pinned: true`); not run under `{election}`",
-                self.name, self.cluster.election
+                self.name,
+                self.cluster.election.name()
             )
         })
     }
@@ -555,6 +589,41 @@ pub fn files_in(dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_algorithm_declares_its_own_failover_allowance() {
+        let mut c = ClusterSettings::default();
+        let mut seen = Vec::new();
+        for kind in ElectionKind::ALL {
+            c.election = kind;
+            seen.push((
+                defaults::failover(&c),
+                defaults::failover_deadline(&c).to_string(),
+            ));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (
+                    Duration::from_millis(1140),
+                    "failure_timeout + 4 * heartbeat + 240ms".into()
+                ),
+                (
+                    Duration::from_millis(1480),
+                    "2 * failure_timeout + 4 * heartbeat + 80ms".into()
+                ),
+                (
+                    Duration::from_millis(1180),
+                    "failure_timeout + 6 * heartbeat + 80ms".into()
+                ),
+            ]
+        );
+        c.election = ElectionKind::Raft;
+        assert_eq!(
+            defaults::failover_formula(&c),
+            "raft: detection (ft + 2 hb) + 1 ft + 2 hb + 4 hops of 20 ms"
+        );
+    }
 
     #[test]
     fn default_deadlines_read_as_formulas_and_resolve_for_the_settings() {

@@ -211,8 +211,8 @@ fn cluster(cx: &Ctx, c: RawCluster) -> Result<ClusterSettings, ScenarioError> {
     let election_given = c.election.is_some();
     if let Some(e) = c.election {
         // One list of algorithms, the node's: a scenario can only ask for one the node runs.
-        ElectionKind::parse_implemented(&e).map_err(|msg| cx.err(at("election"), msg))?;
-        s.election = e;
+        s.election =
+            ElectionKind::parse_implemented(&e).map_err(|msg| cx.err(at("election"), msg))?;
     }
     if let Some(pinned) = c.election_pinned {
         if pinned && !election_given {

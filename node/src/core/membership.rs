@@ -34,6 +34,8 @@ pub struct Peer {
     pub state: PeerState,
     /// The leader the peer last said it follows, with the peer's epoch then.
     pub leader_claim: Option<(NodeId, u64)>,
+    /// The peers this peer said it hears (its view, in its latest beacon).
+    pub hears: Vec<NodeId>,
 }
 
 /// What hearing from a peer changed.
@@ -68,6 +70,7 @@ impl Membership {
                         last_heard: now,
                         state: PeerState::Alive,
                         leader_claim: None,
+                        hears: Vec::new(),
                     },
                 );
                 Heard::Discovered
@@ -156,6 +159,32 @@ impl Membership {
     }
 
     /// Peers heard within `window` of `now` (for the leader's check-quorum).
+    /// The members of this node's view (itself included) that exchange messages both ways
+    /// with at least `quorum` nodes (themselves included), as far as this node can tell: `x`
+    /// and `y` talk both ways when each lists the other in what it hears (this node's own
+    /// list is its view). Links between two peers this node does not hear are unknown and
+    /// count as missing.
+    pub fn can_lead(&self, me: NodeId, quorum: usize) -> Vec<NodeId> {
+        let view = self.view(me);
+        let hears = |x: NodeId, y: NodeId| -> bool {
+            if x == me {
+                view.contains(&y)
+            } else {
+                self.get(x).is_some_and(|p| p.hears.contains(&y))
+            }
+        };
+        view.iter()
+            .copied()
+            .filter(|x| {
+                1 + view
+                    .iter()
+                    .filter(|y| *y != x && hears(*x, **y) && hears(**y, *x))
+                    .count()
+                    >= quorum
+            })
+            .collect()
+    }
+
     pub fn heard_within(&self, now: Millis, window: Millis) -> usize {
         self.peers
             .values()
@@ -167,6 +196,22 @@ impl Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_one_way_cut_costs_both_ends_their_link_in_can_lead() {
+        // The issue-9 shape seen from C (3): A (1) hears B (2) and C; B hears only C.
+        let mut m = Membership::default();
+        for id in [1, 2] {
+            m.heard(NodeId(id), "a", 0);
+        }
+        m.get_mut(NodeId(1)).unwrap().hears = vec![NodeId(2), NodeId(3)];
+        m.get_mut(NodeId(2)).unwrap().hears = vec![NodeId(3)];
+        assert_eq!(m.can_lead(NodeId(3), 3), vec![NodeId(3)]);
+        assert_eq!(
+            m.can_lead(NodeId(3), 2),
+            vec![NodeId(1), NodeId(2), NodeId(3)]
+        );
+    }
 
     #[test]
     fn hearing_again_reports_back_with_silence() {

@@ -68,6 +68,8 @@ pub struct Node {
     lost_leader: Option<(NodeId, u64)>,
     seeking_promises: bool,
     promises: BTreeSet<NodeId>,
+    /// The epoch this node last announced `election_joined` for.
+    joined_epoch: u64,
     leader_state: LeaderState,
     became_leader_at: Millis,
     /// The highest index known to match the current leader's log (follower's commit bound).
@@ -134,6 +136,7 @@ impl Node {
             lost_leader: None,
             seeking_promises: false,
             promises: BTreeSet::new(),
+            joined_epoch: 0,
             leader_state: LeaderState::default(),
             became_leader_at: now,
             verified: 0,
@@ -334,6 +337,12 @@ impl Node {
             credentials: self.credentials(),
             client_addr: self.cfg.client_addr.clone(),
             commit_index: self.commit,
+            hears: self
+                .members
+                .view(self.cfg.id)
+                .into_iter()
+                .filter(|id| *id != self.cfg.id)
+                .collect(),
         }
     }
 
@@ -644,6 +653,7 @@ impl Node {
         self.members.set_client_addr(from, &b.client_addr);
         if let Some(p) = self.members.get_mut(from) {
             p.leader_claim = b.leader.map(|l| (l, b.epoch));
+            p.hears = b.hears;
         }
         if b.epoch > self.epoch {
             self.adopt_epoch(b.epoch);
@@ -1236,6 +1246,12 @@ mod tests {
                 },
                 client_addr: String::new(),
                 commit_index: 0,
+                // Everyone hears everyone: every link works both ways.
+                hears: [3, 5, 7]
+                    .into_iter()
+                    .filter(|id| *id != peer)
+                    .map(NodeId)
+                    .collect(),
             };
             peer_datagram(&mut node, 1, peer, &PeerMsg::Heartbeat(beacon));
         }

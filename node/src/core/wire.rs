@@ -24,6 +24,10 @@ pub struct Beacon {
     pub client_addr: String,
     /// The sender's commit index (followers learn the leader's from its heartbeats).
     pub commit_index: u64,
+    /// The peers the sender hears (its view without itself): with everyone's, a node knows
+    /// which links work both ways, and so who can gather a quorum of votes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hears: Vec<NodeId>,
 }
 
 /// Peer messages, tagged by `"t"`.
@@ -130,6 +134,7 @@ mod tests {
                 credentials: creds(),
                 client_addr: "10.0.0.1:7070".into(),
                 commit_index: 0,
+                hears: vec![NodeId(1), NodeId(4)],
             }),
             PeerMsg::Election {
                 epoch: 2,

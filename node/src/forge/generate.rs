@@ -424,6 +424,7 @@ impl Forger {
                     credentials: self.credentials(l, from),
                     client_addr: self.client_addr.clone(),
                     commit_index: self.index(l),
+                    hears: Vec::new(),
                 };
                 if kind == ForgeKind::Hello {
                     PeerMsg::Hello(beacon)
@@ -588,6 +589,7 @@ mod tests {
             },
             client_addr: "10.0.0.12:7070".into(),
             commit_index: 16,
+            hears: Vec::new(),
         };
         let mut l = Learned {
             users: vec!["u1".into(), "u2".into()],

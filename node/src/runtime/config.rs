@@ -87,14 +87,10 @@ mod tests {
     use crate::settings::test_support::serve_args as args;
 
     #[test]
-    fn refuses_unimplemented_elections_clearly() {
-        let err = validate(&args(&["--election", "raft"]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("not implemented yet; use one of: lcr"),
-            "{err}"
-        );
+    fn accepts_every_election_and_refuses_bad_timing() {
+        for e in ["lcr", "raft", "bully"] {
+            assert!(validate(&args(&["--election", e])).is_ok(), "{e}");
+        }
         assert!(validate(&args(&[])).is_ok());
         assert!(validate(&args(&["--heartbeat", "1s", "--failure-timeout", "500ms"])).is_err());
     }

@@ -56,6 +56,8 @@ pub struct SimConfig {
     /// The nodes run without a secret (`--insecure`): only for the self-test that the
     /// outsider checks catch an unauthenticated cluster.
     pub insecure: bool,
+    /// The election algorithm every node runs.
+    pub election: ElectionKind,
 }
 
 impl Default for SimConfig {
@@ -75,6 +77,7 @@ impl Default for SimConfig {
             record_events: false,
             outsider: false,
             insecure: false,
+            election: ElectionKind::Lcr,
         }
     }
 }
@@ -142,6 +145,8 @@ pub struct Sim {
     /// Frames each node admitted since it booted: (node, sender, incarnation, sequence).
     /// A frame admitted twice by one node is a broken replay window.
     admitted: BTreeSet<(usize, u64, u64, u64)>,
+    /// The liveness property checked on every tick once [`Sim::watch_liveness`] armed it.
+    liveness: Option<LivenessWatch>,
 }
 
 /// Where a delivered datagram came from.
@@ -177,6 +182,14 @@ impl Guarded {
     }
 }
 
+/// Whenever some live node can exchange messages both ways with a majority whose logs are
+/// no more up to date than its own, a leader that can lead must exist within `deadline`.
+#[derive(Clone, Copy, Debug)]
+struct LivenessWatch {
+    deadline: Millis,
+    since: Option<Millis>,
+}
+
 /// The id of simulated node `i` (ids are not dense, to keep the ring honest).
 pub fn node_id(i: usize) -> NodeId {
     NodeId(10 + 7 * i as u64)
@@ -202,6 +215,7 @@ impl Sim {
             events: Vec::new(),
             outsider: cfg.outsider.then(|| SimOutsider::new(seed)),
             admitted: BTreeSet::new(),
+            liveness: None,
             cfg,
         };
         for i in 0..sim.cfg.nodes {
@@ -238,7 +252,7 @@ impl Sim {
             cluster_size: self.cfg.nodes,
             heartbeat_ms: self.cfg.heartbeat_ms,
             failure_timeout_ms: self.cfg.failure_timeout_ms,
-            election: ElectionKind::Lcr,
+            election: self.cfg.election,
             quorum: self.cfg.quorum,
             client_addr: self.nodes[i].client_addr.clone(),
             seed: self.seed ^ (self.nodes[i].boots << 32) ^ i as u64,
@@ -433,6 +447,7 @@ impl Sim {
             self.outsider_turn();
             self.step_clients();
             self.check_nodes();
+            self.check_liveness();
         }
     }
 
@@ -566,6 +581,76 @@ impl Sim {
             self.run_until(next);
         }
         cond(self).then_some(self.now)
+    }
+
+    /// Arms the liveness property (see [`LivenessWatch`]) with this deadline.
+    pub fn watch_liveness(&mut self, deadline: Millis) {
+        self.liveness = Some(LivenessWatch {
+            deadline,
+            since: None,
+        });
+    }
+
+    /// Some live node talks both ways with a quorum of nodes that would vote for its log.
+    pub fn some_node_could_be_elected(&self) -> bool {
+        let quorum = self.quorum();
+        let log = |i: usize| {
+            self.nodes[i].node.as_ref().map(|n| {
+                (
+                    n.credentials().last_log_epoch,
+                    n.credentials().last_log_index,
+                )
+            })
+        };
+        (0..self.nodes.len()).any(|x| {
+            let Some(lx) = log(x).filter(|_| self.faults.is_live(x)) else {
+                return false;
+            };
+            let voters = (0..self.nodes.len())
+                .filter(|y| {
+                    *y == x
+                        || (self.faults.is_live(*y)
+                            && self.faults.talk(x, *y)
+                            && log(*y).is_some_and(|ly| ly <= lx))
+                })
+                .count();
+            voters >= quorum
+        })
+    }
+
+    fn quorum(&self) -> usize {
+        match self.cfg.quorum {
+            QuorumMode::Majority => self.nodes.len() / 2 + 1,
+            QuorumMode::None => 1,
+        }
+    }
+
+    fn check_liveness(&mut self) {
+        let Some(mut w) = self.liveness else { return };
+        let quorum = self.quorum();
+        let served = self
+            .leaders()
+            .into_iter()
+            .any(|l| self.faults.can_lead(l, quorum));
+        if served || !self.some_node_could_be_elected() {
+            w.since = None;
+        } else {
+            let since = *w.since.get_or_insert(self.now);
+            if self.now - since > w.deadline {
+                let now = self.now;
+                self.checker.violation(
+                    now,
+                    "no_leader_while_majority_reachable",
+                    format!(
+                        "since {since} ms a live node could exchange messages both ways with a majority that would vote for its log, and no node that can lead leads ({} ms > {} ms)",
+                        now - since,
+                        w.deadline
+                    ),
+                );
+                w.since = None;
+            }
+        }
+        self.liveness = Some(w);
     }
 
     fn check_nodes(&mut self) {

@@ -8,7 +8,7 @@ use super::{Sim, SimConfig};
 use crate::core::rng::SplitMix64;
 use crate::core::Millis;
 use crate::events::Target;
-use crate::settings::QuorumMode;
+use crate::settings::{ElectionKind, QuorumMode};
 use std::collections::BTreeMap;
 
 /// What one seed did and found.
@@ -41,7 +41,7 @@ pub fn liveness_deadline(heartbeat_ms: Millis, failure_timeout_ms: Millis) -> Mi
 }
 
 /// Runs one random seed to the end.
-pub fn random_run(seed: u64) -> SeedOutcome {
+pub fn random_run(election: ElectionKind, seed: u64) -> SeedOutcome {
     let mut rng = SplitMix64::new(seed ^ 0x5eed_f417_11e5);
     let nodes = [3, 3, 4, 5, 5, 7][rng.below(6) as usize];
     let heartbeat_ms = [50, 100][rng.below(2) as usize];
@@ -64,10 +64,12 @@ pub fn random_run(seed: u64) -> SeedOutcome {
         // In every random run: forgeries and replays checked as they are delivered.
         outsider: true,
         insecure: false,
+        election,
     };
     let (drop, dup) = (cfg.drop, cfg.duplicate);
     let ft = cfg.failure_timeout_ms;
     let mut sim = Sim::new(cfg, seed);
+    sim.watch_liveness(liveness_deadline(heartbeat_ms, ft));
     let mut faults = Vec::new();
     sim.run_for(3 * ft);
 

@@ -158,7 +158,7 @@ impl Lcr {
                 reason: "ring_maximum",
             }];
         }
-        if ctx.me > candidate {
+        if ctx.outranks(candidate) {
             if self.forwarded_own {
                 return Vec::new();
             }
@@ -196,6 +196,15 @@ impl Lcr {
         self.forward(ctx, ctx.me, 1)
     }
 
+    /// The pending token's successor was declared down (it left the view): close the ring
+    /// over it now rather than after the ack timeout (the failover tail of issue 8).
+    pub fn skip_if_down(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
+        match self.pending {
+            Some(p) if !ctx.view.contains(&p.to) => self.skip(ctx, p),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn retransmit(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
         let Some(p) = self.pending else {
             return Vec::new();
@@ -205,6 +214,10 @@ impl Lcr {
             return vec![token(p.to, p.candidate, p.hops)];
         }
         // No ack: this successor is dead or cannot be reached; close the ring over it.
+        self.skip(ctx, p)
+    }
+
+    fn skip(&mut self, ctx: &ElectionContext, p: Pending) -> Vec<ElectionAction> {
         if self.skipped_epoch != ctx.epoch {
             self.skipped.clear();
             self.skipped_epoch = ctx.epoch;
@@ -236,10 +249,10 @@ impl Election for Lcr {
     /// LCR has no timer of its own before a round: it starts as soon as the node wants an
     /// election and may start one.
     fn on_tick(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
-        match ctx.wants {
-            Some(trigger) if ctx.may_start => vec![ElectionAction::StartElection { trigger }],
-            _ => Vec::new(),
+        if let Some(trigger) = ctx.wants.filter(|_| ctx.may_start) {
+            return vec![ElectionAction::StartElection { trigger }];
         }
+        self.skip_if_down(ctx)
     }
 
     fn on_heartbeat(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
@@ -260,7 +273,9 @@ impl Election for Lcr {
         from: NodeId,
         body: ElectionBody,
     ) -> Vec<ElectionAction> {
-        let ElectionBody::Lcr(msg) = body;
+        let ElectionBody::Lcr(msg) = body else {
+            return Vec::new();
+        };
         match msg {
             LcrMsg::Token { candidate, hops } => {
                 if !ctx.quorum_in_view {
@@ -296,7 +311,7 @@ impl Election for Lcr {
     }
 
     fn on_vote_request(&mut self, ctx: &ElectionContext, candidate: Credentials) -> VoteDecision {
-        if ctx.voted_for.is_none() && ctx.me > candidate && ctx.leader.is_none() {
+        if ctx.voted_for.is_none() && ctx.outranks(candidate) && ctx.leader.is_none() {
             // LCR must elect the live maximum, and that is us rather than this candidate,
             // whose ring never carried our candidacy. Withhold the promise and send our
             // candidacy round (again): the candidate's token passes us and ends at us. The
@@ -312,6 +327,18 @@ impl Election for Lcr {
 
     fn reset(&mut self) {
         self.forget_round();
+    }
+
+    /// A token goes round a ring of n nodes (n hops), the elected announcement goes round
+    /// again (n hops), a promise round trip (2 hops), plus two heartbeats for a candidate
+    /// that starts its round a little late: `2 hb + (2n + 2) hops`.
+    fn failover_allowance(&self) -> super::Allowance {
+        super::Allowance {
+            failure_timeouts: 0,
+            heartbeats: 2,
+            hops_per_member: 2,
+            hops: 2,
+        }
     }
 }
 
@@ -331,6 +358,7 @@ mod tests {
         ElectionContext {
             epoch: 3,
             view: ring.iter().copied().map(NodeId).collect(),
+            can_lead: ring.iter().copied().map(NodeId).collect(),
             now,
             ..super::super::test_ctx(me)
         }
@@ -416,6 +444,49 @@ mod tests {
             lcr.on_token(&c, best, 7).is_empty(),
             "never circles for ever"
         );
+    }
+
+    #[test]
+    fn a_better_node_that_cannot_lead_is_passed_over() {
+        // Issue 9: node 9 has the best credentials but talks both ways with too few nodes.
+        let mut lcr = Lcr::default();
+        let mut c = ctx(creds(1, 5, 2), &[1, 2, 9]);
+        c.can_lead = vec![NodeId(1), NodeId(2)];
+        let best = creds(1, 5, 9);
+        assert_eq!(
+            lcr.on_token(&c, best, 1),
+            send(9, c.me, 1),
+            "replaced by our own"
+        );
+        let mut lcr = Lcr::default();
+        assert!(
+            matches!(
+                lcr.on_vote_request(&c, creds(1, 5, 1)),
+                VoteDecision::RunMyself(_)
+            ),
+            "outranks 1"
+        );
+        c.can_lead = vec![NodeId(1), NodeId(9)];
+        let mut lcr = Lcr::default();
+        assert_eq!(
+            lcr.on_vote_request(&c, creds(1, 5, 1)),
+            VoteDecision::Grant,
+            "cannot lead itself: grants the worse candidate that can"
+        );
+    }
+
+    #[test]
+    fn a_pending_token_is_re_forwarded_when_its_target_is_declared_down() {
+        let mut lcr = Lcr::default();
+        let me = creds(1, 5, 2);
+        assert_eq!(
+            lcr.start_round(&ctx_at(me, &[1, 2, 3, 4], 0)),
+            send(3, me, 1)
+        );
+        // 3 leaves the view 50 ms later, well within the ack timeout: forward at once.
+        let mut c = ctx_at(me, &[1, 2, 4], 50);
+        c.wants = None;
+        assert_eq!(lcr.on_tick(&c), send(4, me, 1));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! one more [`ElectionBody`] variant, and one arm in [`build`]. Neither `node.rs` nor
 //! `wire.rs` changes.
 
+pub mod bully;
 pub mod lcr;
+pub mod raft;
 
 use super::Millis;
 use crate::events::Credentials;
@@ -34,10 +36,10 @@ pub struct ElectionConfig {
 /// implemented. The one place the node, `--election` validation and the harness's scenario
 /// validation learn what exists.
 pub fn build(kind: ElectionKind, cfg: ElectionConfig) -> Option<Box<dyn Election>> {
-    let _ = cfg;
     match kind {
         ElectionKind::Lcr => Some(Box::new(lcr::Lcr::default())),
-        ElectionKind::Raft | ElectionKind::Bully => None,
+        ElectionKind::Raft => Some(Box::new(raft::Raft::new(cfg))),
+        ElectionKind::Bully => Some(Box::new(bully::Bully::default())),
     }
 }
 
@@ -47,6 +49,8 @@ pub fn build(kind: ElectionKind, cfg: ElectionConfig) -> Option<Box<dyn Election
 #[serde(tag = "alg", content = "m", rename_all = "snake_case")]
 pub enum ElectionBody {
     Lcr(lcr::LcrMsg),
+    Raft(raft::RaftMsg),
+    Bully(bully::BullyMsg),
 }
 
 impl ElectionBody {
@@ -54,6 +58,8 @@ impl ElectionBody {
     pub fn kind(&self) -> ElectionKind {
         match self {
             ElectionBody::Lcr(_) => ElectionKind::Lcr,
+            ElectionBody::Raft(_) => ElectionKind::Raft,
+            ElectionBody::Bully(_) => ElectionKind::Bully,
         }
     }
 
@@ -61,6 +67,8 @@ impl ElectionBody {
     pub fn name(&self) -> &'static str {
         match self {
             ElectionBody::Lcr(m) => m.name(),
+            ElectionBody::Raft(m) => m.name(),
+            ElectionBody::Bully(m) => m.name(),
         }
     }
 }
@@ -109,8 +117,14 @@ pub struct ElectionContext {
     pub leader_contact: Millis,
     /// The vote this node cast in `epoch`, if any.
     pub voted_for: Option<NodeId>,
+    /// Members a leader needs, itself included (1 with `--quorum none`).
+    pub quorum: usize,
     /// The view holds a quorum: without one no election this node runs can succeed.
     pub quorum_in_view: bool,
+    /// The members of the view (this node included) that, as far as this node knows from
+    /// the views its peers advertise, exchange messages both ways with a quorum. Only they
+    /// can gather a quorum of votes; see [`ElectionContext::rank`].
+    pub can_lead: Vec<NodeId>,
     /// Why the node would start an election (leader lost, retry deadline passed, startup),
     /// `None` while one is running or a leader is known.
     pub wants: Option<&'static str>,
@@ -122,6 +136,80 @@ pub struct ElectionContext {
     pub in_round: bool,
     /// This node is asking for votes in `epoch`.
     pub seeking_votes: bool,
+}
+
+impl ElectionContext {
+    /// Whether `id` can lead as far as this node knows. A node outside the view is given the
+    /// benefit of the doubt: this node knows nothing against it.
+    pub fn can_lead(&self, id: NodeId) -> bool {
+        self.can_lead.contains(&id) || !self.view.contains(&id)
+    }
+
+    /// The order in which candidates are preferred: first whether they can lead at all,
+    /// then the credentials `(last log epoch, last log index, id)`. Without the first key a
+    /// best-credentialled node behind a one-way cut would be preferred for ever and win
+    /// never, while a node that talks both ways with a majority defers to it.
+    pub fn rank(&self, c: Credentials) -> (bool, Credentials) {
+        (self.can_lead(c.id), c)
+    }
+
+    /// This node should lead rather than `candidate`: it can lead itself and outranks it.
+    /// What this node knows of the others' links is partial (it hears only part of the
+    /// cluster), so a node that cannot lead never holds another back.
+    pub fn outranks(&self, candidate: Credentials) -> bool {
+        self.can_lead(self.me.id) && self.rank(self.me) > self.rank(candidate)
+    }
+}
+
+/// How long an algorithm may take to elect a leader once the old one is detected as gone,
+/// declared by the algorithm as a formula in the cluster's settings:
+/// `failure_timeouts × ft + heartbeats × hb + (hops_per_member × n + hops) × hop`, with `hop`
+/// one network hop plus the receiver's tick (the harness uses 20 ms). Failure detection
+/// (`ft + 2 hb`) comes on top (the harness's failover deadline is the sum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    pub failure_timeouts: u64,
+    pub heartbeats: u64,
+    pub hops_per_member: u64,
+    pub hops: u64,
+}
+
+impl Allowance {
+    /// The allowance in ms for these settings.
+    pub fn resolve(
+        &self,
+        heartbeat_ms: Millis,
+        failure_timeout_ms: Millis,
+        members: u64,
+        hop_ms: Millis,
+    ) -> Millis {
+        self.failure_timeouts * failure_timeout_ms
+            + self.heartbeats * heartbeat_ms
+            + (self.hops_per_member * members + self.hops) * hop_ms
+    }
+
+    /// The formula, as the report prints it: `2 hb + (2n + 2) hops`.
+    pub fn formula(&self) -> String {
+        let mut terms = Vec::new();
+        if self.failure_timeouts > 0 {
+            terms.push(format!("{} ft", self.failure_timeouts));
+        }
+        if self.heartbeats > 0 {
+            terms.push(format!("{} hb", self.heartbeats));
+        }
+        match (self.hops_per_member, self.hops) {
+            (0, 0) => {}
+            (0, h) => terms.push(format!("{h} hops")),
+            (m, 0) => terms.push(format!("{m}n hops")),
+            (m, h) => terms.push(format!("({m}n + {h}) hops")),
+        }
+        terms.join(" + ")
+    }
+}
+
+/// The failover allowance of `kind` (what [`Election::failover_allowance`] declares).
+pub fn allowance(kind: ElectionKind) -> Option<Allowance> {
+    build(kind, ElectionConfig::default()).map(|e| e.failover_allowance())
 }
 
 /// One leader-election algorithm.
@@ -167,6 +255,10 @@ pub trait Election: Send {
 
     /// A leader is known for the epoch, or the epoch changed: forget the round.
     fn reset(&mut self);
+
+    /// How long after the old leader's loss is detected this algorithm may take to elect,
+    /// with its derivation in the implementation's doc comment.
+    fn failover_allowance(&self) -> Allowance;
 }
 
 /// A context for algorithm unit tests: a follower in epoch 1 with no leader, alone in view,
@@ -184,7 +276,9 @@ pub(crate) fn test_ctx(me: Credentials) -> ElectionContext {
         leader: None,
         leader_contact: 0,
         voted_for: None,
+        quorum: 1,
         quorum_in_view: true,
+        can_lead: vec![me.id],
         wants: None,
         may_start: true,
         in_round: false,

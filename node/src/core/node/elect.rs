@@ -28,7 +28,9 @@ impl Node {
             leader: self.leader,
             leader_contact: self.leader_contact,
             voted_for: self.voted_for,
+            quorum: self.quorum,
             quorum_in_view,
+            can_lead: self.members.can_lead(self.cfg.id, self.quorum),
             wants: self.wants_election,
             may_start: self.may_start_election(quorum_in_view),
             in_round: self.election_deadline.is_some(),
@@ -84,6 +86,7 @@ impl Node {
             return;
         };
         self.enter_epoch(next);
+        self.joined_epoch = self.epoch;
         self.set_role(Role::Candidate, trigger);
         let credentials = self.credentials();
         self.emit(Event::ElectionStarted {
@@ -118,10 +121,30 @@ impl Node {
                         self.election_deadline = Some(self.now + timeout);
                         self.wants_election = None;
                     }
+                    self.announce_joined();
                 }
                 ElectionAction::SeekVotes { reason } => self.seek_promises(reason),
             }
         }
+    }
+
+    /// `election_joined`, once per epoch, unless this node started the epoch's election
+    /// (`election_started` carries its credentials then).
+    fn announce_joined(&mut self) {
+        if self.joined_epoch == self.epoch || self.leader.is_some() {
+            return;
+        }
+        self.joined_epoch = self.epoch;
+        let credentials = self.credentials();
+        let can_lead = self
+            .members
+            .can_lead(self.cfg.id, self.quorum)
+            .contains(&self.cfg.id);
+        self.emit(Event::ElectionJoined {
+            algorithm: self.election.name().to_string(),
+            credentials,
+            can_lead,
+        });
     }
 
     pub(super) fn has_quorum_in_view(&self) -> bool {
