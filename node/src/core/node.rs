@@ -1326,6 +1326,7 @@ mod tests {
             },
             client_addr: "10.0.0.7:7070".into(),
             commit_index: 0,
+            hears: vec![NodeId(3), NodeId(5)],
         };
         peer_datagram(&mut node, 2, 7, &PeerMsg::Heartbeat(beacon));
         assert_eq!(node.leader(), Some(NodeId(7)));
@@ -1407,6 +1408,7 @@ mod tests {
                     },
                     client_addr: "10.0.0.7:7070".into(),
                     commit_index: 0,
+                    hears: vec![NodeId(3), NodeId(5)],
                 };
                 peer_datagram(&mut node, t, 7, &PeerMsg::Heartbeat(beacon));
             }
