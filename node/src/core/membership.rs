@@ -36,6 +36,9 @@ pub struct Peer {
     pub leader_claim: Option<(NodeId, u64)>,
     /// The peers this peer said it hears (its view, in its latest beacon).
     pub hears: Vec<NodeId>,
+    /// When it was discovered or came back: until its beacons and the others' have gone
+    /// round, what the lists say about its links is not evidence yet (see `can_lead`).
+    pub since: Millis,
 }
 
 /// What hearing from a peer changed.
@@ -55,6 +58,8 @@ pub enum Heard {
 #[derive(Clone, Debug, Default)]
 pub struct Membership {
     peers: BTreeMap<NodeId, Peer>,
+    /// When this node first heard any peer (since it started).
+    first_heard: Option<Millis>,
 }
 
 impl Membership {
@@ -62,6 +67,7 @@ impl Membership {
     pub fn heard(&mut self, id: NodeId, addr: &str, now: Millis) -> Heard {
         match self.peers.get_mut(&id) {
             None => {
+                self.first_heard.get_or_insert(now);
                 self.peers.insert(
                     id,
                     Peer {
@@ -71,6 +77,7 @@ impl Membership {
                         state: PeerState::Alive,
                         leader_claim: None,
                         hears: Vec::new(),
+                        since: now,
                     },
                 );
                 Heard::Discovered
@@ -86,6 +93,7 @@ impl Membership {
                 if was == PeerState::Alive {
                     Heard::Same
                 } else {
+                    p.since = now;
                     Heard::Back {
                         silence_ms,
                         was_in_view: was.in_view(),
@@ -163,10 +171,23 @@ impl Membership {
     /// with at least `quorum` nodes (themselves included), as far as this node can tell: `x`
     /// and `y` talk both ways when each lists the other in what it hears (this node's own
     /// list is its view). Links between two peers this node does not hear are unknown and
-    /// count as missing.
-    pub fn can_lead(&self, me: NodeId, quorum: usize) -> Vec<NodeId> {
+    /// count as missing — except for a node that joined (this node's) view less than `fresh`
+    /// ago: its links are given the benefit of the doubt until the beacons that would list
+    /// them have gone round (a just-restarted node is in nobody's list yet).
+    pub fn can_lead(&self, me: NodeId, quorum: usize, now: Millis, fresh: Millis) -> Vec<NodeId> {
         let view = self.view(me);
+        let is_fresh = |x: NodeId| -> bool {
+            let since = if x == me {
+                self.first_heard
+            } else {
+                self.get(x).map(|p| p.since)
+            };
+            since.is_some_and(|t| now.saturating_sub(t) < fresh)
+        };
         let hears = |x: NodeId, y: NodeId| -> bool {
+            if is_fresh(x) || is_fresh(y) {
+                return true;
+            }
             if x == me {
                 view.contains(&y)
             } else {
@@ -206,9 +227,11 @@ mod tests {
         }
         m.get_mut(NodeId(1)).unwrap().hears = vec![NodeId(2), NodeId(3)];
         m.get_mut(NodeId(2)).unwrap().hears = vec![NodeId(3)];
-        assert_eq!(m.can_lead(NodeId(3), 3), vec![NodeId(3)]);
+        // Just heard: no evidence yet, everyone may lead.
+        assert_eq!(m.can_lead(NodeId(3), 3, 100, 200).len(), 3);
+        assert_eq!(m.can_lead(NodeId(3), 3, 1000, 200), vec![NodeId(3)]);
         assert_eq!(
-            m.can_lead(NodeId(3), 2),
+            m.can_lead(NodeId(3), 2, 1000, 200),
             vec![NodeId(1), NodeId(2), NodeId(3)]
         );
     }

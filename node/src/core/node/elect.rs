@@ -30,7 +30,12 @@ impl Node {
             voted_for: self.voted_for,
             quorum: self.quorum,
             quorum_in_view,
-            can_lead: self.members.can_lead(self.cfg.id, self.quorum),
+            can_lead: self.members.can_lead(
+                self.cfg.id,
+                self.quorum,
+                self.now,
+                2 * self.cfg.heartbeat_ms,
+            ),
             wants: self.wants_election,
             may_start: self.may_start_election(quorum_in_view),
             in_round: self.election_deadline.is_some(),
@@ -138,7 +143,12 @@ impl Node {
         let credentials = self.credentials();
         let can_lead = self
             .members
-            .can_lead(self.cfg.id, self.quorum)
+            .can_lead(
+                self.cfg.id,
+                self.quorum,
+                self.now,
+                2 * self.cfg.heartbeat_ms,
+            )
             .contains(&self.cfg.id);
         self.emit(Event::ElectionJoined {
             algorithm: self.election.name().to_string(),
