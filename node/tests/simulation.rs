@@ -506,8 +506,9 @@ fn the_outsider_checks_catch_an_insecure_cluster() {
 /// The liveness deadline is derived from the settings, not picked per test.
 #[test]
 fn liveness_deadline_follows_the_settings() {
-    assert_eq!(liveness_deadline(100, 500), 3_700);
-    assert_eq!(liveness_deadline(50, 250), 1_850);
+    assert_eq!(liveness_deadline(100, 500, 0), 3_700);
+    assert_eq!(liveness_deadline(50, 250, 0), 1_850);
+    assert_eq!(liveness_deadline(50, 250, 150), 2_750);
 }
 
 /// In an idle cluster (no new entries to carry the commit index), a restarted follower still

@@ -35,9 +35,12 @@ pub struct SeedOutcome {
 /// leader is detected (or steps down for lost quorum) within one failure timeout: `ft`. An
 /// election round gives up after `ft + jitter` with jitter < `ft`, so at most `2 ft`; two
 /// nodes whose rounds collide can cost another round, so we allow three: `6 ft`. The ring
-/// hops (≤ 7 × 5 ms) and the promise round fit in the `2 hb` slack. Total `7 ft + 2 hb`.
-pub fn liveness_deadline(heartbeat_ms: Millis, failure_timeout_ms: Millis) -> Millis {
-    7 * failure_timeout_ms + 2 * heartbeat_ms
+/// hops (≤ 7 × 5 ms) and the promise round fit in the `2 hb` slack. Each round also waits for
+/// two durable writes in a row — the candidate's epoch before it asks, a voter's vote before
+/// it answers — each up to the simulated disk's slowest sync `disk`: `6 disk` for three
+/// rounds. Total `7 ft + 2 hb + 6 disk`.
+pub fn liveness_deadline(heartbeat_ms: Millis, failure_timeout_ms: Millis, disk: Millis) -> Millis {
+    7 * failure_timeout_ms + 2 * heartbeat_ms + 6 * disk
 }
 
 /// Runs one random seed to the end.
@@ -69,7 +72,8 @@ pub fn random_run(election: ElectionKind, seed: u64) -> SeedOutcome {
     let (drop, dup) = (cfg.drop, cfg.duplicate);
     let ft = cfg.failure_timeout_ms;
     let mut sim = Sim::new(cfg, seed);
-    sim.watch_liveness(liveness_deadline(heartbeat_ms, ft));
+    let disk = sim.cfg.fsync.1;
+    sim.watch_liveness(liveness_deadline(heartbeat_ms, ft, disk));
     let mut faults = Vec::new();
     sim.run_for(3 * ft);
 
@@ -151,11 +155,11 @@ pub fn random_run(election: ElectionKind, seed: u64) -> SeedOutcome {
         sim.restart(i);
     }
     faults.push(format!(
-        "{}ms heal all (loss was {drop}, dup {dup})",
-        sim.now
+        "{}ms heal all (loss was {drop}, dup {dup}, disk {}-{} ms)",
+        sim.now, sim.cfg.fsync.0, sim.cfg.fsync.1
     ));
     let healed_at = sim.now;
-    let deadline = liveness_deadline(heartbeat_ms, ft);
+    let deadline = liveness_deadline(heartbeat_ms, ft, sim.cfg.fsync.1);
     let recovered = sim.run_until_cond(deadline, |s| s.agreed_leader().is_some());
     let recovery_ms = recovered.map(|t| t - healed_at);
     if recovery_ms.is_none() {
