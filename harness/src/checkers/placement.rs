@@ -52,6 +52,13 @@ pub fn reconnects(records: &[Record], nodes: usize) -> Vec<Reconnect> {
     let mut last: BTreeMap<&str, (Option<NodeId>, u64, bool)> = BTreeMap::new();
     let mut out: Vec<Reconnect> = Vec::new();
     let mut open: BTreeMap<&str, usize> = BTreeMap::new();
+    let faults: Vec<&FaultRecord> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Fault(f) => Some(f),
+            _ => None,
+        })
+        .collect();
     for r in records {
         let Record::Client(c) = r else { continue };
         match &c.action {
@@ -64,16 +71,12 @@ pub fn reconnects(records: &[Record], nodes: usize) -> Vec<Reconnect> {
                 if let Some((from, since, away)) = last.get(c.user.as_str()).copied() {
                     if !away {
                         let cause = from.and_then(|n| {
-                            records.iter().find_map(|r| match r {
-                                Record::Fault(f)
-                                    if f.ts_ms >= since
-                                        && f.ts_ms <= c.ts_ms
-                                        && fails(f, n, nodes) =>
-                                {
-                                    Some(f.ts_ms)
-                                }
-                                _ => None,
-                            })
+                            faults
+                                .iter()
+                                .find(|f| {
+                                    (since..=c.ts_ms).contains(&f.ts_ms) && fails(f, n, nodes)
+                                })
+                                .map(|f| f.ts_ms)
                         });
                         open.insert(c.user.as_str(), out.len());
                         out.push(Reconnect {

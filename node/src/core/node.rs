@@ -352,6 +352,11 @@ impl Node {
     }
 
     fn send_to(&mut self, to: NodeId, msg: &PeerMsg) {
+        self.send_on(to, msg, Lane::Control);
+    }
+
+    /// Unicast `msg` to `to` on `lane`, once what it depends on is durable.
+    fn send_on(&mut self, to: NodeId, msg: &PeerMsg, lane: Lane) {
         let Some(addr) = self.members.get(to).map(|p| p.addr.clone()) else {
             return;
         };
@@ -363,7 +368,7 @@ impl Node {
                 to,
                 addr,
                 bytes,
-                lane: Lane::Control,
+                lane,
             },
         );
     }
@@ -482,7 +487,7 @@ impl Node {
             self.sessions.expire_pending(now, wait, &mut outs);
             if self.advertised_leader().is_none()
                 && !self.has_quorum_in_view()
-                && self.sessions.has_logged_in()
+                && self.sessions.logged_in() > 0
             {
                 self.sessions.shed(&mut outs);
             }
@@ -1313,9 +1318,9 @@ mod tests {
     }
 
     /// `middle_node` following node 7, leader of epoch 1.
-    fn follower_of_7() -> Node {
-        let mut node = middle_node();
-        let beacon = Beacon {
+    /// Node 7's heartbeat as leader of epoch 1.
+    fn heartbeat_of_7() -> PeerMsg {
+        PeerMsg::Heartbeat(Beacon {
             epoch: 1,
             role: Role::Leader,
             leader: Some(NodeId(7)),
@@ -1327,8 +1332,12 @@ mod tests {
             client_addr: "10.0.0.7:7070".into(),
             commit_index: 0,
             hears: vec![NodeId(3), NodeId(5)],
-        };
-        peer_datagram(&mut node, 2, 7, &PeerMsg::Heartbeat(beacon));
+        })
+    }
+
+    fn follower_of_7() -> Node {
+        let mut node = middle_node();
+        peer_datagram(&mut node, 2, 7, &heartbeat_of_7());
         assert_eq!(node.leader(), Some(NodeId(7)));
         node
     }
@@ -1397,20 +1406,7 @@ mod tests {
         while t <= 3 + wait + 20 && answered.is_empty() {
             t += 10;
             if t % 100 == 3 {
-                let beacon = Beacon {
-                    epoch: 1,
-                    role: Role::Leader,
-                    leader: Some(NodeId(7)),
-                    credentials: Credentials {
-                        last_log_epoch: 0,
-                        last_log_index: 0,
-                        id: NodeId(7),
-                    },
-                    client_addr: "10.0.0.7:7070".into(),
-                    commit_index: 0,
-                    hears: vec![NodeId(3), NodeId(5)],
-                };
-                peer_datagram(&mut node, t, 7, &PeerMsg::Heartbeat(beacon));
+                peer_datagram(&mut node, t, 7, &heartbeat_of_7());
             }
             answered = lines_to(&node.handle(t, Input::Tick), 1);
         }

@@ -246,11 +246,6 @@ impl Sessions {
         self.now = now;
     }
 
-    /// Whether any connection here is logged in.
-    pub fn has_logged_in(&self) -> bool {
-        self.conns.values().any(|c| c.user.is_some())
-    }
-
     pub fn set_max_clients(&mut self, max: Option<usize>) {
         self.max_clients = max;
     }

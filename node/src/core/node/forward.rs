@@ -11,7 +11,7 @@ use super::Node;
 use crate::core::chat::ChatOp;
 use crate::core::proposal::ProposalId;
 use crate::core::wire::PeerMsg;
-use crate::core::{Lane, Millis, Output};
+use crate::core::{Lane, Millis};
 use crate::ids::{NodeId, Role};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -55,7 +55,7 @@ impl Node {
                     id,
                     op,
                 };
-                self.send_bulk(leader, &msg);
+                self.send_on(leader, &msg, Lane::Bulk);
             }
             _ => {
                 let mut outs = Vec::new();
@@ -106,18 +106,5 @@ impl Node {
     /// below the client's request timeout, so the client gets a clear `unavailable`.
     pub(super) fn pending_wait(&self) -> Millis {
         2 * self.cfg.failure_timeout_ms
-    }
-
-    fn send_bulk(&mut self, to: NodeId, msg: &PeerMsg) {
-        let Some(addr) = self.members.get(to).map(|p| p.addr.clone()) else {
-            return;
-        };
-        let bytes = self.encode(to, msg);
-        self.out.push(Output::Send {
-            to,
-            addr,
-            bytes,
-            lane: Lane::Bulk,
-        });
     }
 }
