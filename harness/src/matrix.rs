@@ -327,7 +327,8 @@ pub fn markdown(cells: &[MatrixCell], elections: &[String], repeat: u32) -> Stri
     out.push_str(&format!(
         "\nColumns: **pass** runs passed of runs; **failover** p50 and max over every failover of \
          every run (the election checker's figure); **elections/fault** epochs that started an \
-         election or won one, the first excepted, over recorded faults; **election msgs/fault** \
+         election or won one, the first excepted, over injected faults (repairs: heal, resume and \
+         restart are not faults); **election msgs/fault** \
          {ELECTION_MESSAGES_UNAVAILABLE}; **false suspicions**, **lost**, **duplicated** totals over \
          the runs; **client unavail.** from each fault to each user's first acknowledged message \
          after it (docs/SCENARIOS.md, `client_unavailability`); **pinned**: the scenario pins \

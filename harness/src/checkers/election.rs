@@ -148,13 +148,7 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     if let Some(i) = f.initial {
         result.sample("first_leader_ms", [i as f64]);
     }
-    let faults = facts
-        .timeline
-        .faults
-        .iter()
-        .filter(|f| f.action != FaultAction::Start)
-        .count();
-    result.sample("faults", [faults as f64]);
+    result.sample("faults", [injected_faults(&facts.timeline) as f64]);
     result.sample("elections", [elections_after_first(records) as f64]);
     result
 }
@@ -177,6 +171,17 @@ fn leaders_by_epoch(records: &[Record]) -> BTreeMap<u64, BTreeSet<NodeId>> {
         }
     }
     out
+}
+
+/// The faults a run injected: neither the cluster's start nor a repair (heal, resume,
+/// restart), which ends a fault rather than causing one — counting it would halve
+/// "elections per fault" for every kill-then-restart.
+fn injected_faults(timeline: &Timeline) -> usize {
+    timeline
+        .faults
+        .iter()
+        .filter(|f| f.action != FaultAction::Start && !f.action.is_repair())
+        .count()
 }
 
 /// Epochs in which an election started or a leader won, the cluster's first one excepted:
@@ -682,6 +687,20 @@ mod tests {
         assert!(c.passed, "{c:?}");
         assert_eq!(c.headroom_ms, Some(800));
         assert!(c.figure.starts_with("failover 700 ms"), "{}", c.figure);
+    }
+
+    #[test]
+    fn elections_per_fault_counts_injected_faults_not_repairs() {
+        // kill, restart, partition, heal: two faults, two repairs, two elections after the first.
+        let mut r = healthy();
+        r.push(fault(3000, FaultAction::Restart, &[3]));
+        r.push(partition(4000, &[&[2], &[1, 3]]));
+        r.extend(elect(4700, 1, 3, &[3], (2, 2)));
+        r.push(fault(6000, FaultAction::Heal, &[]));
+        let c = run(r);
+        assert!(c.passed, "{c:?}");
+        assert_eq!(c.samples["faults"], vec![2.0]);
+        assert_eq!(c.samples["elections"], vec![2.0]);
     }
 
     #[test]
