@@ -216,9 +216,18 @@ async fn drive(
         if next_due >= window.1 {
             break;
         }
+        if spec.rate.is_none() {
+            // Closed loop: refill the window at once. (A `sleep_until(now)` waits for the
+            // timer's next millisecond tick, which capped each user's sends.)
+            while inflight.len() < share {
+                inflight.push(send(k, Instant::now()));
+                out.sent += 1;
+                k += 1;
+            }
+        }
         let room = inflight.len() < share;
         tokio::select! {
-            _ = tokio::time::sleep_until(next_due), if room => {
+            _ = tokio::time::sleep_until(next_due), if room && spec.rate.is_some() => {
                 inflight.push(send(k, next_due));
                 out.sent += 1;
                 k += 1;
