@@ -230,17 +230,32 @@ impl Store {
 
     /// Appends one record (buffered in the kernel until [`Store::sync`]).
     pub fn append(&mut self, record: &Persist) -> anyhow::Result<()> {
+        self.append_all(std::iter::once(record))
+    }
+
+    /// Appends records with one `write`: on the container's filesystem (fuse-overlayfs)
+    /// every write is a round trip through the FUSE daemon, so a group commit writes once.
+    pub fn append_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a Persist>,
+    ) -> anyhow::Result<()> {
         if self.file.is_none() {
             return Ok(());
         }
-        let line = state_file::encode(record);
+        let mut buf = Vec::new();
+        for record in records {
+            buf.extend_from_slice(&state_file::encode(record));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
         let path = self.display();
         let file = self.file.as_mut().expect("checked above");
-        file.write_all(&line)
+        file.write_all(&buf)
             .with_context(|| format!("writing {path}"))?;
         self.unsynced = true;
-        self.len += line.len() as u64;
-        self.written += line.len() as u64;
+        self.len += buf.len() as u64;
+        self.written += buf.len() as u64;
         Ok(())
     }
 

@@ -84,18 +84,13 @@ fn write_loop(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let started = std::time::Instant::now();
-        let mut n = 0u64;
-        let mut result = Ok(());
-        // Everything queued meanwhile goes into the same fsync (group commit on disk).
-        for batch in std::iter::once(first).chain(rx.try_iter()) {
-            for record in &batch {
-                if result.is_ok() {
-                    result = store.append(record);
-                }
-            }
-            n += batch.len() as u64;
-        }
-        let result = result.and_then(|()| store.sync());
+        // Everything queued meanwhile goes into the same write and fsync (group commit on
+        // disk).
+        let batches: Vec<Vec<Persist>> = std::iter::once(first).chain(rx.try_iter()).collect();
+        let n: u64 = batches.iter().map(|b| b.len() as u64).sum();
+        let result = store
+            .append_all(batches.iter().flatten())
+            .and_then(|()| store.sync());
         if let Err(e) = result {
             let _ = reports.send(Err(e));
             return;
