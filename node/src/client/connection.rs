@@ -86,8 +86,13 @@ impl Connection {
         let (outgoing, mut to_write) = mpsc::unbounded_channel::<String>();
         let writer = tokio::spawn(async move {
             let mut sink = FramedWrite::new(write, ClientLineCodec::new());
+            // Lines queued meanwhile go out in one write (pipelined requests).
             while let Some(line) = to_write.recv().await {
-                if sink.send(line).await.is_err() {
+                let mut fed = sink.feed(line).await;
+                while let (Ok(()), Ok(line)) = (&fed, to_write.try_recv()) {
+                    fed = sink.feed(line).await;
+                }
+                if fed.is_err() || sink.flush().await.is_err() {
                     break;
                 }
             }

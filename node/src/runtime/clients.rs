@@ -171,19 +171,37 @@ async fn serve_connection(
                 }
                 None => break,
             },
-            command = commands.recv() => match command {
-                Some(ConnCommand::Line(line)) => {
-                    if framed.send(line).await.is_err() {
-                        break;
+            command = commands.recv() => {
+                // Every line already queued goes out in one write (a group commit answers
+                // many requests of one connection in the same turn).
+                let mut next = command;
+                let mut close = false;
+                loop {
+                    match next {
+                        Some(ConnCommand::Line(line)) => {
+                            if framed.feed(line).await.is_err() {
+                                close = true;
+                                break;
+                            }
+                        }
+                        // Close, or the driver dropped us (too slow, or shutting down).
+                        Some(ConnCommand::Close) | None => {
+                            close = true;
+                            break;
+                        }
                     }
+                    next = match commands.try_recv() {
+                        Ok(command) => Some(command),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    };
                 }
-                // Close, or the driver dropped us (too slow, or shutting down).
-                Some(ConnCommand::Close) | None => {
-                    let _ = framed.flush().await;
+                let flushed = framed.flush().await.is_ok();
+                if close || !flushed {
                     let _ = framed.get_mut().shutdown().await;
                     break;
                 }
-            },
+            }
         }
     }
     // The slot is free before anyone hears of the disconnect.
