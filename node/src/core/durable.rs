@@ -140,6 +140,11 @@ impl Durability {
         self.hard_state
     }
 
+    /// Whether record `seq` is durable.
+    pub fn is_durable(&self, seq: u64) -> bool {
+        seq <= self.durable
+    }
+
     /// The record that makes everything emitted so far durable.
     pub fn everything(&self) -> u64 {
         self.written

@@ -35,12 +35,13 @@ pub struct SeedOutcome {
 /// leader is detected (or steps down for lost quorum) within one failure timeout: `ft`. An
 /// election round gives up after `ft + jitter` with jitter < `ft`, so at most `2 ft`; two
 /// nodes whose rounds collide can cost another round, so we allow three: `6 ft`. The ring
-/// hops (≤ 7 × 5 ms) and the promise round fit in the `2 hb` slack. Each round also waits for
-/// two durable writes in a row — the candidate's epoch before it asks, a voter's vote before
-/// it answers — each up to the simulated disk's slowest sync `disk`: `6 disk` for three
-/// rounds. Total `7 ft + 2 hb + 6 disk`.
+/// hops (≤ 7 × 5 ms) and the promise round fit in the `2 hb` slack. A round's timer runs
+/// from when the node's epoch and vote are durable (`Node::hard_state_durable`), so a slow
+/// disk lengthens a round by one sync, the candidacy's, instead of making it time out: up to
+/// the simulated disk's slowest sync `disk` per round, `3 disk` for three rounds. Total
+/// `7 ft + 2 hb + 3 disk`.
 pub fn liveness_deadline(heartbeat_ms: Millis, failure_timeout_ms: Millis, disk: Millis) -> Millis {
-    7 * failure_timeout_ms + 2 * heartbeat_ms + 6 * disk
+    7 * failure_timeout_ms + 2 * heartbeat_ms + 3 * disk
 }
 
 /// Runs one random seed to the end.

@@ -253,6 +253,11 @@ pub trait Election: Send {
     /// epoch and never to a less up-to-date log, whatever this says.
     fn on_vote_request(&mut self, ctx: &ElectionContext, candidate: Credentials) -> VoteDecision;
 
+    /// The node's epoch and vote just became durable, so the request or promise that waited
+    /// for them has only now left. An algorithm with a round timer of its own restarts it
+    /// here, so that a slow disk lengthens a round instead of making it time out.
+    fn on_hard_state_durable(&mut self, _ctx: &ElectionContext) {}
+
     /// A leader is known for the epoch, or the epoch changed: forget the round.
     fn reset(&mut self);
 

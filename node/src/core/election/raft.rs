@@ -215,6 +215,16 @@ impl Election for Raft {
         VoteDecision::Grant
     }
 
+    /// The candidacy's or the granted vote's timer counts from when it left, not from the
+    /// decision (a slow sync in between must not use up the round). Only a vote restarts it:
+    /// a node that merely adopted a higher epoch (refusing a staler log) keeps its timer, so
+    /// the best log is not held back.
+    fn on_hard_state_durable(&mut self, ctx: &ElectionContext) {
+        if ctx.role != Role::Leader && ctx.leader.is_none() && ctx.voted_for.is_some() {
+            self.restart_timer(ctx.now);
+        }
+    }
+
     fn reset(&mut self) {
         self.prevote = None;
     }

@@ -184,6 +184,24 @@ impl Node {
         self.check_won();
     }
 
+    /// Our latest epoch and vote just became durable, so what waited for them (a candidacy,
+    /// a promise, an answer) has only now left. An election round's timer is counted from
+    /// here, so a slow disk cannot eat the round: a candidate's round starts when its request
+    /// leaves, and a voter's when its promise does (Raft's "reset the election timer when
+    /// granting a vote"). Without this, a sync as slow as a third of the failure timeout made
+    /// round after round time out just before its promises arrived (simulator, Bully seed 170).
+    pub(super) fn hard_state_durable(&mut self) {
+        if self.leader.is_some() || self.role == Role::Leader {
+            return;
+        }
+        if self.election_deadline.is_some() {
+            let timeout = self.jittered_timeout();
+            self.election_deadline = Some(self.now + timeout);
+        }
+        let ctx = self.election_context();
+        self.election.on_hard_state_durable(&ctx);
+    }
+
     fn check_won(&mut self) {
         if self.seeking_promises && self.promises.len() >= self.quorum {
             self.become_leader();

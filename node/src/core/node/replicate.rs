@@ -82,7 +82,12 @@ impl Node {
     /// The driver made the first `upto` records durable: what waited for them leaves, and a
     /// leader counts its own log up to where it is durable.
     pub(super) fn on_persisted(&mut self, upto: u64) {
+        let hard_state = self.durability.hard_state();
+        let hard_state_was_pending = !self.durability.is_durable(hard_state);
         self.durability.persisted(upto, &mut self.out);
+        if hard_state_was_pending && self.durability.is_durable(hard_state) {
+            self.hard_state_durable();
+        }
         if self.role == Role::Leader {
             self.try_commit();
         }
