@@ -16,6 +16,7 @@ use crate::events::Credentials;
 use crate::ids::{NodeId, Role};
 use crate::settings::ElectionKind;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// A starter waits this many heartbeats for an answer before it calls itself coordinator
 /// (the election message is re-sent every heartbeat meanwhile, so one lost datagram is no
@@ -43,10 +44,15 @@ impl BullyMsg {
 }
 
 /// This node's candidacy in `epoch`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Round {
     epoch: u64,
+    /// When the answer timeout began: the start, or when a member joined the view since.
     started: Millis,
+    /// The members the election message went to. One that joins the view later (it just
+    /// started, or came back) is asked too and restarts the answer timeout: claiming before
+    /// a better newcomer could answer would elect a worse node than the best live one.
+    asked: BTreeSet<NodeId>,
     /// A better node answered: wait for its coordinator message (or the node's retry).
     answered: bool,
     /// Already asked for votes.
@@ -59,18 +65,22 @@ pub struct Bully {
 }
 
 impl Bully {
-    fn current(&self, ctx: &ElectionContext) -> Option<Round> {
-        self.round.filter(|r| r.epoch == ctx.epoch)
+    fn current(&self, ctx: &ElectionContext) -> Option<&Round> {
+        self.round.as_ref().filter(|r| r.epoch == ctx.epoch)
+    }
+
+    fn election_to(ctx: &ElectionContext, to: NodeId) -> ElectionAction {
+        ElectionAction::Send {
+            to,
+            body: ElectionBody::Bully(BullyMsg::Election { candidate: ctx.me }),
+        }
     }
 
     fn broadcast(ctx: &ElectionContext) -> Vec<ElectionAction> {
         ctx.view
             .iter()
             .filter(|id| **id != ctx.me.id)
-            .map(|to| ElectionAction::Send {
-                to: *to,
-                body: ElectionBody::Bully(BullyMsg::Election { candidate: ctx.me }),
-            })
+            .map(|to| Bully::election_to(ctx, *to))
             .collect()
     }
 
@@ -82,6 +92,7 @@ impl Bully {
         self.round = Some(Round {
             epoch: ctx.epoch,
             started: ctx.now,
+            asked: ctx.view.iter().copied().collect(),
             answered: false,
             announced: false,
         });
@@ -96,9 +107,26 @@ impl Bully {
         let Some(r) = self.round.as_mut().filter(|r| r.epoch == ctx.epoch) else {
             return Vec::new();
         };
+        if r.answered || r.announced || ctx.leader.is_some() {
+            return Vec::new();
+        }
+        let newcomers: Vec<NodeId> = ctx
+            .view
+            .iter()
+            .copied()
+            .filter(|id| !r.asked.contains(id))
+            .collect();
+        if !newcomers.is_empty() {
+            r.asked.extend(newcomers.iter().copied());
+            r.started = ctx.now;
+            return newcomers
+                .into_iter()
+                .map(|to| Bully::election_to(ctx, to))
+                .collect();
+        }
         let alone = ctx.view.len() <= 1;
         let waited = ctx.now.saturating_sub(r.started) >= ANSWER_HEARTBEATS * ctx.heartbeat_ms;
-        if r.answered || r.announced || !(alone || waited) || ctx.leader.is_some() {
+        if !(alone || waited) {
             return Vec::new();
         }
         r.announced = true;
@@ -160,6 +188,12 @@ impl Election for Bully {
                 out
             }
             BullyMsg::Answer => {
+                // An answer promises a coordinator message; one from a node this node knows
+                // cannot lead (it answered on an older view, a heartbeat behind) will never
+                // come, so it is no reason to stand down.
+                if !ctx.can_lead(from) {
+                    return Vec::new();
+                }
                 if let Some(r) = self.round.as_mut().filter(|r| r.epoch == ctx.epoch) {
                     r.answered = true;
                 }
@@ -170,8 +204,17 @@ impl Election for Bully {
 
     fn on_vote_request(&mut self, ctx: &ElectionContext, candidate: Credentials) -> VoteDecision {
         if ctx.leader.is_none() && ctx.outranks(candidate) {
-            // Bully: a better live node never lets a worse one lead; it runs itself.
+            // Bully: a better live node never lets a worse one lead; it runs itself. If it
+            // had stood down for an answer, the answerer is not coming: the one asking for
+            // votes is worse than this node. Run again.
             let mut out = vec![ElectionAction::Join];
+            if let Some(r) = self.round.as_mut().filter(|r| r.epoch == ctx.epoch) {
+                if r.answered && !r.announced {
+                    r.answered = false;
+                    r.started = ctx.now;
+                    out.extend(Bully::broadcast(ctx));
+                }
+            }
             out.extend(self.run(ctx));
             return VoteDecision::RunMyself(out);
         }
@@ -248,6 +291,68 @@ mod tests {
         assert!(seeks(&b.on_tick(&c)));
         c.now = 300;
         assert!(!seeks(&b.on_tick(&c)), "once");
+    }
+
+    #[test]
+    fn a_member_that_joins_the_view_mid_round_is_asked_and_restarts_the_wait() {
+        // Seen in the matrix (bully, partition-majority-minority): node 4 started while 3
+        // waited out its answer timeout; 3 claimed 10 ms after 4 joined its view and won,
+        // although 4 was better.
+        let mut b = Bully::default();
+        let mut c = three(creds(5, 3));
+        c.quorum = 3;
+        b.start(&c);
+        c.now = 190;
+        c.view.push(NodeId(4));
+        c.can_lead.push(NodeId(4));
+        let out = b.on_tick(&c);
+        assert_eq!(
+            sends(&out),
+            vec![(
+                4,
+                BullyMsg::Election {
+                    candidate: creds(5, 3)
+                }
+            )]
+        );
+        c.now = 250;
+        assert!(
+            !seeks(&b.on_tick(&c)),
+            "the newcomer gets its answer timeout"
+        );
+        c.now = 390;
+        assert!(seeks(&b.on_tick(&c)), "unanswered: claims");
+    }
+
+    #[test]
+    fn an_answer_from_a_node_that_cannot_lead_or_a_worse_vote_request_does_not_stall() {
+        // Issue 9's scenario under bully, seen from C (2): A (3) answered on a view that
+        // still held the dead leader, then asked for votes it cannot gather.
+        let mut b = Bully::default();
+        let mut c = three(creds(5, 2));
+        c.can_lead = vec![NodeId(1), NodeId(2)];
+        b.start(&c);
+        b.on_message(&c, NodeId(3), ElectionBody::Bully(BullyMsg::Answer));
+        c.now = 200;
+        assert!(
+            seeks(&b.on_tick(&c)),
+            "an answer from 3, which cannot lead, is ignored"
+        );
+
+        let mut b = Bully::default();
+        let mut c = three(creds(5, 2));
+        b.start(&c);
+        b.on_message(&c, NodeId(3), ElectionBody::Bully(BullyMsg::Answer));
+        c.now = 150;
+        c.can_lead = vec![NodeId(1), NodeId(2)];
+        let VoteDecision::RunMyself(out) = b.on_vote_request(&c, creds(5, 3)) else {
+            panic!("2 outranks 3 now");
+        };
+        assert_eq!(sends(&out).len(), 2, "the election again: {out:?}");
+        c.now = 300;
+        assert!(!seeks(&b.on_tick(&c)), "a fresh answer timeout");
+        c.now = 350;
+        assert!(seeks(&b.on_tick(&c)));
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Lcr {
     forwarded: BTreeMap<NodeId, u32>,
     /// Candidates whose looping token was already handed to them directly.
     handed_over: BTreeSet<NodeId>,
+    /// Better-credentialled candidates this node believes cannot lead, for whose token it
+    /// already sent its own candidacy round again (see [`Lcr::on_token`]).
+    reasserted: BTreeSet<NodeId>,
     /// The token awaiting its successor's ack; re-sent every heartbeat until then.
     pending: Option<Pending>,
     /// Successors that did not acknowledge a token in `skipped_epoch`.
@@ -159,7 +162,14 @@ impl Lcr {
             }];
         }
         if ctx.outranks(candidate) {
-            if self.forwarded_own {
+            // Swallowing a worse token is safe when it is worse by credentials, an order
+            // every node agrees on: our own token is still going round and beats it. When
+            // it is better by credentials and only "cannot lead" puts it below us, its node
+            // may know better or worse than we do (who hears whom travels in beacons, a
+            // heartbeat late) and may have replaced our token with its own: then both
+            // tokens are dead and the round stalls until the election timeout. Send our
+            // candidacy round again, once per such candidate.
+            if self.forwarded_own && (candidate < ctx.me || !self.reasserted.insert(candidate.id)) {
                 return Vec::new();
             }
             self.forwarded_own = true;
@@ -473,6 +483,23 @@ mod tests {
             VoteDecision::Grant,
             "cannot lead itself: grants the worse candidate that can"
         );
+    }
+
+    #[test]
+    fn a_better_candidate_we_believe_cannot_lead_gets_our_candidacy_again() {
+        // Issue 9's scenario after the leader's death, seen from C (2): A (3) detected the
+        // leader's death a moment later and, still counting it, replaced C's token with its
+        // own; C knows A cannot lead (B, 4, does not hear A), so swallowing A's token would
+        // leave no token on the ring. C sends its own again, once.
+        let mut lcr = Lcr::default();
+        let mut c = ctx(creds(2, 274, 2), &[2, 3, 4]);
+        c.can_lead = vec![NodeId(2)];
+        assert_eq!(lcr.start_round(&c), send(3, c.me, 1));
+        let a = creds(2, 274, 3);
+        assert_eq!(lcr.on_token(&c, a, 1), send(3, c.me, 1));
+        assert!(lcr.on_token(&c, a, 1).is_empty(), "once per candidate");
+        // A token worse by credentials is still swallowed: ours beats it on every ring.
+        assert!(lcr.on_token(&c, creds(2, 273, 4), 1).is_empty());
     }
 
     #[test]
