@@ -22,6 +22,8 @@ use tokio::time::Instant;
 const BACKOFF: Duration = Duration::from_millis(100);
 /// While not every user is registered, look again this often.
 const REGISTRATION_POLL: Duration = Duration::from_millis(50);
+/// How long an idle user (no rate, nothing explicit) sleeps between wakes it does not need.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 /// What the runner tells a user.
 #[derive(Debug, Clone)]
@@ -124,8 +126,14 @@ impl User {
                 Instant::now()
             } else if st.mode == Mode::Active && self.interval.is_some() && all_in {
                 st.next_send
-            } else {
+            } else if st.mode == Mode::Active && self.interval.is_some() {
                 Instant::now() + REGISTRATION_POLL
+            } else {
+                // Nothing to send until a command comes: no timed wake, which would cancel
+                // `next_incoming` every poll, and with it the reconnection an idle user needs
+                // after its server dies (it never received again: lcr-liveness-one-way,
+                // rate 0, lost 10 of 10 messages to u4).
+                Instant::now() + IDLE_WAKE
             };
             tokio::select! {
                 cmd = commands.recv() => match cmd {
