@@ -206,6 +206,26 @@ impl Membership {
             .collect()
     }
 
+    /// The peers of this node's view that, as far as their latest beacons tell, would take
+    /// part in an election with it: they hear this node, and their own view holds a quorum
+    /// (a node without one takes no part). A peer that joined the view less than `fresh`
+    /// ago, or any peer while this node itself just started, gets the benefit of the doubt.
+    pub fn takes_part(&self, me: NodeId, quorum: usize, now: Millis, fresh: Millis) -> Vec<NodeId> {
+        let recent = |since: Option<Millis>| since.is_some_and(|t| now.saturating_sub(t) < fresh);
+        let me_fresh = recent(self.first_heard);
+        self.view(me)
+            .into_iter()
+            .filter(|x| *x != me)
+            .filter(|x| {
+                self.get(*x).is_some_and(|p| {
+                    me_fresh
+                        || recent(Some(p.since))
+                        || (p.hears.contains(&me) && p.hears.len() + 1 >= quorum)
+                })
+            })
+            .collect()
+    }
+
     pub fn heard_within(&self, now: Millis, window: Millis) -> usize {
         self.peers
             .values()
@@ -234,6 +254,21 @@ mod tests {
             m.can_lead(NodeId(3), 2, 1000, 200),
             vec![NodeId(1), NodeId(2), NodeId(3)]
         );
+    }
+
+    #[test]
+    fn a_peer_that_does_not_hear_us_or_lacks_a_quorum_takes_no_part() {
+        // Seen from 5: 1 hears only 5 (no quorum in its view), 2 hears 1, 3 and 5, 3 does
+        // not hear 5.
+        let mut m = Membership::default();
+        for id in [1, 2, 3] {
+            m.heard(NodeId(id), "a", 0);
+        }
+        m.get_mut(NodeId(1)).unwrap().hears = vec![NodeId(5)];
+        m.get_mut(NodeId(2)).unwrap().hears = vec![NodeId(1), NodeId(3), NodeId(5)];
+        m.get_mut(NodeId(3)).unwrap().hears = vec![NodeId(1), NodeId(2)];
+        assert_eq!(m.takes_part(NodeId(5), 3, 100, 200).len(), 3, "just heard");
+        assert_eq!(m.takes_part(NodeId(5), 3, 1000, 200), vec![NodeId(2)]);
     }
 
     #[test]

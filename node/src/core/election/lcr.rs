@@ -88,14 +88,19 @@ pub struct Lcr {
 
 impl Lcr {
     /// The next live id after this node's on the ring, wrapping, leaving out successors
-    /// that did not acknowledge in this epoch; `None` when no one is left.
+    /// that did not acknowledge in this epoch and those whose beacons say they would take
+    /// no part (they do not hear us, or hold no quorum in view: either would cost an ack
+    /// timeout, and a round of such skips can outlast the election timeout); `None` when
+    /// no one is left.
     fn successor(&mut self, ctx: &ElectionContext) -> Option<NodeId> {
         if self.skipped_epoch != ctx.epoch {
             self.skipped.clear();
             self.skipped_epoch = ctx.epoch;
         }
         let me = ctx.me.id;
-        let usable = |id: &&NodeId| **id != me && !self.skipped.contains(*id);
+        let usable = |id: &&NodeId| {
+            **id != me && !self.skipped.contains(*id) && ctx.takes_part.contains(*id)
+        };
         ctx.view
             .iter()
             .filter(usable)
@@ -369,6 +374,12 @@ mod tests {
             epoch: 3,
             view: ring.iter().copied().map(NodeId).collect(),
             can_lead: ring.iter().copied().map(NodeId).collect(),
+            takes_part: ring
+                .iter()
+                .copied()
+                .map(NodeId)
+                .filter(|id| *id != me.id)
+                .collect(),
             now,
             ..super::super::test_ctx(me)
         }
@@ -500,6 +511,26 @@ mod tests {
         assert!(lcr.on_token(&c, a, 1).is_empty(), "once per candidate");
         // A token worse by credentials is still swallowed: ours beats it on every ring.
         assert!(lcr.on_token(&c, creds(2, 273, 4), 1).is_empty());
+    }
+
+    #[test]
+    fn successors_that_would_take_no_part_are_passed_over_at_once() {
+        // The star of issue 9's scenario setup: 5 hears everyone, 1-4 hear only 5 (no quorum
+        // in their views). Without this, each of them cost an ack timeout (2 hb) per round
+        // and the round outlasted the election timeout again and again (4.7 s to elect).
+        let mut lcr = Lcr::default();
+        let mut c = ctx(creds(1, 3, 5), &[1, 2, 3, 4, 5]);
+        c.takes_part = vec![];
+        assert_eq!(
+            lcr.start_round(&c),
+            vec![ElectionAction::SeekVotes {
+                reason: "ring_maximum"
+            }]
+        );
+        // And a successor that does not hear us (a one-way cut) is passed over too.
+        let mut c = ctx(creds(1, 3, 3), &[2, 3, 4]);
+        c.takes_part = vec![NodeId(2)];
+        assert_eq!(Lcr::default().start_round(&c), send(2, c.me, 1));
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub struct ElectionContext {
     /// the views its peers advertise, exchange messages both ways with a quorum. Only they
     /// can gather a quorum of votes; see [`ElectionContext::rank`].
     pub can_lead: Vec<NodeId>,
+    /// The peers of the view that, as far as this node knows from their beacons, hear it
+    /// and hold a quorum in their own view: the ones that would take part in its election.
+    /// A message to any other is sent into a one-way cut or to a node that ignores it.
+    pub takes_part: Vec<NodeId>,
     /// Why the node would start an election (leader lost, retry deadline passed, startup),
     /// `None` while one is running or a leader is known.
     pub wants: Option<&'static str>,
@@ -284,6 +288,7 @@ pub(crate) fn test_ctx(me: Credentials) -> ElectionContext {
         quorum: 1,
         quorum_in_view: true,
         can_lead: vec![me.id],
+        takes_part: Vec::new(),
         wants: None,
         may_start: true,
         in_round: false,

@@ -36,6 +36,12 @@ impl Node {
                 self.now,
                 2 * self.cfg.heartbeat_ms,
             ),
+            takes_part: self.members.takes_part(
+                self.cfg.id,
+                self.quorum,
+                self.now,
+                2 * self.cfg.heartbeat_ms,
+            ),
             wants: self.wants_election,
             may_start: self.may_start_election(quorum_in_view),
             in_round: self.election_deadline.is_some(),
