@@ -130,6 +130,30 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         duplicate: bool,
     },
+    /// The node snapshotted its chat state at `index` (`bytes`: its JSON size) and dropped
+    /// the log up to `log_start`. Entries up to `index` are applied and were `committed`
+    /// here as usual.
+    SnapshotTaken {
+        index: u64,
+        bytes: u64,
+        log_start: u64,
+    },
+    /// The leader starts sending `peer` its snapshot at `index`: the entries `peer` needs
+    /// next are no longer in the log.
+    SnapshotSending {
+        peer: NodeId,
+        index: u64,
+        bytes: u64,
+    },
+    /// The node installed the snapshot at `index` sent by `from`: its chat state is the
+    /// leader's there, and it never applies (nor reports `committed` for) the entries from
+    /// `skipped_from` to `index`.
+    SnapshotInstalled {
+        from: NodeId,
+        index: u64,
+        skipped_from: u64,
+        bytes: u64,
+    },
     /// A chat message was written to a connected client's socket.
     Delivered {
         user: String,

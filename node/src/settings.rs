@@ -174,6 +174,13 @@ pub struct ServeArgs {
     #[arg(long, env = "CHAT_MAX_CLIENTS", default_value_t = 0)]
     pub max_clients: usize,
 
+    /// Snapshot the chat state every this many log entries (0: never). The log is kept from
+    /// the previous snapshot on, the state file is rewritten as the snapshot plus that tail,
+    /// and a follower the log no longer reaches is sent the snapshot. Ignored (never) with
+    /// `--quorum none`.
+    #[arg(long, env = "CHAT_SNAPSHOT_EVERY", default_value_t = crate::core::snapshot::DEFAULT_SNAPSHOT_EVERY)]
+    pub snapshot_every: u64,
+
     /// A client connection that has not logged in this long after connecting is closed with
     /// a `login_timeout` error line.
     #[arg(long, env = "CHAT_LOGIN_TIMEOUT", default_value = "5s", value_parser = duration_arg)]

@@ -84,6 +84,19 @@ fn random_faults_keep_every_property(election: ElectionKind) {
         recoveries.get(recoveries.len() / 2).copied().unwrap_or(0),
         recoveries.last().copied().unwrap_or(0),
     );
+    let taken: u64 = outcomes.iter().map(|o| o.snapshots_taken).sum();
+    let installs: u64 = outcomes.iter().map(|o| o.snapshot_installs).sum();
+    let checked: u64 = outcomes.iter().map(|o| o.snapshots_checked).sum();
+    let with_install = outcomes.iter().filter(|o| o.snapshot_installs > 0).count();
+    eprintln!(
+        "simulation snapshots: {taken} taken, {installs} installed on far-behind followers (in {with_install} of {} seeds), {checked} states never applied entry by entry checked against the committed record",
+        outcomes.len()
+    );
+    assert!(
+        outcomes.iter().all(|o| o.snapshots_taken > 0),
+        "every random run snapshots"
+    );
+    assert!(installs > 0, "the random runs install snapshots");
     let failed: Vec<&SeedOutcome> = outcomes
         .iter()
         .filter(|o| !o.violations.is_empty())
@@ -474,6 +487,77 @@ fn restarted_node_catches_up() {
     let l = sim.node(leader).expect("up").chat().clone();
     let f = sim.node(follower).expect("up").chat().clone();
     assert_eq!(l, f, "the same chat state");
+    assert!(sim.checker.ok(), "{:?}", sim.checker.violations);
+}
+
+/// Snapshots: a follower down while the others commit far more than `--snapshot-every`
+/// entries restarts from its own last snapshot plus the log tail after it, finds the leader's
+/// log compacted beyond it, and catches up by an installed snapshot; everyone's log and
+/// mailboxes stay bounded. Every state it did not apply entry by entry is checked against
+/// the committed record.
+#[test]
+fn a_far_behind_restarted_follower_catches_up_from_a_snapshot() {
+    let every = 10;
+    let mut sim = Sim::new(
+        SimConfig {
+            nodes: 3,
+            clients: 3,
+            messages_per_client: 60,
+            message_gap: (5, 20),
+            record_events: true,
+            snapshot_every: every,
+            ..SimConfig::default()
+        },
+        11,
+    );
+    let leader = stable_leader(&mut sim, 5_000);
+    let follower = (0..3).find(|i| *i != leader).expect("a follower");
+    // Two snapshots, so that its own log is compacted too (a restart cannot replay from 1).
+    sim.run_until_cond(5_000, |s| {
+        s.node(follower).is_some_and(|f| f.first_log_index() > 1)
+    })
+    .expect("the follower snapshots and compacts too");
+    sim.run_for(20); // its disk syncs the checkpoint (0-3 ms)
+    sim.crash(follower);
+    let down_at = sim.node(leader).expect("up").commit_index();
+    sim.run_until_cond(10_000, |s| {
+        s.node(leader)
+            .is_some_and(|l| l.first_log_index() > down_at + every)
+    })
+    .expect("the leader compacts past what the follower holds");
+    sim.restart(follower);
+    let f = sim.node(follower).expect("restarted");
+    let own = f
+        .snapshot()
+        .map(|s| s.index)
+        .expect("restarted from its snapshot");
+    assert!(
+        f.applied_index() == own && f.last_index() >= own,
+        "snapshot plus tail"
+    );
+    let caught_up = sim.run_until_cond(10_000, |s| {
+        let l = s.node(leader).expect("leader up");
+        let f = s.node(follower).expect("restarted");
+        f.applied_index() == l.commit_index() && s.clients.iter().all(|c| c.finished())
+    });
+    assert!(caught_up.is_some(), "the restarted node caught up");
+    let installed = sim.events.iter().any(|(i, r)| {
+        *i == follower && matches!(r.event, chat_node::events::Event::SnapshotInstalled { index, .. } if index > own)
+    });
+    assert!(installed, "it caught up by an installed snapshot");
+    let l = sim.node(leader).expect("up");
+    let f = sim.node(follower).expect("up");
+    assert_eq!(l.chat(), f.chat(), "the same chat state");
+    for n in [l, f] {
+        assert!(
+            n.last_index() - n.first_log_index() < 3 * every + 64,
+            "bounded log"
+        );
+    }
+    assert!(
+        sim.checker.snapshots_checked >= 2,
+        "the restart and the install were checked"
+    );
     assert!(sim.checker.ok(), "{:?}", sim.checker.violations);
 }
 

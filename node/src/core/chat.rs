@@ -4,7 +4,7 @@
 use crate::events::Target;
 use crate::protocol::{ErrorCode, InboxMessage, RoomInfo};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{vec_deque, BTreeMap, BTreeSet, VecDeque};
 
 /// One chat operation, the payload of a log entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,24 +87,36 @@ impl ChatOp {
 }
 
 /// A registered user.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
     /// The session token of the online session, if any.
     pub online: Option<String>,
     /// The argon2id PHC string of the user's password (`None` only for a name registered by
     /// a version-1 log entry: its next login sets the password).
     pub password_hash: Option<String>,
-    /// Every message ever delivered to the user; `useq` = position + 1.
-    pub inbox: Vec<InboxMessage>,
+    /// The messages delivered to the user and not yet acknowledged, oldest first: the one
+    /// at position `p` has `useq` = `dropped + p + 1`.
+    pub inbox: VecDeque<InboxMessage>,
+    /// How many messages were delivered before the first one in `inbox`: all acknowledged
+    /// and dropped (memory stays bounded by what clients have not confirmed yet).
+    #[serde(default)]
+    pub dropped: u64,
     /// The acknowledgement cursor: the user's client has confirmed (with a committed `ack`)
     /// that it holds every inbox message with `useq <= acked`. Those messages are never
-    /// replayed again at a login, so a compaction may drop them; `useq` numbering continues.
-    /// Mailbox paging on the leader (`sessions`) also waits for acks, but the cursor moves
-    /// only when an `ack` entry is applied, identically on every replica.
+    /// replayed again at a login, so applying the `ack` drops them; `useq` numbering
+    /// continues. Mailbox paging on the leader (`sessions`) also waits for acks, but the
+    /// cursor moves only when an `ack` entry is applied, identically on every replica.
     pub acked: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
+impl User {
+    /// The `useq` of the last message delivered.
+    fn delivered(&self) -> u64 {
+        self.dropped + self.inbox.len() as u64
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Room {
     pub members: BTreeSet<String>,
     /// Sequence number the next post gets.
@@ -136,13 +148,37 @@ pub struct ChatReply {
     pub registered: bool,
 }
 
-/// The whole chat state.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The whole chat state (serialised whole into a snapshot: [`crate::core::snapshot`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatState {
     pub users: BTreeMap<String, User>,
     pub rooms: BTreeMap<String, Room>,
-    /// (sender, message id) -> (index of the first commit, room sequence of a post).
+    /// (sender, message id) -> (index of the first commit, room sequence of a post). Kept
+    /// for all time: an id is unique per sender forever, and a retry at any later time is
+    /// answered with the first commit (docs/PROTOCOL.md, send/post).
+    #[serde(with = "dedup_pairs")]
     dedup: BTreeMap<(String, String), (u64, Option<u64>)>,
+}
+
+/// JSON objects need string keys: the dedup table goes as a list of
+/// `[sender, id, index, room_seq]`.
+mod dedup_pairs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::collections::BTreeMap;
+
+    type Table = BTreeMap<(String, String), (u64, Option<u64>)>;
+
+    pub fn serialize<S: Serializer>(t: &Table, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(t.iter().map(|((f, i), (ix, seq))| (f, i, ix, seq)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Table, D::Error> {
+        let rows = Vec::<(String, String, u64, Option<u64>)>::deserialize(d)?;
+        Ok(rows
+            .into_iter()
+            .map(|(f, i, ix, seq)| ((f, i), (ix, seq)))
+            .collect())
+    }
 }
 
 fn ok() -> Result<ChatReply, (ErrorCode, String)> {
@@ -233,7 +269,12 @@ impl ChatState {
             }
             ChatOp::Ack { user, upto } => {
                 if let Some(u) = self.users.get_mut(user) {
-                    u.acked = u.acked.max((*upto).min(u.inbox.len() as u64));
+                    u.acked = u.acked.max((*upto).min(u.delivered()));
+                    // Acknowledged messages are never replayed again: drop them.
+                    while u.dropped < u.acked {
+                        u.inbox.pop_front();
+                        u.dropped += 1;
+                    }
                 }
             }
             ChatOp::Send { from, to, id, text } => {
@@ -321,7 +362,7 @@ impl ChatState {
     ) -> InboxMessage {
         let u = self.users.entry(to.to_string()).or_default();
         let msg = InboxMessage {
-            useq: u.inbox.len() as u64 + 1,
+            useq: u.delivered() + 1,
             from: from.to_string(),
             room: room.map(|(r, _)| r.clone()),
             room_seq: room.map(|(_, s)| s),
@@ -329,7 +370,7 @@ impl ChatState {
             text: text.to_string(),
             index,
         };
-        u.inbox.push(msg.clone());
+        u.inbox.push_back(msg.clone());
         msg
     }
 
@@ -354,15 +395,22 @@ impl ChatState {
         self.users.get(user).map_or(0, |u| u.acked)
     }
 
-    /// Inbox messages after `useq`.
-    pub fn inbox_after(&self, user: &str, useq: u64) -> &[InboxMessage] {
+    /// Inbox messages after `useq` that are still held (acknowledged ones are dropped;
+    /// nobody asks for those: a login replays from the acknowledgement cursor on).
+    pub fn inbox_after(&self, user: &str, useq: u64) -> vec_deque::Iter<'_, InboxMessage> {
+        static NONE: VecDeque<InboxMessage> = VecDeque::new();
         match self.users.get(user) {
-            Some(u) => u
-                .inbox
-                .get(useq.min(u.inbox.len() as u64) as usize..)
-                .unwrap_or(&[]),
-            None => &[],
+            Some(u) => {
+                let skip = useq.saturating_sub(u.dropped).min(u.inbox.len() as u64) as usize;
+                u.inbox.range(skip..)
+            }
+            None => NONE.range(..),
         }
+    }
+
+    /// The `useq` of the last message delivered to `user` (0: none).
+    pub fn delivered(&self, user: &str) -> u64 {
+        self.users.get(user).map_or(0, User::delivered)
     }
 
     pub fn online_users(&self) -> Vec<String> {
@@ -475,7 +523,7 @@ mod tests {
         assert_eq!(p1.deliveries.len(), 2);
         s.apply(21, &post("b", "1"));
         for u in ["a", "b"] {
-            let seqs: Vec<_> = s.inbox_after(u, 0).iter().map(|m| m.room_seq).collect();
+            let seqs: Vec<_> = s.inbox_after(u, 0).map(|m| m.room_seq).collect();
             assert_eq!(seqs, vec![Some(1), Some(2)]);
         }
         let outsider = s.apply(22, &post("c", "1")).reply;
@@ -505,7 +553,11 @@ mod tests {
             },
         );
         assert_eq!(s.acked("b"), 2);
-        assert_eq!(s.inbox_after("b", 1).len(), 1);
+        assert_eq!(s.inbox_after("b", 0).len(), 0, "acknowledged: dropped");
+        assert_eq!(s.delivered("b"), 2);
+        s.apply(7, &send("a", "b", "3"));
+        let next: Vec<u64> = s.inbox_after("b", 0).map(|m| m.useq).collect();
+        assert_eq!(next, [3], "useq numbering continues");
     }
 
     fn register(s: &mut ChatState, i: u64, user: &str, session: &str, hash: &str) -> Applied {
@@ -562,7 +614,7 @@ mod tests {
         let r = s.apply(2, &send("alice", "alice", "m1"));
         assert!(r.reply.is_ok());
         assert_eq!(r.deliveries.len(), 1);
-        assert_eq!(s.inbox_after("alice", 0)[0].from, "alice");
+        assert_eq!(s.inbox_after("alice", 0).next().unwrap().from, "alice");
     }
 
     #[test]
@@ -580,7 +632,7 @@ mod tests {
         let again = s.apply(4, &changed);
         assert!(again.reply.unwrap().duplicate);
         assert!(again.deliveries.is_empty());
-        let inbox = s.inbox_after("bob", 0);
+        let inbox: Vec<_> = s.inbox_after("bob", 0).collect();
         assert_eq!(inbox.len(), 1);
         assert_eq!(inbox[0].text, "hi");
     }

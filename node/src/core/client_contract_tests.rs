@@ -213,7 +213,7 @@ fn a_resent_id_with_another_text_keeps_the_first_and_answers_duplicate() {
     assert!(ok.duplicate);
     assert_eq!(ok.index, Some(index));
     assert!(messages_to(&again, 2).is_empty(), "nothing delivered again");
-    let inbox = node.chat().inbox_after("bob", 0);
+    let inbox: Vec<_> = node.chat().inbox_after("bob", 0).collect();
     assert_eq!(inbox.len(), 1);
     assert_eq!(inbox[0].text, "first");
     // Another recipient, even one that does not exist: still the first message.
@@ -370,6 +370,7 @@ fn a_failover_relogin_is_a_new_session_announced_by_presence() {
         log: (1..=old.status().last_index)
             .filter_map(|i| old.log_entry(i).cloned())
             .collect(),
+        ..Restored::default()
     };
     let (mut new, now) = elect(Node::new(config(), restored, now), now);
     assert!(new.epoch() > old.epoch());

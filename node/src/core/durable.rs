@@ -6,6 +6,7 @@
 
 use crate::core::chat::ChatOp;
 use crate::core::proposal::ProposalId;
+use crate::core::snapshot::Snapshot;
 use crate::core::Output;
 use crate::ids::NodeId;
 use serde::{Deserialize, Serialize};
@@ -35,6 +36,24 @@ pub enum Persist {
     Append { entries: Vec<LogEntry> },
     /// Remove every entry with `index >= from` (a conflicting suffix).
     TruncateFrom { from: u64 },
+    /// Everything durable at once, replacing every record before it: the hard state, a
+    /// snapshot, and the log after `log_start` (index, epoch). Written when the node takes or
+    /// installs a snapshot; the runtime then rewrites the state file as this one record
+    /// (so the file stays bounded), the simulator's disk likewise.
+    Checkpoint {
+        epoch: u64,
+        voted_for: Option<NodeId>,
+        snapshot: Box<Snapshot>,
+        log_start: (u64, u64),
+        entries: Vec<LogEntry>,
+    },
+}
+
+impl Persist {
+    /// Whether this record supersedes every record before it.
+    pub fn is_checkpoint(&self) -> bool {
+        matches!(self, Persist::Checkpoint { .. })
+    }
 }
 
 /// The durable state rebuilt from a sequence of [`Persist`] records.
@@ -42,6 +61,11 @@ pub enum Persist {
 pub struct Restored {
     pub epoch: u64,
     pub voted_for: Option<NodeId>,
+    /// The latest snapshot, if any: the node starts from its state.
+    pub snapshot: Option<Snapshot>,
+    /// The log starts after this (index, epoch) ((0, 0): at the beginning).
+    pub log_start: (u64, u64),
+    /// The log after `log_start`.
     pub log: Vec<LogEntry>,
 }
 
@@ -57,16 +81,39 @@ impl Restored {
                 for e in entries {
                     // Appends always continue the log; anything else means the writer and the
                     // reader disagree, and keeping the log contiguous is the safe choice.
-                    if e.index == self.log.len() as u64 + 1 {
+                    if e.index == self.last_index() + 1 {
                         self.log.push(e.clone());
                     }
                 }
             }
             Persist::TruncateFrom { from } => {
-                let keep = from.saturating_sub(1) as usize;
+                let keep = from.saturating_sub(1).saturating_sub(self.log_start.0) as usize;
                 self.log.truncate(keep.min(self.log.len()));
             }
+            Persist::Checkpoint {
+                epoch,
+                voted_for,
+                snapshot,
+                log_start,
+                entries,
+            } => {
+                *self = Restored {
+                    epoch: *epoch,
+                    voted_for: *voted_for,
+                    snapshot: Some((**snapshot).clone()),
+                    log_start: *log_start,
+                    log: Vec::new(),
+                };
+                self.apply(&Persist::Append {
+                    entries: entries.clone(),
+                });
+            }
         }
+    }
+
+    /// The index of the last entry held.
+    pub fn last_index(&self) -> u64 {
+        self.log_start.0 + self.log.len() as u64
     }
 
     /// Rebuilds the state from records in write order.
@@ -121,6 +168,11 @@ impl Durability {
         let seq = self.written;
         match &record {
             Persist::HardState { .. } => self.hard_state = seq,
+            // A checkpoint holds the hard state and the whole log too.
+            Persist::Checkpoint { .. } => {
+                self.hard_state = seq;
+                self.pending_log.push_back((seq, log_last));
+            }
             Persist::Append { .. } => self.pending_log.push_back((seq, log_last)),
             Persist::TruncateFrom { from } => {
                 // What earlier records will have made durable is cut back too.

@@ -24,6 +24,7 @@ pub mod proposal;
 pub mod replication;
 pub mod rng;
 pub mod sessions;
+pub mod snapshot;
 pub mod wire;
 
 pub use durable::{LogEntry, Persist, Restored};

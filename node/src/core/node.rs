@@ -25,6 +25,7 @@ use std::collections::BTreeSet;
 mod elect;
 mod forward;
 mod replicate;
+mod snapshot;
 
 /// Discovery broadcasts go out this often.
 const HELLO_INTERVAL_MS: Millis = 1000;
@@ -89,6 +90,8 @@ pub struct Node {
     refusals: Refusals,
     /// `epoch_exhausted` was written (once per start).
     epoch_exhausted: bool,
+    /// The latest snapshot, when to take the next, one being received.
+    snapshots: snapshot::Snapshots,
 }
 
 impl Node {
@@ -109,8 +112,14 @@ impl Node {
                 config.election.name()
             )
         });
-        let restored_entries = restored.log.len() as u64;
-        let mut node = Node {
+        // Everything up to a restored snapshot is committed and applied.
+        let restored_entries = restored.last_index();
+        let (chat, applied) = match &restored.snapshot {
+            Some(s) => (s.chat.clone(), s.index),
+            None => (ChatState::default(), 0),
+        };
+        let (log_start, log_start_epoch) = restored.log_start;
+        let node = Node {
             quorum,
             rng: SplitMix64::new(config.seed ^ config.id.0.rotate_left(17)),
             now,
@@ -118,14 +127,14 @@ impl Node {
             stopped: false,
             epoch: restored.epoch,
             voted_for: restored.voted_for,
-            log: Log::from_entries(restored.log),
+            log: Log::from_entries(log_start, log_start_epoch, restored.log),
             persisted: restored_entries,
             durability: Durability::new(restored_entries),
             role: Role::Follower,
             leader: None,
-            commit: 0,
-            applied: 0,
-            chat: ChatState::default(),
+            commit: applied,
+            applied,
+            chat,
             members: Membership::default(),
             last_view: vec![config.id],
             election,
@@ -156,8 +165,15 @@ impl Node {
             ),
             refusals: Refusals::default(),
             epoch_exhausted: false,
+            snapshots: snapshot::Snapshots::new(
+                super::snapshot::DEFAULT_SNAPSHOT_EVERY,
+                restored.snapshot,
+            ),
             cfg: config,
         };
+        // The default, off without a quorum (see `snapshot_every`).
+        let node = node.snapshot_every(super::snapshot::DEFAULT_SNAPSHOT_EVERY);
+        let mut node = node;
         node.emit(Event::Started {
             cluster: node.cfg.cluster.clone(),
             election: node.election.name().to_string(),
@@ -601,6 +617,19 @@ impl Node {
                 match_index,
                 rejected,
             } => self.on_append_ack(from, epoch, success, match_index, rejected),
+            PeerMsg::Snapshot {
+                epoch,
+                index,
+                index_epoch,
+                total,
+                offset,
+                data,
+            } => self.on_snapshot_chunk(from, epoch, index, index_epoch, total, offset, &data),
+            PeerMsg::SnapshotAck {
+                epoch,
+                index,
+                received,
+            } => self.on_snapshot_ack(from, epoch, index, received),
             PeerMsg::Forward { id, op, .. } => self.on_forward(from, id, op),
             PeerMsg::ForwardRefused { id, .. } => self.on_forward_refused(id),
             PeerMsg::Leave => {}
@@ -738,6 +767,7 @@ impl Node {
             if matches!(entry.op, ChatOp::NewEpoch) {
                 follow_ups.extend(self.sessions.reassert());
             }
+            self.maybe_snapshot(index, entry.epoch);
         }
         // An orphaned session's logout, or a login to check again: after the loop, so that
         // proposing cannot interleave with applying.
@@ -1203,6 +1233,7 @@ mod tests {
             log: (1..=node.log.last_index())
                 .filter_map(|i| node.log_entry(i).cloned())
                 .collect(),
+            ..Restored::default()
         };
         let again = Node::new(config(QuorumMode::None), restored, now);
         assert_eq!(again.epoch(), epoch);

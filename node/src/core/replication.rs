@@ -6,6 +6,7 @@
 pub mod inflights;
 pub mod leader;
 pub mod progress;
+pub mod snapshot_send;
 
 pub use leader::LeaderState;
 
@@ -43,6 +44,25 @@ pub fn follower_append(
     entries: &[LogEntry],
     protected: u64,
 ) -> AppendOutcome {
+    let (start, start_epoch) = log.start();
+    if prev_index < start {
+        // The batch begins inside the compacted prefix: those entries are committed and so
+        // the leader's too. Check the rest from the compaction point.
+        let skip = (start - prev_index) as usize;
+        let contiguous = entries
+            .iter()
+            .enumerate()
+            .take_while(|(o, e)| e.index == prev_index + 1 + *o as u64)
+            .count();
+        if contiguous <= skip {
+            return AppendOutcome::Accepted {
+                match_index: prev_index + contiguous as u64,
+                truncated_from: None,
+                appended: Vec::new(),
+            };
+        }
+        return follower_append(log, start, start_epoch, &entries[skip..], protected);
+    }
     match log.epoch_at(prev_index) {
         None => {
             return AppendOutcome::Rejected {
@@ -145,6 +165,29 @@ mod tests {
             follower_append(&mut log, 3, 3, &[], 0),
             AppendOutcome::Rejected { hint: 1 }
         );
+    }
+
+    #[test]
+    fn an_append_reaching_into_the_compacted_prefix_checks_from_the_compaction_point() {
+        let mut log = log_of(&[1, 1, 2, 2]);
+        log.compact_to(3, 2);
+        let batch = [e(2, 1), e(3, 2), e(4, 2), e(5, 3)];
+        let out = follower_append(&mut log, 1, 1, &batch, 3);
+        assert_eq!(
+            out,
+            AppendOutcome::Accepted {
+                match_index: 5,
+                truncated_from: None,
+                appended: vec![e(5, 3)]
+            }
+        );
+        // Entirely inside it: nothing to do, and true up to where it reaches.
+        let out = follower_append(&mut log, 1, 1, &batch[..1], 3);
+        assert!(matches!(
+            out,
+            AppendOutcome::Accepted { match_index: 2, .. }
+        ));
+        assert_eq!(log.last_index(), 5);
     }
 
     #[test]

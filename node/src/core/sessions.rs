@@ -578,11 +578,12 @@ impl Sessions {
             return;
         };
         let rest = chat.inbox_after(user, sent);
-        let page = &rest[..rest.len().min(MAILBOX_PAGE as usize)];
+        let held = rest.len();
+        let page: Vec<&InboxMessage> = rest.take(MAILBOX_PAGE as usize).collect();
         if let Some(last) = page.last() {
             c.replay_sent = Some(last.useq);
         }
-        if page.len() == rest.len() {
+        if page.len() == held {
             c.replay_sent = None; // everything stored is out: live delivery from now on
         }
         for msg in page {
@@ -685,6 +686,30 @@ impl Sessions {
     /// Returns a `Logout` to propose when a login committed after its connection had closed:
     /// nobody holds that session, and left online it would refuse the client's next login
     /// (which cannot know the token) with `name_taken`.
+    /// The node installed a snapshot: the entries it skipped were never applied here, so
+    /// their live deliveries never went out. Every connection that was live goes back to
+    /// replaying its mailbox from the last message it was sent (`old`'s last delivery).
+    pub fn snapshot_installed(
+        &mut self,
+        old: &ChatState,
+        new: &ChatState,
+        out: &mut Vec<SessionOut>,
+    ) {
+        let live: Vec<(ConnId, String)> = self
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| c.replay_sent.is_none())
+            .filter_map(|(id, c)| {
+                let user = c.user.clone()?;
+                c.replay_sent = Some(old.delivered(&user));
+                Some((*id, user))
+            })
+            .collect();
+        for (conn, user) in live {
+            self.send_page(conn, &user, new, out);
+        }
+    }
+
     pub fn applied(
         &mut self,
         origin: Option<ProposalId>,

@@ -69,6 +69,25 @@ pub enum PeerMsg {
         match_index: u64,
         rejected: u64,
     },
+    /// One chunk of the leader's snapshot at `index` (epoch `index_epoch`), for a follower
+    /// whose next entries the leader no longer holds: `data` is the bytes `offset ..` of the
+    /// snapshot's JSON text, `total` bytes long ([`crate::core::snapshot`]).
+    Snapshot {
+        epoch: u64,
+        index: u64,
+        index_epoch: u64,
+        total: u64,
+        offset: u64,
+        data: String,
+    },
+    /// A follower holds the first `received` bytes of the snapshot at `index` (the leader
+    /// sends the chunk from there). The last chunk is answered by an `append_ack` instead,
+    /// once the snapshot is installed and durable.
+    SnapshotAck {
+        epoch: u64,
+        index: u64,
+        received: u64,
+    },
     /// Graceful leave (SIGTERM).
     Leave,
     /// A follower's client request for the leader to append, with its origin (issue 12).
@@ -93,6 +112,8 @@ impl PeerMsg {
             PeerMsg::Stale { .. } => "stale",
             PeerMsg::Append { .. } => "append",
             PeerMsg::AppendAck { .. } => "append_ack",
+            PeerMsg::Snapshot { .. } => "snapshot",
+            PeerMsg::SnapshotAck { .. } => "snapshot_ack",
             PeerMsg::Leave => "leave",
             PeerMsg::Forward { .. } => "forward",
             PeerMsg::ForwardRefused { .. } => "forward_refused",
@@ -163,6 +184,19 @@ mod tests {
                     }),
                 }],
                 commit: 1,
+            },
+            PeerMsg::Snapshot {
+                epoch: 4,
+                index: 100,
+                index_epoch: 3,
+                total: 9,
+                offset: 2,
+                data: "\"x\\y\u{1}".into(),
+            },
+            PeerMsg::SnapshotAck {
+                epoch: 4,
+                index: 100,
+                received: 7,
             },
             PeerMsg::Leave,
         ];

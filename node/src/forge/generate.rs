@@ -546,6 +546,8 @@ fn epoch_of(msg: &PeerMsg) -> Option<u64> {
         | PeerMsg::Stale { epoch }
         | PeerMsg::Append { epoch, .. }
         | PeerMsg::AppendAck { epoch, .. }
+        | PeerMsg::Snapshot { epoch, .. }
+        | PeerMsg::SnapshotAck { epoch, .. }
         | PeerMsg::Forward { epoch, .. }
         | PeerMsg::ForwardRefused { epoch, .. } => Some(*epoch),
         PeerMsg::Leave => None,

@@ -83,7 +83,9 @@ pub async fn serve_with_events(args: ServeArgs, events: event_log::EventLog) -> 
     tokio::spawn(clients::accept_loop(listener, client_tx, max_connections));
 
     let clock = Instant::now();
-    let node = Node::new(core_config, restored, 0).limit_clients(args.max_clients);
+    let node = Node::new(core_config, restored, 0)
+        .limit_clients(args.max_clients)
+        .snapshot_every(args.snapshot_every);
     let network = driver::Network {
         peer,
         bulk,

@@ -6,6 +6,11 @@
 //! rewritten (atomically, by rename) at most once a second and at a graceful stop. A crash can
 //! only tear bytes beyond it; a file shorter than its mark was cut by something else.
 //!
+//! A [`Persist::Checkpoint`] (the node took or installed a snapshot) replaces the file: it
+//! holds everything before it, so the file is rewritten as that one record (write beside,
+//! fsync, rename, fsync the directory; see [`Store::replace_with`]) and records go on being
+//! appended after it. The file stays about one snapshot plus a tail long.
+//!
 //! A data directory that has a node id but no hard state (epoch and vote) lost it: the node
 //! could vote a second time in an epoch it already voted in, so it starts only with
 //! `--accept-data-loss`. A fresh directory gets an explicit epoch-0 hard state before its node
@@ -88,6 +93,8 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
+        // A rewrite that crashed before its rename (torn or not): never the state, drop it.
+        let _ = std::fs::remove_file(dir.join(format!("{STATE_FILE}.tmp")));
         let has_id = dir.join(ID_FILE).exists();
         let durable = read_mark(dir)?;
         let file_name = path.display().to_string();
@@ -150,7 +157,7 @@ impl Store {
         }
         let has_hard_state = records
             .iter()
-            .any(|r| matches!(r, Persist::HardState { .. }));
+            .any(|r| matches!(r, Persist::HardState { .. } | Persist::Checkpoint { .. }));
         let mut append_hard_state = false;
         if !has_hard_state {
             if has_id && !accept_data_loss {
@@ -235,6 +242,8 @@ impl Store {
 
     /// Appends records with one `write`: on the container's filesystem (fuse-overlayfs)
     /// every write is a round trip through the FUSE daemon, so a group commit writes once.
+    /// A checkpoint replaces the whole file instead ([`Store::replace_with`]); what follows
+    /// it is appended to the new file.
     pub fn append_all<'a>(
         &mut self,
         records: impl IntoIterator<Item = &'a Persist>,
@@ -244,6 +253,12 @@ impl Store {
         }
         let mut buf = Vec::new();
         for record in records {
+            if record.is_checkpoint() {
+                // It supersedes what is buffered before it: that need not be written at all.
+                buf.clear();
+                self.replace_with(record)?;
+                continue;
+            }
             buf.extend_from_slice(&state_file::encode(record));
         }
         if buf.is_empty() {
@@ -256,6 +271,39 @@ impl Store {
         self.unsynced = true;
         self.len += buf.len() as u64;
         self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    /// Replaces the file with `checkpoint` alone, durably, before anything after it is
+    /// appended: it holds everything the records before it said (the core's
+    /// `Persist::Checkpoint`), so the file stays about one snapshot plus its tail long. Records
+    /// appended to the old file and not yet synced are superseded by it too.
+    ///
+    /// Crash safety: the mark goes to 0 first (the new file is shorter than the old one it
+    /// vouched for), then the new file is written beside the old one, fsynced, renamed over
+    /// it and the directory fsynced ([`rewrite_file`]), then marked. A crash before the
+    /// rename leaves the old file (and perhaps a torn `state.jsonl.tmp`, never read), after
+    /// it the new one; with mark 0 either way until the new mark is written.
+    fn replace_with(&mut self, checkpoint: &Persist) -> anyhow::Result<()> {
+        let Some(dir) = self.dir.clone() else {
+            return Ok(());
+        };
+        write_mark(&dir, 0)
+            .with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
+        self.marked_len = 0;
+        let len = rewrite_file(&dir, std::slice::from_ref(checkpoint))?;
+        let path = dir.join(STATE_FILE);
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        self.file = Some(file);
+        self.unsynced = false;
+        self.len = len;
+        self.synced_len = len;
+        self.written += len;
+        self.fsyncs += 2;
+        self.mark();
         Ok(())
     }
 
@@ -561,6 +609,116 @@ mod tests {
         let opened = Store::open(&dir, false).unwrap();
         assert_eq!((opened.records, opened.restored.epoch), (2, 3));
         assert!(opened.notices.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn checkpoint(index: u64, tail: u64) -> Persist {
+        use crate::core::chat::ChatOp;
+        use crate::core::snapshot::Snapshot;
+        use crate::core::LogEntry;
+        let mut chat = crate::core::chat::ChatState::default();
+        chat.apply(
+            1,
+            &ChatOp::Login {
+                user: "alice".into(),
+                session: "s".into(),
+                password_hash: None,
+            },
+        );
+        Persist::Checkpoint {
+            epoch: 6,
+            voted_for: Some(NodeId(2)),
+            snapshot: Box::new(Snapshot {
+                index,
+                epoch: 5,
+                chat,
+            }),
+            log_start: (index, 5),
+            entries: (index + 1..=index + tail)
+                .map(|i| LogEntry {
+                    index: i,
+                    epoch: 6,
+                    op: ChatOp::NewEpoch,
+                    origin: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn append(index: u64) -> Persist {
+        Persist::Append {
+            entries: vec![crate::core::LogEntry {
+                index,
+                epoch: 6,
+                op: crate::core::chat::ChatOp::NewEpoch,
+                origin: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_replaces_the_file_and_a_restart_loads_it_then_the_tail() {
+        let mut records: Vec<Persist> = (1..=50).map(hard).collect();
+        records.extend((1..=200).map(append));
+        let dir = node_dir("checkpoint", &records);
+        let before = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        let mut opened = Store::open(&dir, false).unwrap();
+        assert_eq!(opened.restored.log.len(), 200);
+        opened.store.append(&checkpoint(180, 20)).unwrap();
+        opened.store.append(&append(201)).unwrap();
+        opened.store.sync().unwrap();
+        let after = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        assert!(after < before / 4, "{after} of {before} bytes");
+        assert_eq!(
+            read_mark(&dir).unwrap(),
+            after - state_file::encode(&append(201)).len() as u64
+        );
+        drop(opened);
+        let opened = Store::open(&dir, false).unwrap();
+        assert!(opened.notices.is_empty(), "{:?}", opened.notices);
+        assert_eq!(opened.records, 2);
+        let r = opened.restored;
+        assert_eq!((r.epoch, r.voted_for), (6, Some(NodeId(2))));
+        assert_eq!(r.snapshot.as_ref().map(|s| s.index), Some(180));
+        assert!(r.snapshot.as_ref().unwrap().chat.is_registered("alice"));
+        assert_eq!(r.log_start, (180, 5));
+        assert_eq!(
+            (r.log.first().map(|e| e.index), r.last_index()),
+            (Some(181), 201)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_rewrite_torn_before_its_rename_leaves_the_old_state_and_a_torn_tail_is_cut() {
+        let records: Vec<Persist> = (1..=30).map(append).collect();
+        let dir = node_dir("torn-rewrite", &records);
+        // The crash hit while the new file was being written: half of it beside the old one.
+        let line = state_file::encode(&checkpoint(20, 10));
+        let tmp = dir.join(format!("{STATE_FILE}.tmp"));
+        std::fs::write(&tmp, &line[..line.len() / 2]).unwrap();
+        let mut opened = Store::open(&dir, false).unwrap();
+        assert!(opened.notices.is_empty());
+        assert_eq!(
+            (
+                opened.restored.last_index(),
+                opened.restored.snapshot.is_none()
+            ),
+            (30, true)
+        );
+        assert!(!tmp.exists(), "the torn rewrite is dropped");
+        // Renamed and then a torn append after it: the checkpoint stands, the tear is cut.
+        opened.store.append(&checkpoint(20, 10)).unwrap();
+        opened.store.sync().unwrap();
+        drop(opened);
+        let path = dir.join(STATE_FILE);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&state_file::encode(&append(31))[..10]).unwrap();
+        drop(f);
+        let opened = Store::open(&dir, false).unwrap();
+        assert_eq!(actions(&opened.notices), ["cut_torn_tail"]);
+        assert_eq!(opened.restored.snapshot.as_ref().map(|s| s.index), Some(20));
+        assert_eq!(opened.restored.last_index(), 30);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -1,7 +1,11 @@
 //! Safety checks run on every simulator step: at most one leader per epoch; committed
 //! entries never change or disappear (every node's applied prefix equals one global record);
-//! acknowledged messages point at their committed entry; one total order per room.
+//! acknowledged messages point at their committed entry; one total order per room. A node's
+//! entries it never applied (it installed a snapshot, or restarted from one) are checked
+//! through the snapshot: its chat state must equal the committed record's state there.
 
+use crate::core::chat::ChatState;
+use crate::core::snapshot::Snapshot;
 use crate::core::{LogEntry, Millis, Node};
 use crate::events::{Event, EventRecord, Target};
 use crate::ids::NodeId;
@@ -44,6 +48,13 @@ pub struct Checker {
     pub acks: Vec<AckedMsg>,
     /// (room, room_seq) -> (sender, id): the one order every member must see.
     room_order: BTreeMap<(String, u64), (String, String)>,
+    /// The committed record's chat state at each index a snapshot was checked at.
+    states: BTreeMap<u64, ChatState>,
+    /// Snapshot installs and restarts from a snapshot that were checked.
+    pub snapshots_checked: u64,
+    /// `snapshot_taken` and `snapshot_installed` events seen.
+    pub snapshots_taken: u64,
+    pub snapshot_installs: u64,
 }
 
 impl Checker {
@@ -78,6 +89,11 @@ impl Checker {
     }
 
     pub fn on_event(&mut self, now: Millis, _node: usize, rec: &EventRecord) {
+        match &rec.event {
+            Event::SnapshotTaken { .. } => self.snapshots_taken += 1,
+            Event::SnapshotInstalled { .. } => self.snapshot_installs += 1,
+            _ => {}
+        }
         if let Event::LeaderElected { leader, .. } = &rec.event {
             if *leader == rec.node {
                 self.elections.push((now, rec.epoch, *leader));
@@ -100,7 +116,17 @@ impl Checker {
         for (i, node) in nodes.iter().enumerate() {
             let Some(node) = node else { continue };
             let applied = node.applied_index();
-            let from = self.checked[i] + 1;
+            let mut from = self.checked[i] + 1;
+            if from < node.first_log_index() && from <= applied {
+                // Not in its log: it jumped there by a snapshot.
+                match node.snapshot() {
+                    Some(s) if s.index >= from && s.index <= applied => {
+                        self.check_snapshot(now, node.id(), s);
+                        from = s.index + 1;
+                    }
+                    _ => {}
+                }
+            }
             for index in from..=applied {
                 let Some(entry) = node.log_entry(index) else {
                     self.violation(
@@ -126,6 +152,62 @@ impl Checker {
             }
             self.checked[i] = applied;
         }
+    }
+
+    /// A snapshot must be the committed record's state at its index (the record must reach
+    /// that far: a node compacts only entries some node applied with the checker watching).
+    fn check_snapshot(&mut self, now: Millis, node: NodeId, s: &Snapshot) {
+        self.snapshots_checked += 1;
+        let epoch = self.committed_entry(s.index).map(|e| e.epoch);
+        let Some(expected) = self.state_at(s.index) else {
+            let detail = format!(
+                "node {node} holds a snapshot at {} beyond the committed record ({})",
+                s.index,
+                self.committed.len()
+            );
+            return self.violation(now, "snapshot_beyond_record", detail);
+        };
+        if expected != &s.chat || epoch != Some(s.epoch) {
+            let detail = format!(
+                "node {node}: snapshot at {} (epoch {}) differs from the committed record's state (epoch {epoch:?})",
+                s.index, s.epoch
+            );
+            self.violation(now, "snapshot_diverged", detail);
+        }
+    }
+
+    /// The chat state after applying the committed record up to `index`.
+    fn state_at(&mut self, index: u64) -> Option<&ChatState> {
+        if index as usize > self.committed.len() {
+            return None;
+        }
+        if !self.states.contains_key(&index) {
+            let (mut at, mut state) = self
+                .states
+                .range(..index)
+                .next_back()
+                .map(|(i, s)| (*i, s.clone()))
+                .unwrap_or_default();
+            while at < index {
+                at += 1;
+                state.apply(at, &self.committed[at as usize - 1].op);
+            }
+            self.states.insert(index, state);
+        }
+        self.states.get(&index)
+    }
+
+    /// Every message ever delivered, per recipient, by the committed record (replicas drop
+    /// what their clients acknowledged).
+    pub fn inboxes(&self) -> BTreeMap<String, Vec<InboxMessage>> {
+        let mut state = ChatState::default();
+        let mut out: BTreeMap<String, Vec<InboxMessage>> = BTreeMap::new();
+        for (i, e) in self.committed.iter().enumerate() {
+            for (to, m) in state.apply(i as u64 + 1, &e.op).deliveries {
+                out.entry(to).or_default().push(m);
+            }
+        }
+        out
     }
 
     /// An acknowledgement must name a committed entry holding that very message.
@@ -165,5 +247,48 @@ impl Checker {
                 self.room_order.insert(key, val);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::chat::ChatOp;
+
+    fn entry(index: u64, op: ChatOp) -> LogEntry {
+        LogEntry {
+            index,
+            epoch: 1,
+            op,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn a_snapshot_that_is_not_the_committed_state_is_caught() {
+        let mut c = Checker::new(1);
+        let login = ChatOp::Login {
+            user: "a".into(),
+            session: "s".into(),
+            password_hash: None,
+        };
+        c.committed = vec![entry(1, ChatOp::NewEpoch), entry(2, login.clone())];
+        let mut chat = ChatState::default();
+        chat.apply(1, &ChatOp::NewEpoch);
+        chat.apply(2, &login);
+        let good = Snapshot {
+            index: 2,
+            epoch: 1,
+            chat: chat.clone(),
+        };
+        c.check_snapshot(0, NodeId(1), &good);
+        assert!(c.ok(), "{:?}", c.violations);
+        let mut wrong = good.clone();
+        wrong.chat = ChatState::default();
+        c.check_snapshot(0, NodeId(1), &wrong);
+        assert_eq!(c.violations[0].kind, "snapshot_diverged");
+        let beyond = Snapshot { index: 3, ..good };
+        c.check_snapshot(0, NodeId(1), &beyond);
+        assert_eq!(c.violations[1].kind, "snapshot_beyond_record");
     }
 }

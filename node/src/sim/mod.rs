@@ -58,6 +58,9 @@ pub struct SimConfig {
     pub insecure: bool,
     /// The election algorithm every node runs.
     pub election: ElectionKind,
+    /// `--snapshot-every`: small in the random runs, so that snapshots, compaction and
+    /// installs on far-behind or restarted nodes happen in every run.
+    pub snapshot_every: u64,
 }
 
 impl Default for SimConfig {
@@ -78,6 +81,7 @@ impl Default for SimConfig {
             outsider: false,
             insecure: false,
             election: ElectionKind::Lcr,
+            snapshot_every: crate::core::snapshot::DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
@@ -271,7 +275,8 @@ impl Sim {
     fn boot(&mut self, i: usize) {
         let cfg = self.node_config(i);
         let restored = Restored::replay(&self.nodes[i].disk);
-        self.nodes[i].node = Some(Node::new(cfg, restored, self.now));
+        let node = Node::new(cfg, restored, self.now).snapshot_every(self.cfg.snapshot_every);
+        self.nodes[i].node = Some(node);
         self.nodes[i].boots += 1;
         // A restarted node's replay windows start empty.
         self.admitted.retain(|k| k.0 != i);
@@ -744,6 +749,10 @@ impl Sim {
                 n.synced += n.unsynced.len() as u64;
                 let records = std::mem::take(&mut n.unsynced);
                 n.disk.extend(records);
+                // A checkpoint replaces the file (as the runtime's rewrite does).
+                if let Some(last) = n.disk.iter().rposition(|r| r.is_checkpoint()) {
+                    n.disk.drain(..last);
+                }
                 let upto = n.synced;
                 self.input(to, Input::Persisted { upto });
             }

@@ -27,6 +27,12 @@ pub struct SeedOutcome {
     pub virtual_ms: Millis,
     /// What the outsider sent.
     pub outsider: OutsiderStats,
+    /// Snapshots taken, and installed on a follower the leader's log no longer reached.
+    pub snapshots_taken: u64,
+    pub snapshot_installs: u64,
+    /// Nodes found holding a state they never applied entry by entry (an install or a
+    /// restart from a snapshot), checked against the committed record's state.
+    pub snapshots_checked: u64,
 }
 
 /// After every fault is removed and all nodes are up, one leader must be agreed within this.
@@ -69,6 +75,8 @@ pub fn random_run(election: ElectionKind, seed: u64) -> SeedOutcome {
         outsider: true,
         insecure: false,
         election,
+        // From the seed, not `rng`: the fault schedules stay those of earlier rounds.
+        snapshot_every: [12, 24, 48][(seed % 3) as usize],
     };
     let (drop, dup) = (cfg.drop, cfg.duplicate);
     let ft = cfg.failure_timeout_ms;
@@ -206,6 +214,9 @@ pub fn random_run(election: ElectionKind, seed: u64) -> SeedOutcome {
             .as_ref()
             .map(|o| o.stats.clone())
             .unwrap_or_default(),
+        snapshots_taken: sim.checker.snapshots_taken,
+        snapshot_installs: sim.checker.snapshot_installs,
+        snapshots_checked: sim.checker.snapshots_checked,
     }
 }
 
@@ -220,7 +231,7 @@ pub fn clients_complete(sim: &Sim) -> bool {
     };
     sim.clients.iter().all(|c| {
         c.finished()
-            && c.contiguous() as usize == leader.chat().inbox_after(&c.user, 0).len()
+            && c.contiguous() == leader.chat().delivered(&c.user)
             && c.received.len() as u64 == c.contiguous()
     })
 }
@@ -242,7 +253,7 @@ fn describe_clients(sim: &Sim) -> String {
     sim.clients
         .iter()
         .map(|c| {
-            let inbox = leader.map_or(0, |n| n.chat().inbox_after(&c.user, 0).len());
+            let inbox = leader.map_or(0, |n| n.chat().delivered(&c.user));
             format!(
                 "{}: finished={} received={} contiguous={} inbox={inbox} ({})",
                 c.user,
@@ -260,10 +271,12 @@ fn describe_clients(sim: &Sim) -> String {
 pub fn final_checks(sim: &mut Sim) {
     let now = sim.now;
     let mut found = Vec::new();
-    let leader_chat = sim
+    // Every message ever delivered, from the committed record (replicas drop what their
+    // clients acknowledged).
+    let inboxes = sim
         .agreed_leader()
         .and_then(|l| sim.node(l))
-        .map(|n| n.chat().clone());
+        .map(|_| sim.checker.inboxes());
     for ack in &sim.checker.acks {
         if sim.checker.committed_entry(ack.index).is_none() {
             found.push((
@@ -271,14 +284,15 @@ pub fn final_checks(sim: &mut Sim) {
                 format!("{}/{} index {}", ack.from, ack.id, ack.index),
             ));
         }
-        let Some(chat) = &leader_chat else { continue };
+        let Some(inboxes) = &inboxes else { continue };
         let holder = match &ack.target {
             Target::User(to) => to.clone(),
             Target::Room(_) => ack.from.clone(),
         };
-        let copies = chat
-            .inbox_after(&holder, 0)
-            .iter()
+        let copies = inboxes
+            .get(&holder)
+            .into_iter()
+            .flatten()
             .filter(|m| m.from == ack.from && m.id == ack.id)
             .count();
         if copies != 1 {
@@ -292,9 +306,8 @@ pub fn final_checks(sim: &mut Sim) {
         }
     }
     for c in &sim.clients {
-        if let Some(chat) = &leader_chat {
-            let inbox = chat.inbox_after(&c.user, 0);
-            for m in inbox {
+        if let Some(inboxes) = &inboxes {
+            for m in inboxes.get(&c.user).into_iter().flatten() {
                 if c.received.get(&m.useq) != Some(m) {
                     found.push((
                         "inbox_not_received",

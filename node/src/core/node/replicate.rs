@@ -65,6 +65,8 @@ impl Node {
         match msg {
             PeerMsg::AppendAck { .. } => self.durability.everything(),
             PeerMsg::Append { .. }
+            | PeerMsg::Snapshot { .. }
+            | PeerMsg::SnapshotAck { .. }
             | PeerMsg::Hello(_)
             | PeerMsg::Heartbeat(_)
             | PeerMsg::Leave
@@ -129,6 +131,10 @@ impl Node {
     pub(super) fn replicate_to(&mut self, peer: NodeId) {
         let last = self.log.last_index();
         while let Some(plan) = self.leader_state.progress(peer, last).plan(last) {
+            if plan.from <= self.log.start().0 {
+                // What it needs next is compacted away.
+                return self.start_snapshot(peer);
+            }
             let Some((count, bytes)) = self.send_append(peer, plan) else {
                 return;
             };
@@ -151,7 +157,13 @@ impl Node {
             .map(|(id, p)| (id, p.state.in_view()))
             .collect();
         for (peer, in_view) in peers {
-            if in_view {
+            let sending = self.leader_state.progress(peer, last).state == ProgressState::Snapshot;
+            if !sending || !in_view {
+                self.leader_state.transfers.remove(&peer);
+            }
+            if in_view && sending {
+                self.heartbeat_transfer(peer);
+            } else if in_view {
                 self.leader_state.progress(peer, last).on_heartbeat(last);
                 self.replicate_to(peer);
             } else {
@@ -167,9 +179,10 @@ impl Node {
     pub(super) fn verify_follower(&mut self, peer: NodeId) {
         let last = self.log.last_index();
         let p = self.leader_state.progress(peer, last);
-        if p.state == ProgressState::Probe {
-            self.replicate_to(peer);
-            return;
+        match p.state {
+            ProgressState::Probe => return self.replicate_to(peer),
+            ProgressState::Snapshot => return,
+            ProgressState::Replicate => {}
         }
         let from = p.matched + 1;
         self.send_append(
@@ -186,7 +199,8 @@ impl Node {
     fn send_append(&mut self, peer: NodeId, plan: AppendPlan) -> Option<(u64, usize)> {
         let addr = self.members.get(peer).map(|p| p.addr.clone())?;
         let last = self.log.last_index();
-        let from = plan.from.clamp(1, last + 1);
+        // An empty probe below the compacted prefix checks where the log starts instead.
+        let from = plan.from.clamp(self.log.start().0 + 1, last + 1);
         let prev_index = from - 1;
         let prev_epoch = self.log.epoch_at(prev_index).unwrap_or(0);
         let entries = if plan.entries {

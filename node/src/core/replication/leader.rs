@@ -2,12 +2,15 @@
 //! follower and the commit rule (the highest index a quorum holds).
 
 use super::progress::Progress;
+use super::snapshot_send::Transfer;
 use crate::ids::NodeId;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct LeaderState {
     progress: BTreeMap<NodeId, Progress>,
+    /// Snapshots being sent, for followers in the snapshot state.
+    pub transfers: BTreeMap<NodeId, Transfer>,
 }
 
 impl LeaderState {

@@ -9,9 +9,12 @@
 //!   acknowledgement frees the window. A rejection (a lost Append left a gap) or a heartbeat
 //!   interval without progress falls back to probing from `matched + 1`.
 //!
+//! - **Snapshot**: the follower needs entries the leader compacted away; it is sent the
+//!   snapshot instead, and an acknowledgement of the snapshot's index switches to replicate.
+//!
 //! A follower out of the view (the detector declared it down) stays in probe and gets at most
 //! one empty Append per heartbeat from [`Progress::probe_down`]: enough to notice it is back,
-//! never a stream of entries into a dead address.
+//! never a stream of entries into a dead address (nor a snapshot: a transfer is abandoned).
 
 use super::inflights::Inflights;
 
@@ -19,6 +22,10 @@ use super::inflights::Inflights;
 pub enum ProgressState {
     Probe,
     Replicate,
+    /// The entries the follower needs next are compacted away: it is being sent the snapshot
+    /// at `pending_snapshot` ([`super::snapshot_send`]); no Appends until it acknowledges
+    /// that index.
+    Snapshot,
 }
 
 /// What to send a follower now.
@@ -44,6 +51,8 @@ pub struct Progress {
     /// `matched` at the previous heartbeat (replicate: no progress for a whole interval means
     /// an Append or its acknowledgement was lost).
     matched_at_heartbeat: u64,
+    /// Snapshot only: the index of the snapshot being sent.
+    pub pending_snapshot: u64,
 }
 
 impl Progress {
@@ -56,7 +65,16 @@ impl Progress {
             paused: false,
             inflights: Inflights::default(),
             matched_at_heartbeat: 0,
+            pending_snapshot: 0,
         }
+    }
+
+    /// The follower is sent the snapshot at `index`.
+    pub fn become_snapshot(&mut self, index: u64) {
+        self.state = ProgressState::Snapshot;
+        self.paused = false;
+        self.inflights.reset();
+        self.pending_snapshot = index;
     }
 
     pub fn become_probe(&mut self) {
@@ -88,6 +106,7 @@ impl Progress {
                 from,
                 entries: true,
             }),
+            ProgressState::Snapshot => None,
         }
     }
 
@@ -100,7 +119,7 @@ impl Progress {
                 self.next = last + 1;
                 self.inflights.add(last, bytes);
             }
-            ProgressState::Replicate => {}
+            ProgressState::Replicate | ProgressState::Snapshot => {}
         }
     }
 
@@ -113,6 +132,11 @@ impl Progress {
         match self.state {
             ProgressState::Probe => self.become_replicate(),
             ProgressState::Replicate => self.next = self.next.max(self.matched + 1),
+            // Installed: the log is known to match up to the snapshot.
+            ProgressState::Snapshot if self.matched >= self.pending_snapshot => {
+                self.become_replicate()
+            }
+            ProgressState::Snapshot => {}
         }
     }
 
@@ -129,6 +153,8 @@ impl Progress {
         let stale = match self.state {
             ProgressState::Replicate => rejected < self.matched,
             ProgressState::Probe => rejected + 1 != self.next,
+            // Answers an Append from before the transfer began.
+            ProgressState::Snapshot => true,
         };
         if stale {
             return false;
@@ -159,6 +185,8 @@ impl Progress {
                     self.become_probe();
                 }
             }
+            // The transfer resends on its own (`snapshot_send`).
+            ProgressState::Snapshot => {}
         }
         self.matched_at_heartbeat = self.matched;
     }
@@ -166,7 +194,7 @@ impl Progress {
     /// Every heartbeat, for a follower out of the view: back to probing, and one empty Append
     /// that checks `next - 1` (nothing bigger goes to a dead address).
     pub fn probe_down(&mut self, last_index: u64) -> AppendPlan {
-        if self.state == ProgressState::Replicate {
+        if self.state != ProgressState::Probe {
             self.become_probe();
         }
         self.paused = true;
@@ -336,6 +364,29 @@ mod tests {
         q.on_heartbeat(10);
         q.on_heartbeat(10);
         assert_eq!(q.state, ProgressState::Replicate);
+    }
+
+    #[test]
+    fn a_snapshot_transfer_sends_no_appends_and_ends_at_its_index() {
+        let mut p = Progress::new(50);
+        p.become_snapshot(40);
+        assert_eq!(p.plan(50), None);
+        assert!(!p.on_reject(50, 3), "a late rejection changes nothing");
+        p.on_success(20, 50);
+        assert_eq!(
+            p.state,
+            ProgressState::Snapshot,
+            "not yet the snapshot's index"
+        );
+        p.on_success(40, 50);
+        assert_eq!(
+            (p.state, p.matched, p.next),
+            (ProgressState::Replicate, 40, 41)
+        );
+        // A follower that goes down mid-transfer is probed again (and sent it afresh later).
+        p.become_snapshot(60);
+        p.probe_down(70);
+        assert_eq!(p.state, ProgressState::Probe);
     }
 
     #[test]
