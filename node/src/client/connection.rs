@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Longest line accepted from a server (a status reply of a large cluster, a full message).
-const MAX_SERVER_LINE: usize = 256 * 1024;
+pub(super) const MAX_SERVER_LINE: usize = 256 * 1024;
 
 /// A line the server sent without being asked.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,14 +3,18 @@
 //!
 //! - [`discovery`]: find servers by UDP broadcast.
 //! - [`connection`]: one TCP connection: request/reply correlation by `req`, pushed lines.
-//! - [`session`]: the high-level user: finds the leader, logs in, retries with the same
-//!   message id across failovers, deduplicates received messages, acks them.
+//! - [`core`]: the client state machine without I/O: finds a server, logs in, retries with
+//!   the same message id across failovers, deduplicates received messages, acks them. The
+//!   tokio session and the simulator's users drive it.
+//! - [`session`]: the tokio driver of the core (async calls); [`link`] is its connection.
 //! - [`recent_failures`]: addresses that just failed are tried last for a while.
 //! - [`ui`]: the interactive line client.
 
 pub mod connection;
+pub mod core;
 pub mod discovery;
 pub mod error;
+pub mod link;
 pub mod message_id;
 pub mod probe;
 pub mod recent_failures;

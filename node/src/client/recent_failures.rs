@@ -11,8 +11,8 @@
 //! leader` answer from a cooling address. Nothing is ever dropped: if the cooling address is
 //! the only one, or really leads again, it is still tried, only later.
 
+use crate::core::Millis;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// How long a failed address is de-prioritised. The servers stop advertising a silent leader
 /// after half their failure timeout (250 ms by default) and elect a new one within about one
@@ -23,9 +23,11 @@ pub const FAILED_ADDRESS_COOLDOWN: Duration = Duration::from_secs(2);
 
 /// Addresses with the time they last failed.
 #[derive(Clone, Debug)]
+/// Times are the caller's milliseconds (virtual in the simulator, since the session
+/// started in the tokio driver).
 pub struct RecentFailures {
-    cooldown: Duration,
-    failed: Vec<(String, Instant)>,
+    cooldown: Millis,
+    failed: Vec<(String, Millis)>,
 }
 
 impl Default for RecentFailures {
@@ -37,13 +39,13 @@ impl Default for RecentFailures {
 impl RecentFailures {
     pub fn new(cooldown: Duration) -> RecentFailures {
         RecentFailures {
-            cooldown,
+            cooldown: u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX),
             failed: Vec::new(),
         }
     }
 
     /// `addr` failed at `now`.
-    pub fn mark(&mut self, addr: &str, now: Instant) {
+    pub fn mark(&mut self, addr: &str, now: Millis) {
         self.forget_old(now);
         self.failed.retain(|(a, _)| a != addr);
         self.failed.push((addr.to_string(), now));
@@ -55,22 +57,22 @@ impl RecentFailures {
     }
 
     /// True while `addr` failed less than the cooldown ago.
-    pub fn is_cooling(&self, addr: &str, now: Instant) -> bool {
+    pub fn is_cooling(&self, addr: &str, now: Millis) -> bool {
         self.failed_at(addr, now).is_some()
     }
 
     /// Every cooling address.
-    pub fn cooling(&self, now: Instant) -> Vec<String> {
+    pub fn cooling(&self, now: Millis) -> Vec<String> {
         self.failed
             .iter()
-            .filter(|(_, at)| now.duration_since(*at) < self.cooldown)
+            .filter(|(_, at)| now.saturating_sub(*at) < self.cooldown)
             .map(|(a, _)| a.clone())
             .collect()
     }
 
     /// `candidates` (best first) with the cooling ones moved to the end, the one that failed
     /// longest ago first among them; the order is otherwise kept.
-    pub fn order(&self, candidates: Vec<String>, now: Instant) -> Vec<String> {
+    pub fn order(&self, candidates: Vec<String>, now: Millis) -> Vec<String> {
         let (mut cooling, mut fresh): (Vec<String>, Vec<String>) = candidates
             .into_iter()
             .partition(|a| self.is_cooling(a, now));
@@ -79,17 +81,17 @@ impl RecentFailures {
         fresh
     }
 
-    fn failed_at(&self, addr: &str, now: Instant) -> Option<Instant> {
+    fn failed_at(&self, addr: &str, now: Millis) -> Option<Millis> {
         self.failed
             .iter()
-            .find(|(a, at)| a == addr && now.duration_since(*at) < self.cooldown)
+            .find(|(a, at)| a == addr && now.saturating_sub(*at) < self.cooldown)
             .map(|(_, at)| *at)
     }
 
-    fn forget_old(&mut self, now: Instant) {
+    fn forget_old(&mut self, now: Millis) {
         let cooldown = self.cooldown;
         self.failed
-            .retain(|(_, at)| now.duration_since(*at) < cooldown);
+            .retain(|(_, at)| now.saturating_sub(*at) < cooldown);
     }
 }
 
@@ -103,19 +105,19 @@ mod tests {
 
     #[test]
     fn a_just_failed_leader_is_tried_after_the_fresh_one_until_the_cooldown_ends() {
-        let t0 = Instant::now();
+        let t0: Millis = 1_000;
         let mut recent = RecentFailures::new(Duration::from_secs(2));
         recent.mark("10.0.0.1:7070", t0);
         // Discovery still names the dead leader first; the new one comes second.
         let found = addrs(&["10.0.0.1:7070", "10.0.0.2:7070", "10.0.0.3:7070"]);
-        let soon = t0 + Duration::from_millis(300);
+        let soon = t0 + 300;
         assert_eq!(
             recent.order(found.clone(), soon),
             addrs(&["10.0.0.2:7070", "10.0.0.3:7070", "10.0.0.1:7070"])
         );
         assert!(recent.is_cooling("10.0.0.1:7070", soon));
         // After the cooldown it is an ordinary candidate again (it may lead once more).
-        let later = t0 + Duration::from_secs(2);
+        let later = t0 + 2_000;
         assert_eq!(
             recent.order(found, later),
             addrs(&["10.0.0.1:7070", "10.0.0.2:7070", "10.0.0.3:7070"])
@@ -125,14 +127,14 @@ mod tests {
 
     #[test]
     fn cooling_addresses_are_never_dropped_and_the_oldest_failure_goes_first() {
-        let t0 = Instant::now();
+        let t0: Millis = 1_000;
         let mut recent = RecentFailures::default();
-        recent.mark("b", t0 + Duration::from_millis(10));
-        recent.mark("a", t0 + Duration::from_millis(20));
-        let now = t0 + Duration::from_millis(100);
+        recent.mark("b", t0 + 10);
+        recent.mark("a", t0 + 20);
+        let now = t0 + 100;
         assert_eq!(recent.order(addrs(&["a", "b"]), now), addrs(&["b", "a"]));
         // Failing again moves it to the back; serving us clears it.
-        recent.mark("b", t0 + Duration::from_millis(50));
+        recent.mark("b", t0 + 50);
         assert_eq!(recent.order(addrs(&["a", "b"]), now), addrs(&["a", "b"]));
         recent.clear("b");
         assert_eq!(recent.order(addrs(&["a", "b"]), now), addrs(&["b", "a"]));

@@ -5,9 +5,9 @@
 //! step. The same seed always replays the same run.
 
 pub mod checker;
-pub mod client;
 pub mod credentials;
 pub mod outsider;
+pub mod user;
 pub mod workload;
 
 use crate::core::auth::frame;
@@ -20,10 +20,10 @@ use crate::forge::ForgeKind;
 use crate::ids::{ConnId, NodeId, Role};
 use crate::settings::{ElectionKind, QuorumMode};
 use checker::Checker;
-use client::SimClient;
 use outsider::{Shot, SimOutsider, OUTSIDER_ADDR};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use user::{SimUser, UserAction};
 
 /// The simulated cluster's secret (the outsider does not have it).
 pub const SIM_SECRET: &[u8] = b"the simulated cluster's secret";
@@ -139,7 +139,7 @@ pub struct Sim {
     seq: u64,
     /// Which nodes are up or paused and which links are cut: the model the harness uses too.
     faults: FaultState<usize>,
-    pub clients: Vec<SimClient>,
+    pub clients: Vec<SimUser>,
     /// conn -> (client, node)
     conns: BTreeMap<ConnId, (usize, usize)>,
     next_conn: u64,
@@ -237,10 +237,12 @@ impl Sim {
             });
             sim.boot(i);
         }
+        let servers: Vec<String> = sim.nodes.iter().map(|n| n.client_addr.clone()).collect();
         for c in 0..sim.cfg.clients {
             let client_seed = sim.rng.next_u64();
-            sim.clients.push(SimClient::new(
+            sim.clients.push(SimUser::new(
                 c,
+                &servers,
                 sim.cfg.messages_per_client,
                 sim.cfg.message_gap,
                 client_seed,
@@ -831,10 +833,7 @@ impl Sim {
 
     fn step_clients(&mut self) {
         for c in 0..self.clients.len() {
-            let live: Vec<usize> = (0..self.nodes.len())
-                .filter(|i| self.nodes[*i].node.is_some())
-                .collect();
-            let actions = self.clients[c].tick(self.now, &live, &self.checker);
+            let actions = self.clients[c].tick(self.now, &mut self.checker);
             self.client_actions(c, actions);
         }
     }
@@ -846,14 +845,15 @@ impl Sim {
         self.client_actions(c, actions);
     }
 
-    fn client_actions(&mut self, c: usize, actions: Vec<client::ClientAction>) {
+    fn client_actions(&mut self, c: usize, actions: Vec<UserAction>) {
         for a in actions {
             match a {
-                client::ClientAction::Connect { node } => {
+                UserAction::Connect { link, addr } => {
                     let conn = ConnId(self.next_conn);
                     self.next_conn += 1;
-                    self.clients[c].connected(conn, node);
-                    if self.nodes[node].node.is_none() {
+                    self.clients[c].bind(link, conn);
+                    let node = self.index_of_client_addr(&addr);
+                    let Some(node) = node.filter(|n| self.nodes[*n].node.is_some()) else {
                         // Connection refused.
                         self.enqueue(
                             1,
@@ -864,7 +864,7 @@ impl Sim {
                             },
                         );
                         continue;
-                    }
+                    };
                     self.conns.insert(conn, (c, node));
                     let peer = format!("client-{c}");
                     self.enqueue(
@@ -875,12 +875,7 @@ impl Sim {
                         },
                     );
                 }
-                client::ClientAction::ConnectAddr { addr } => {
-                    if let Some(node) = self.index_of_client_addr(&addr) {
-                        self.client_actions(c, vec![client::ClientAction::Connect { node }]);
-                    }
-                }
-                client::ClientAction::Line { conn, line } => {
+                UserAction::Line { conn, line } => {
                     if let Some((_, node)) = self.conns.get(&conn).copied() {
                         self.enqueue(
                             1,
@@ -891,7 +886,7 @@ impl Sim {
                         );
                     }
                 }
-                client::ClientAction::Disconnect { conn } => {
+                UserAction::Disconnect { conn } => {
                     if let Some((_, node)) = self.conns.remove(&conn) {
                         self.enqueue(
                             1,
