@@ -94,6 +94,13 @@ impl Workload {
             .unwrap_or(index);
             config.servers = servers.clone();
             config.servers.rotate_left(first % servers.len().max(1));
+            // The fallbacks: the k-th user of a server tries the (k+1)-th next one first, so
+            // the users of a server that fails spread over the survivors instead of all
+            // landing on its neighbour (the client tries its list in order).
+            if config.servers.len() > 2 {
+                let n = config.servers.len();
+                config.servers[1..].rotate_left((index / n) % (n - 1));
+            }
             config.prefer_leader = spec.placement == Placement::Leader;
             config.request_timeout = REQUEST_TIMEOUT;
             config.retry_deadline = RETRY_DEADLINE;

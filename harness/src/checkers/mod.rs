@@ -13,6 +13,7 @@ mod delivery;
 mod detection;
 mod election;
 mod legitimacy;
+mod load;
 mod placement;
 #[cfg(test)]
 pub(crate) mod testkit;
