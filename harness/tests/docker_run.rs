@@ -1,5 +1,6 @@
 //! Whole runs against a real Docker engine: a short scenario goes from YAML to a verdict with
-//! its report files and leaves nothing behind; SIGINT during a run removes the cluster.
+//! its report files and leaves nothing behind; SIGINT during a run removes the cluster; Docker's
+//! own healthcheck passes on the nodes a run starts.
 //! Skips (with the reason printed) when Docker or the node image is missing.
 
 mod common;
@@ -9,6 +10,7 @@ use harness::history::{ClientAction, FaultAction, History, Record};
 use harness::report::Verdict;
 use harness::runner::{self, RunOptions};
 use harness::scenario;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -166,4 +168,109 @@ async fn sigint_during_a_run_removes_the_cluster_and_exits_2() {
         "containers or network of run {run_id} left behind"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const HEALTH: &str = "\
+name: test-health
+about: three nodes run long enough for Docker's own healthcheck (interval 10 s) to judge them
+cluster: {nodes: 3}
+steps:
+  - await: {leader: any, within: 10s}
+  - sleep: 12s
+checks: []
+";
+
+/// The image's HEALTHCHECK (`chat-node health`) run by Docker itself on the containers the
+/// harness starts: it must ask the cluster the node serves (`--cluster fl-<run>`, read from
+/// PID 1's command line), not the default `faultline`, or every probe is refused.
+#[tokio::test]
+async fn dockers_healthcheck_passes_on_the_nodes_the_harness_starts() {
+    let _one_at_a_time = DOCKER.lock().await;
+    let Some((docker, image)) = common::docker_and_image_or_skip().await else {
+        return;
+    };
+    let s = scenario::parse(HEALTH, "test-health.yaml").expect("scenario parses");
+    let out = std::env::temp_dir().join(format!("faultline-test-{}", docker::new_run_id()));
+    let opts = RunOptions {
+        image,
+        out: Some(out.clone()),
+        keep: true,
+        seed: None,
+    };
+    let result = runner::run(&s, &opts).await;
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={}", docker::RUN_LABEL, result.run_id)],
+    )]);
+    let containers = docker
+        .list_containers(Some(bollard::container::ListContainersOptions {
+            all: true,
+            filters: filters.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers");
+    let mut health = Vec::new();
+    for c in &containers {
+        let id = c.id.clone().unwrap_or_default();
+        let inspected = docker
+            .inspect_container(&id, None)
+            .await
+            .expect("inspect container");
+        let state = inspected.state.and_then(|s| s.health);
+        health.push((
+            inspected.name.unwrap_or(id),
+            state.as_ref().and_then(|h| h.status).map(|s| s.to_string()),
+            state
+                .and_then(|h| h.log)
+                .and_then(|log| log.last().and_then(|l| l.output.clone())),
+        ));
+    }
+    remove_labelled(&docker, &result.run_id).await;
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(result.verdict, Verdict::Pass, "{:?}", result);
+    assert_eq!(health.len(), 3, "three node containers: {health:?}");
+    for (name, status, last_output) in &health {
+        assert_eq!(
+            status.as_deref(),
+            Some("healthy"),
+            "{name}: last probe said {last_output:?}"
+        );
+    }
+}
+
+/// Removes what a kept run (`keep: true`) left: its labelled containers, then its network.
+pub async fn remove_labelled(docker: &bollard::Docker, run_id: &str) {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={run_id}", docker::RUN_LABEL)],
+    )]);
+    let containers = docker
+        .list_containers(Some(bollard::container::ListContainersOptions {
+            all: true,
+            filters: filters.clone(),
+            ..Default::default()
+        }))
+        .await
+        .expect("list containers");
+    for c in containers {
+        let id = c.id.unwrap_or_default();
+        let _ = docker
+            .remove_container(
+                &id,
+                Some(bollard::container::RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await;
+    }
+    let networks = docker
+        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
+        .await
+        .expect("list networks");
+    for n in networks {
+        let _ = docker.remove_network(&n.id.unwrap_or_default()).await;
+    }
 }
