@@ -132,6 +132,29 @@ impl Cluster {
         Ok((state.running == Some(true) && pid > 0).then_some(pid as u32))
     }
 
+    /// When node `id`'s process last exited, as the engine recorded it (host ms), once it is
+    /// no longer running and the exit is not older than `since_ms`; polled for up to 2 s,
+    /// since the engine records the exit a moment after `docker kill` returns.
+    pub async fn exited_at_ms(&self, id: u64, since_ms: u64) -> Result<Option<u64>, DockerError> {
+        let node = self.node(id)?;
+        for _ in 0..80 {
+            let info = self
+                .docker
+                .inspect_container(&node.container_id, None)
+                .await
+                .map_err(DockerError::api(format!("inspect {}", node.name)))?;
+            let state = info.state.unwrap_or_default();
+            let finished = state.finished_at.as_deref().and_then(rfc3339_ms);
+            match finished {
+                Some(ms) if state.running != Some(true) && ms + 1 >= since_ms => {
+                    return Ok(Some(ms))
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+            }
+        }
+        Ok(None)
+    }
+
     /// Sends `signal` (`SIGKILL`, `SIGTERM`, …) to node `id`'s process.
     pub async fn signal(&self, id: u64, signal: &str) -> Result<(), DockerError> {
         let node = self.node(id)?;
@@ -277,4 +300,28 @@ async fn create_node(
         container_id: created.id,
         ip,
     })
+}
+
+/// Host ms of an RFC 3339 time such as the engine's `2026-12-04T03:57:15.123456789Z`; `None`
+/// for the engine's "never" (`0001-01-01T00:00:00Z`) or anything unreadable.
+fn rfc3339_ms(text: &str) -> Option<u64> {
+    let t = chrono::DateTime::parse_from_rfc3339(text).ok()?;
+    u64::try_from(t.timestamp_millis())
+        .ok()
+        .filter(|ms| *ms > 0)
+}
+
+#[cfg(test)]
+mod exit_time_tests {
+    use super::rfc3339_ms;
+
+    #[test]
+    fn the_engines_exit_times_are_read_to_the_millisecond() {
+        assert_eq!(
+            rfc3339_ms("2026-12-04T03:57:15.123456789Z"),
+            Some(1_796_356_635_123)
+        );
+        assert_eq!(rfc3339_ms("0001-01-01T00:00:00Z"), None, "never exited");
+        assert_eq!(rfc3339_ms("yesterday"), None);
+    }
 }
