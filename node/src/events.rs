@@ -10,7 +10,7 @@ fn one() -> u64 {
 }
 
 /// Version of the event schema, written into every record as `v`.
-pub const EVENTS_VERSION: u32 = 1;
+pub const EVENTS_VERSION: u32 = 2;
 
 /// One line of a node's event stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -229,6 +229,11 @@ pub enum Event {
         #[serde(default)]
         turn_max_ms: u64,
     },
+    /// Events of one driver turn that share this record's header, in order (schema v2). The
+    /// runtime puts consecutive `committed` and `delivered` events in one line: under load one
+    /// line per message per node through Docker's log driver cost more CPU than the nodes.
+    /// Readers take each inner event as a record of its own ([`EventRecord::expand`]).
+    Batch { events: Vec<Event> },
     /// The kernel refused to send a peer datagram (a full socket buffer, an unreachable
     /// address). Written for the first refusal and then at most once a second; `count` is the
     /// running total, `to` and `reason` are the latest refusal's.
@@ -245,9 +250,44 @@ impl EventRecord {
         serde_json::to_string(self).expect("event records always serialise")
     }
 
-    /// Parses one line of a node's stdout; `None` for lines that are not events.
+    /// Parses one line of a node's stdout; `None` for lines that are not events. A `batch`
+    /// stays one record: [`EventRecord::from_line_all`] expands it.
     pub fn from_line(line: &str) -> Option<EventRecord> {
         serde_json::from_str(line.trim()).ok()
+    }
+
+    /// Every event one line carries (one for most lines, each inner event of a `batch`);
+    /// empty for lines that are not events.
+    pub fn from_line_all(line: &str) -> Vec<EventRecord> {
+        EventRecord::from_line(line).map_or_else(Vec::new, EventRecord::expand)
+    }
+
+    /// The record itself, or, for a `batch`, one record per inner event with the batch's
+    /// header (nested batches are flattened too).
+    pub fn expand(self) -> Vec<EventRecord> {
+        let EventRecord {
+            v,
+            ts_ms,
+            node,
+            epoch,
+            role,
+            event,
+        } = self;
+        let with_header = |event| EventRecord {
+            v,
+            ts_ms,
+            node,
+            epoch,
+            role,
+            event,
+        };
+        match event {
+            Event::Batch { events } => events
+                .into_iter()
+                .flat_map(|event| with_header(event).expand())
+                .collect(),
+            event => vec![with_header(event)],
+        }
     }
 }
 
@@ -278,5 +318,35 @@ mod tests {
         assert!(line.contains(r#""node":3"#), "{line}");
         assert_eq!(EventRecord::from_line(&line), Some(rec));
         assert_eq!(EventRecord::from_line("not json"), None);
+    }
+
+    #[test]
+    fn a_batch_line_expands_into_its_events_with_the_batch_header() {
+        let delivered = |useq| Event::Delivered {
+            user: "bob".into(),
+            from: "alice".into(),
+            id: format!("a-{useq}"),
+            useq,
+        };
+        let batch = EventRecord {
+            v: EVENTS_VERSION,
+            ts_ms: 5,
+            node: NodeId(2),
+            epoch: 4,
+            role: Role::Follower,
+            event: Event::Batch {
+                events: vec![delivered(1), delivered(2)],
+            },
+        };
+        let line = batch.to_line();
+        assert!(line.contains(r#""event":"batch""#), "{line}");
+        let all = EventRecord::from_line_all(&line);
+        assert_eq!(all.len(), 2);
+        for (rec, useq) in all.iter().zip([1, 2]) {
+            assert_eq!((rec.ts_ms, rec.node, rec.epoch), (5, NodeId(2), 4));
+            assert_eq!(rec.role, Role::Follower);
+            assert_eq!(rec.event, delivered(useq));
+        }
+        assert!(EventRecord::from_line_all("not json").is_empty());
     }
 }

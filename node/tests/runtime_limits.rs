@@ -106,7 +106,7 @@ impl TestNode {
             .lock()
             .unwrap()
             .iter()
-            .filter_map(|l| EventRecord::from_line(l))
+            .flat_map(|l| EventRecord::from_line_all(l))
             .map(|r| r.event)
             .collect()
     }

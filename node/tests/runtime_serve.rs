@@ -86,7 +86,7 @@ fn events_of(lines: &Arc<Mutex<Vec<String>>>) -> Vec<Event> {
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|l| EventRecord::from_line(l))
+        .flat_map(|l| EventRecord::from_line_all(l))
         .map(|r| r.event)
         .collect()
 }

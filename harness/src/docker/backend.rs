@@ -8,7 +8,7 @@ use super::connect::{connect, ensure_image, DockerError};
 use super::logs::{LogLine, LogStreams};
 use super::nemesis::Nemesis;
 use super::outsider::{self, Outsider};
-use super::records::log_record;
+use super::records::log_records;
 use super::{now_ms, CleanupGuard, RUN_LABEL};
 use crate::backend::{Backend, BackendError, LinkFault, OutsiderSpec, Stamped};
 use crate::history::Record;
@@ -217,7 +217,7 @@ impl Backend for DockerBackend {
     fn records(&mut self) -> Vec<Record> {
         let mut out = Vec::new();
         while let Ok(line) = self.log_rx.try_recv() {
-            out.push(log_record(line));
+            out.extend(log_records(line));
         }
         self.note_delayers(false);
         out.append(&mut self.notes);

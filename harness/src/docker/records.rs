@@ -6,7 +6,19 @@ use crate::docker::LogLine;
 use crate::history::{HarnessRecord, Record};
 use chat_node::events::EventRecord;
 
-/// One log line as a history record.
+/// One log line as history records: one per event a node's `batch` line carries
+/// (docs/EVENTS.md, schema v2), else exactly one.
+pub fn log_records(line: LogLine) -> Vec<Record> {
+    if line.outsider.is_none() && line.stdout {
+        let events = EventRecord::from_line_all(&line.text);
+        if !events.is_empty() {
+            return events.into_iter().map(Record::Node).collect();
+        }
+    }
+    vec![log_record(line)]
+}
+
+/// One log line as a history record (a `batch` stays one record: see [`log_records`]).
 pub fn log_record(line: LogLine) -> Record {
     if let Some(k) = line.outsider {
         // The forge tool's JSON lines, kept as written (see `report::forge_summary`).
@@ -95,5 +107,42 @@ mod tests {
             Record::Harness(h) => assert_eq!(h.msg, r#"outsider2: {"forge":"done","sent":5}"#),
             other => panic!("expected a harness record, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_batch_line_becomes_one_node_record_per_event() {
+        let batch = LogLine {
+            node: 4,
+            outsider: None,
+            stdout: true,
+            text: concat!(
+                r#"{"v":2,"ts_ms":5,"node":4,"epoch":2,"role":"leader","event":"batch","events":["#,
+                r#"{"event":"committed","index":19,"entry_epoch":2,"op":"noop"},"#,
+                r#"{"event":"delivered","user":"bob","from":"alice","id":"a-7","useq":31}]}"#
+            )
+            .into(),
+            received_ms: 6,
+        };
+        let records = log_records(batch);
+        assert_eq!(records.len(), 2);
+        assert!(matches!(&records[0], Record::Node(r) if r.node.0 == 4 && r.ts_ms == 5));
+        match &records[1] {
+            Record::Node(r) => assert!(
+                matches!(
+                    &r.event,
+                    chat_node::events::Event::Delivered { useq: 31, .. }
+                ),
+                "{r:?}"
+            ),
+            other => panic!("expected a node record, got {other:?}"),
+        }
+        let plain = LogLine {
+            node: 1,
+            outsider: None,
+            stdout: false,
+            text: "hello".into(),
+            received_ms: 1,
+        };
+        assert_eq!(log_records(plain).len(), 1);
     }
 }

@@ -183,7 +183,7 @@ impl Driver {
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }
-            self.events.flush();
+            self.io.wrote_events(self.events.flush());
         }
         tracing::info!("stopping: announcing a graceful leave");
         self.step(Input::Shutdown)?;
@@ -191,7 +191,7 @@ impl Driver {
             // What is queued is written, fsynced and marked before the process ends.
             writer.finish();
         }
-        self.events.flush();
+        self.io.wrote_events(self.events.flush());
         tokio::time::sleep(SHUTDOWN_GRACE).await;
         Ok(())
     }
@@ -299,7 +299,7 @@ impl Driver {
     /// An event the runtime itself observed (the core did not see the input).
     fn write_event(&mut self, event: Event) {
         let status = self.node.status();
-        let bytes = self.events.write(&EventRecord {
+        self.events.write(&EventRecord {
             v: EVENTS_VERSION,
             ts_ms: self.now(),
             node: status.node,
@@ -307,7 +307,6 @@ impl Driver {
             role: status.role,
             event,
         });
-        self.io.wrote_event(bytes);
     }
 
     /// `io_stats` about once a second, `send_failed` for refused datagrams.
@@ -379,10 +378,7 @@ impl Driver {
                     }
                     self.conns.remove(&conn);
                 }
-                Output::Event(record) => {
-                    let bytes = self.events.write(&record);
-                    self.io.wrote_event(bytes);
-                }
+                Output::Event(record) => self.events.write(&record),
                 Output::Credential(job) => self.credentials.start(job),
             }
         }

@@ -1,10 +1,12 @@
 //! Events on stdout: one JSON object per line (the harness's contract) or a short human line.
 //! Buffered and written with one `write` per driver turn ([`EventLog::flush`]): under load a
 //! turn emits many events, and a write per line through Docker's log driver cost more CPU
-//! than the nodes themselves. The harness streams container logs, so a turn's events are
+//! than the nodes themselves. For the same reason consecutive `committed` and `delivered`
+//! events (one per message per node) share one `batch` line of at most [`BATCH_EVENTS`]
+//! (schema v2, docs/EVENTS.md). The harness streams container logs, so a turn's events are
 //! never held longer than the turn.
 
-use crate::events::EventRecord;
+use crate::events::{Event, EventRecord};
 use crate::settings::LogFormat;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -61,12 +63,23 @@ fn pretty(record: &EventRecord) -> String {
     )
 }
 
+/// Events in one `batch` line at most: a worst-case `committed` (64-byte id, every byte
+/// escaped) is under 600 bytes, so a batch stays below Docker's 16 KiB log line.
+pub const BATCH_EVENTS: usize = 16;
+
+/// The per-message events, which go in `batch` lines.
+fn batchable(event: &Event) -> bool {
+    matches!(event, Event::Committed { .. } | Event::Delivered { .. })
+}
+
 /// Writes formatted events to stdout (or, in tests, to memory).
 pub struct EventLog {
     format: LogFormat,
     memory: Option<Arc<Mutex<Vec<String>>>>,
     /// Lines written since the last flush.
     pending: Vec<String>,
+    /// The `batch` being filled (its header is that of its first event).
+    batch: Option<EventRecord>,
 }
 
 impl EventLog {
@@ -75,6 +88,7 @@ impl EventLog {
             format,
             memory: None,
             pending: Vec::new(),
+            batch: None,
         }
     }
 
@@ -84,31 +98,69 @@ impl EventLog {
             format,
             memory: Some(lines),
             pending: Vec::new(),
+            batch: None,
         }
     }
 
-    /// Queues one event until [`EventLog::flush`]; returns the bytes it takes (newline
-    /// included).
-    pub fn write(&mut self, record: &EventRecord) -> usize {
-        let line = format_event(record, self.format, wall_clock_ms());
-        let bytes = line.len() + 1;
-        self.pending.push(line);
-        bytes
-    }
-
-    /// Writes the queued events to stdout, in one write when it accepts them.
-    pub fn flush(&mut self) {
-        if self.pending.is_empty() {
+    /// Queues one event until [`EventLog::flush`], in order. In JSON, a `committed` or
+    /// `delivered` joins the open batch when the header (node, epoch, role) matches.
+    pub fn write(&mut self, record: &EventRecord) {
+        if matches!(self.format, LogFormat::Json) && batchable(&record.event) {
+            if let Some(open) = &mut self.batch {
+                let same = (open.v, open.node, open.epoch, open.role)
+                    == (record.v, record.node, record.epoch, record.role);
+                if let (true, Event::Batch { events }) = (same, &mut open.event) {
+                    if events.len() < BATCH_EVENTS {
+                        events.push(record.event.clone());
+                        return;
+                    }
+                }
+            }
+            self.close_batch();
+            self.batch = Some(EventRecord {
+                event: Event::Batch {
+                    events: vec![record.event.clone()],
+                },
+                ..record.clone()
+            });
             return;
         }
+        self.close_batch();
+        self.pending
+            .push(format_event(record, self.format, wall_clock_ms()));
+    }
+
+    /// Formats the open batch (a batch of one is written as its event).
+    fn close_batch(&mut self) {
+        let Some(mut open) = self.batch.take() else {
+            return;
+        };
+        if let Event::Batch { events } = &mut open.event {
+            if events.len() == 1 {
+                open.event = events.pop().expect("one event");
+            }
+        }
+        self.pending
+            .push(format_event(&open, self.format, wall_clock_ms()));
+    }
+
+    /// Writes the queued events to stdout, in one write when it accepts them. Returns the
+    /// lines and bytes (newlines included) written, for `io_stats`.
+    pub fn flush(&mut self) -> (u64, u64) {
+        self.close_batch();
+        if self.pending.is_empty() {
+            return (0, 0);
+        }
+        let lines = self.pending.len() as u64;
+        let bytes: usize = self.pending.iter().map(|l| l.len() + 1).sum();
         if let Some(memory) = &self.memory {
-            if let Ok(mut lines) = memory.lock() {
-                lines.append(&mut self.pending);
+            if let Ok(mut memory) = memory.lock() {
+                memory.append(&mut self.pending);
             }
             self.pending.clear();
-            return;
+            return (lines, bytes as u64);
         }
-        let mut text = String::with_capacity(self.pending.iter().map(|l| l.len() + 1).sum());
+        let mut text = String::with_capacity(bytes);
         for line in self.pending.drain(..) {
             text.push_str(&line);
             text.push('\n');
@@ -116,11 +168,12 @@ impl EventLog {
         let mut out = std::io::stdout().lock();
         // A closed stdout must not stop the node: the cluster still needs it.
         let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+        (lines, bytes as u64)
     }
 
-    /// Events queued and not yet flushed.
+    /// Lines queued and not yet flushed (an open batch counts as one).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + usize::from(self.batch.is_some())
     }
 }
 
@@ -158,11 +211,13 @@ mod tests {
         let mut log = EventLog::in_memory(LogFormat::Json, lines.clone());
         let mut second = record();
         second.epoch = 8;
-        assert!(log.write(&record()) > 10);
+        log.write(&record());
         log.write(&second);
         assert!(lines.lock().unwrap().is_empty(), "nothing before the flush");
         assert_eq!(log.pending(), 2);
-        log.flush();
+        let (n, bytes) = log.flush();
+        assert_eq!(n, 2);
+        assert!(bytes > 20);
         let got: Vec<u64> = lines
             .lock()
             .unwrap()
@@ -171,6 +226,54 @@ mod tests {
             .collect();
         assert_eq!(got, vec![7, 8]);
         assert_eq!(log.pending(), 0);
+    }
+
+    fn committed(index: u64) -> EventRecord {
+        EventRecord {
+            event: Event::Committed {
+                index,
+                entry_epoch: 7,
+                op: "send".into(),
+                from: Some("alice".into()),
+                id: Some(format!("a-{index}")),
+                target: None,
+                room_seq: None,
+                duplicate: false,
+            },
+            ..record()
+        }
+    }
+
+    #[test]
+    fn per_message_events_share_batch_lines_in_order() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let mut log = EventLog::in_memory(LogFormat::Json, lines.clone());
+        log.write(&committed(1));
+        log.write(&record());
+        for i in 2..(3 + BATCH_EVENTS as u64) {
+            log.write(&committed(i));
+        }
+        let mut other_epoch = committed(100);
+        other_epoch.epoch = 8;
+        log.write(&other_epoch);
+        log.flush();
+        let lines = lines.lock().unwrap().clone();
+        // A lone committed, the peer_down, a full batch, the rest, then the new epoch's.
+        assert_eq!(lines.len(), 5, "{lines:#?}");
+        assert!(lines[0].contains(r#""event":"committed""#), "{}", lines[0]);
+        assert!(lines[2].contains(r#""event":"batch""#), "{}", lines[2]);
+        let all: Vec<EventRecord> = lines
+            .iter()
+            .flat_map(|l| EventRecord::from_line_all(l))
+            .collect();
+        let mut want = vec![committed(1), record()];
+        want.extend((2..(3 + BATCH_EVENTS as u64)).map(committed));
+        want.push(other_epoch);
+        let strip = |r: &EventRecord| (r.epoch, r.event.clone());
+        assert_eq!(
+            all.iter().map(strip).collect::<Vec<_>>(),
+            want.iter().map(strip).collect::<Vec<_>>()
+        );
     }
 
     #[test]

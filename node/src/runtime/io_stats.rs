@@ -55,9 +55,10 @@ impl IoStats {
         self.turn_max_ms = self.turn_max_ms.max(ms);
     }
 
-    pub fn wrote_event(&mut self, bytes: usize) {
-        self.event_lines += 1;
-        self.event_bytes += bytes as u64;
+    /// One flush of the event log wrote `lines` lines of `bytes` bytes.
+    pub fn wrote_events(&mut self, (lines, bytes): (u64, u64)) {
+        self.event_lines += lines;
+        self.event_bytes += bytes;
     }
 
     fn snapshot(&self) -> IoStats {
