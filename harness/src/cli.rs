@@ -205,6 +205,10 @@ pub enum Command {
         /// Users (one TCP connection each) the load is spread over.
         #[arg(long, default_value_t = 8)]
         connections: usize,
+        /// Where the users log in: all on the leader, or round-robin over every server
+        /// (followers forward writes to the leader).
+        #[arg(long, value_enum, default_value_t = bench::Placement::Leader)]
+        placement: bench::Placement,
         /// Bytes of text per message.
         #[arg(long, default_value_t = 64)]
         text_bytes: usize,
@@ -344,6 +348,7 @@ pub async fn main() -> i32 {
             outstanding,
             rate,
             connections,
+            placement,
             text_bytes,
             heartbeat,
             failure_timeout,
@@ -357,6 +362,7 @@ pub async fn main() -> i32 {
                 outstanding,
                 rate,
                 connections,
+                placement,
                 text_bytes,
                 heartbeat,
                 failure_timeout,

@@ -77,6 +77,8 @@ pub struct BenchReport {
     pub image: String,
     pub nodes: usize,
     pub connections: usize,
+    /// Where the users logged in: `leader` or `spread`.
+    pub placement: super::Placement,
     pub outstanding: usize,
     /// Target msg/s of the open loop; null for the closed loop.
     pub rate: Option<f64>,
@@ -139,6 +141,10 @@ impl BenchReport {
         let mode = match self.rate {
             Some(r) => format!("open loop at {r:.0} msg/s"),
             None => format!("closed loop, {} outstanding", self.outstanding),
+        };
+        let mode = match self.placement {
+            super::Placement::Leader => format!("{mode}, users on the leader"),
+            super::Placement::Spread => format!("{mode}, users spread over the servers"),
         };
         let rows = [
             ("acked msg/s", format!("{:.0}", self.acked_per_s)),

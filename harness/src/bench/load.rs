@@ -1,4 +1,5 @@
-//! The load generator: `connections` users logged in on the leader, each keeping its share of
+//! The load generator: `connections` users logged in on the leader (or spread round-robin
+//! over the servers given), each keeping its share of
 //! `outstanding` sends in flight on one connection (pipelined with `req`). Closed loop by
 //! default (a new send as soon as one is acknowledged); with a rate, open loop: send k is due
 //! at `start + k / rate` and its latency counts from that scheduled time, so a stalled cluster
@@ -23,7 +24,8 @@ const ACK_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
-    pub leader_addr: String,
+    /// Where the users log in: user `i` on `addrs[i % addrs.len()]`.
+    pub addrs: Vec<String>,
     pub connections: usize,
     pub outstanding: usize,
     /// Messages per second in total (open loop); `None`: closed loop.
@@ -120,9 +122,10 @@ pub async fn run(
 }
 
 async fn login(i: usize, spec: &LoadSpec) -> Result<Connection, String> {
-    let conn = Connection::connect(&spec.leader_addr, Duration::from_secs(5))
+    let addr = &spec.addrs[i % spec.addrs.len().max(1)];
+    let conn = Connection::connect(addr, Duration::from_secs(5))
         .await
-        .map_err(|e| format!("connecting to {}: {e}", spec.leader_addr))?;
+        .map_err(|e| format!("connecting to {addr}: {e}"))?;
     let login = Request::Login {
         user: format!("bench-{i}"),
         password: format!("bench-password-{i}"),

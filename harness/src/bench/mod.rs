@@ -23,6 +23,18 @@ use tokio::time::Instant;
 /// How long the cluster may take to elect a leader that sees every node.
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 
+/// Where the load generator's users log in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// Every user on the leader (the figure issue 8 started from).
+    #[default]
+    Leader,
+    /// User `i` on server `i mod n` in id order; followers forward writes to the leader and
+    /// deliver from their own applied state (issue 12).
+    Spread,
+}
+
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
     pub image: String,
@@ -32,6 +44,7 @@ pub struct BenchOptions {
     pub outstanding: usize,
     pub rate: Option<f64>,
     pub connections: usize,
+    pub placement: Placement,
     pub text_bytes: usize,
     pub heartbeat: Duration,
     pub failure_timeout: Duration,
@@ -174,8 +187,16 @@ async fn bench(
             pids.insert(id, pid);
         }
     }
+    let addrs = match opts.placement {
+        Placement::Leader => vec![leader_addr],
+        Placement::Spread => cluster
+            .nodes
+            .iter()
+            .map(|n| n.client_addr().to_string())
+            .collect(),
+    };
     let load_spec = load::LoadSpec {
-        leader_addr,
+        addrs,
         connections: opts.connections,
         outstanding: opts.outstanding,
         rate: opts.rate,
@@ -298,6 +319,7 @@ fn report(
         image: spec.image.clone(),
         nodes: opts.nodes,
         connections: opts.connections,
+        placement: opts.placement,
         outstanding: opts.outstanding,
         rate: opts.rate,
         text_bytes: opts.text_bytes,
