@@ -25,6 +25,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
+/// At most this many datagrams per socket are read ahead of a tick.
+const MAX_DRAINED_PER_TICK: usize = 256;
+
 /// How often the multicast group is joined again (a no-op while the membership holds).
 const REJOIN_EVERY: Duration = Duration::from_secs(2);
 /// Time given to the leave datagrams to leave the host after SIGTERM.
@@ -133,6 +136,7 @@ impl Driver {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    self.drain_peer_sockets(&mut peer_buf, &mut bulk_buf).await?;
                     self.step(Input::Tick)?;
                     for notice in std::mem::take(&mut self.notices) {
                         self.write_event(notice);
@@ -239,6 +243,41 @@ impl Driver {
         }
         if let Some(input) = self.datagram_input(received, buf) {
             self.step(input)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what has already arrived on both peer sockets, before a tick judges silence:
+    /// `select!` picks among ready branches at random, so after a long turn (a snapshot, a
+    /// stalled process) the tick could otherwise run first and suspect every peer whose
+    /// heartbeat is waiting in this node's own socket. Bounded, so a flood cannot hold the
+    /// tick back.
+    async fn drain_peer_sockets(
+        &mut self,
+        peer_buf: &mut [u8],
+        bulk_buf: &mut [u8],
+    ) -> anyhow::Result<()> {
+        for _ in 0..MAX_DRAINED_PER_TICK {
+            let mut read = false;
+            match self.net.peer.try_recv_from(peer_buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                received => {
+                    read = true;
+                    self.on_peer_datagram(received, peer_buf, Lane::Control)
+                        .await?;
+                }
+            }
+            match self.net.bulk.try_recv_from(bulk_buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                received => {
+                    read = true;
+                    self.on_peer_datagram(received, bulk_buf, Lane::Bulk)
+                        .await?;
+                }
+            }
+            if !read {
+                break;
+            }
         }
         Ok(())
     }
