@@ -10,7 +10,6 @@ use harness::history::{ClientAction, FaultAction, History, Record};
 use harness::report::Verdict;
 use harness::runner::{self, RunOptions};
 use harness::scenario;
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -198,18 +197,7 @@ async fn dockers_healthcheck_passes_on_the_nodes_the_harness_starts() {
         seed: None,
     };
     let result = runner::run(&s, &opts).await;
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{}={}", docker::RUN_LABEL, result.run_id)],
-    )]);
-    let containers = docker
-        .list_containers(Some(bollard::container::ListContainersOptions {
-            all: true,
-            filters: filters.clone(),
-            ..Default::default()
-        }))
-        .await
-        .expect("list containers");
+    let containers = common::labelled_containers(&docker, &result.run_id).await;
     let mut health = Vec::new();
     for c in &containers {
         let id = c.id.clone().unwrap_or_default();
@@ -240,37 +228,18 @@ async fn dockers_healthcheck_passes_on_the_nodes_the_harness_starts() {
 }
 
 /// Removes what a kept run (`keep: true`) left: its labelled containers, then its network.
-pub async fn remove_labelled(docker: &bollard::Docker, run_id: &str) {
-    let filters = HashMap::from([(
-        "label".to_string(),
-        vec![format!("{}={run_id}", docker::RUN_LABEL)],
-    )]);
-    let containers = docker
-        .list_containers(Some(bollard::container::ListContainersOptions {
-            all: true,
-            filters: filters.clone(),
+async fn remove_labelled(docker: &bollard::Docker, run_id: &str) {
+    for c in common::labelled_containers(docker, run_id).await {
+        let options = bollard::container::RemoveContainerOptions {
+            force: true,
+            v: true,
             ..Default::default()
-        }))
-        .await
-        .expect("list containers");
-    for c in containers {
-        let id = c.id.unwrap_or_default();
+        };
         let _ = docker
-            .remove_container(
-                &id,
-                Some(bollard::container::RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
+            .remove_container(&c.id.unwrap_or_default(), Some(options))
             .await;
     }
-    let networks = docker
-        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
-        .await
-        .expect("list networks");
-    for n in networks {
+    for n in common::labelled_networks(docker, run_id).await {
         let _ = docker.remove_network(&n.id.unwrap_or_default()).await;
     }
 }

@@ -119,15 +119,20 @@ impl Cluster {
         self.nodes.iter().map(|n| n.id).collect()
     }
 
-    /// The pid of node `id`'s init process on the host, when it is running.
-    pub async fn pid(&self, id: u64) -> Result<Option<u32>, DockerError> {
+    /// Node `id`'s container state as the engine reports it now.
+    async fn state(&self, id: u64) -> Result<bollard::models::ContainerState, DockerError> {
         let node = self.node(id)?;
         let info = self
             .docker
             .inspect_container(&node.container_id, None)
             .await
             .map_err(DockerError::api(format!("inspect {}", node.name)))?;
-        let state = info.state.unwrap_or_default();
+        Ok(info.state.unwrap_or_default())
+    }
+
+    /// The pid of node `id`'s init process on the host, when it is running.
+    pub async fn pid(&self, id: u64) -> Result<Option<u32>, DockerError> {
+        let state = self.state(id).await?;
         let pid = state.pid.unwrap_or(0);
         Ok((state.running == Some(true) && pid > 0).then_some(pid as u32))
     }
@@ -136,14 +141,8 @@ impl Cluster {
     /// no longer running and the exit is not older than `since_ms`; polled for up to 2 s,
     /// since the engine records the exit a moment after `docker kill` returns.
     pub async fn exited_at_ms(&self, id: u64, since_ms: u64) -> Result<Option<u64>, DockerError> {
-        let node = self.node(id)?;
         for _ in 0..80 {
-            let info = self
-                .docker
-                .inspect_container(&node.container_id, None)
-                .await
-                .map_err(DockerError::api(format!("inspect {}", node.name)))?;
-            let state = info.state.unwrap_or_default();
+            let state = self.state(id).await?;
             let finished = state.finished_at.as_deref().and_then(rfc3339_ms);
             match finished {
                 Some(ms) if state.running != Some(true) && ms + 1 >= since_ms => {

@@ -23,20 +23,39 @@ pub async fn docker_and_image_or_skip() -> Option<(bollard::Docker, String)> {
     Some((docker, image))
 }
 
-/// Containers plus networks labelled with this run id: what a run left behind.
-pub async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
-    let filters = HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])]);
-    let containers = docker
+/// The containers labelled with this run id (running or not).
+pub async fn labelled_containers(
+    docker: &bollard::Docker,
+    run_id: &str,
+) -> Vec<bollard::models::ContainerSummary> {
+    docker
         .list_containers(Some(bollard::container::ListContainersOptions {
             all: true,
-            filters: filters.clone(),
+            filters: run_filter(run_id),
             ..Default::default()
         }))
         .await
-        .expect("list containers");
-    let networks = docker
-        .list_networks(Some(bollard::network::ListNetworksOptions { filters }))
+        .expect("list containers")
+}
+
+/// The networks labelled with this run id.
+pub async fn labelled_networks(
+    docker: &bollard::Docker,
+    run_id: &str,
+) -> Vec<bollard::models::Network> {
+    docker
+        .list_networks(Some(bollard::network::ListNetworksOptions {
+            filters: run_filter(run_id),
+        }))
         .await
-        .expect("list networks");
-    containers.len() + networks.len()
+        .expect("list networks")
+}
+
+fn run_filter(run_id: &str) -> HashMap<String, Vec<String>> {
+    HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])])
+}
+
+/// Containers plus networks labelled with this run id: what a run left behind.
+pub async fn labelled_objects(docker: &bollard::Docker, run_id: &str) -> usize {
+    labelled_containers(docker, run_id).await.len() + labelled_networks(docker, run_id).await.len()
 }
