@@ -262,9 +262,15 @@ impl Election for Lcr {
     }
 
     /// LCR has no timer of its own before a round: it starts as soon as the node wants an
-    /// election and may start one.
+    /// election, may start one, and could lead itself. A node that cannot lead (it does not
+    /// talk both ways with a quorum) would win its own ring fragment and ask for votes that a
+    /// voter still counting the dead leader grants, spending that voter's vote for the epoch:
+    /// the round then waits for the election timeout (issue 9's one-way scenario, A = 3
+    /// started 3 ms before C = 2 noticed the leader's death: 1210 ms against 1140). It waits
+    /// instead, and takes part in the round of a node that can.
     fn on_tick(&mut self, ctx: &ElectionContext) -> Vec<ElectionAction> {
-        if let Some(trigger) = ctx.wants.filter(|_| ctx.may_start) {
+        let could_lead = ctx.can_lead(ctx.me.id);
+        if let Some(trigger) = ctx.wants.filter(|_| ctx.may_start && could_lead) {
             return vec![ElectionAction::StartElection { trigger }];
         }
         self.skip_if_down(ctx)
@@ -493,6 +499,26 @@ mod tests {
             lcr.on_vote_request(&c, creds(1, 5, 1)),
             VoteDecision::Grant,
             "cannot lead itself: grants the worse candidate that can"
+        );
+    }
+
+    #[test]
+    fn a_node_that_cannot_lead_does_not_start_a_round() {
+        // Issue 9's one-way scenario from A (3): B (4) does not hear it and the leader is
+        // gone, so A talks both ways with C (2) alone, short of a quorum of 5.
+        let mut lcr = Lcr::default();
+        let mut c = ctx(creds(3, 84, 3), &[2, 3, 4]);
+        c.wants = Some("leader_down");
+        c.may_start = true;
+        c.can_lead = vec![NodeId(2)];
+        assert!(lcr.on_tick(&c).is_empty(), "waits for a node that can lead");
+        c.can_lead = vec![NodeId(2), NodeId(3)];
+        assert_eq!(
+            lcr.on_tick(&c),
+            vec![ElectionAction::StartElection {
+                trigger: "leader_down"
+            }],
+            "starts once it could lead"
         );
     }
 
