@@ -489,6 +489,13 @@ async fn run(
                 r.out_dir.display()
             );
         }
+        // Why each red run is red, again, so a long log's tail says it.
+        for (name, r) in results.iter().filter(|(_, r)| r.verdict != Verdict::Pass) {
+            crate::say!("\n  {} {name}:", label(r.verdict));
+            for line in &r.reasons {
+                crate::say!("    {line}");
+            }
+        }
         if let Some(root) = &options.out {
             let dirs: Vec<PathBuf> = results.iter().map(|(_, r)| r.out_dir.clone()).collect();
             match report::index::write_suite_index(root, &dirs) {

@@ -534,6 +534,7 @@ mod tests {
             seed: 1,
             checks: vec![e, d],
             steps: vec![],
+            reasons: vec![],
         };
         MatrixCell {
             scenario: "t".into(),

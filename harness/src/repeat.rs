@@ -281,6 +281,7 @@ mod tests {
             seed: 1,
             checks: vec![c],
             steps: vec![],
+            reasons: vec![],
         }
     }
 

@@ -72,6 +72,8 @@ pub struct RunResult {
     /// Every checker's result, and every step's (for `chaos` summaries and `shrink`).
     pub checks: Vec<checkers::CheckResult>,
     pub steps: Vec<StepResult>,
+    /// Why the verdict is not a pass ([`report::RunOutcome::reasons`]); empty on a pass.
+    pub reasons: Vec<String>,
 }
 
 /// Why a run could not be made.
@@ -286,6 +288,7 @@ pub async fn run_with(s: &Scenario, opts: &RunOptions, make: MakeBackend) -> Run
     crate::say!("  output: {}", out_dir.display());
     RunResult {
         verdict: outcome.verdict(s),
+        reasons: outcome.reasons(s),
         wall: started.elapsed(),
         out_dir,
         interrupted,

@@ -135,6 +135,49 @@ impl RunOutcome {
         }
     }
 
+    /// Why the verdict is not a pass, one line each (empty on a pass): errors, failed steps,
+    /// and each check that is not as expected with its figure and first findings. The suite
+    /// prints these under its table, so the last lines of a long CI log say what went wrong.
+    pub fn reasons(&self, scenario: &Scenario) -> Vec<String> {
+        let mut out: Vec<String> = self.errors.iter().map(|e| format!("error: {e}")).collect();
+        for step in self.steps.iter().filter(|s| s.status == StepStatus::Failed) {
+            out.push(format!(
+                "step {} {} failed{}",
+                step.index + 1,
+                step.description,
+                step.message
+                    .as_ref()
+                    .map_or(String::new(), |m| format!(": {m}"))
+            ));
+        }
+        for check in &self.checks {
+            let status = Self::check_status(scenario, check);
+            if status.ok() {
+                continue;
+            }
+            out.push(format!(
+                "{} {}: {}",
+                check.name,
+                status.label(),
+                check.figure
+            ));
+            for d in check.details.iter().take(3) {
+                out.push(format!("  {d}"));
+            }
+        }
+        for missing in scenario
+            .expect_failures
+            .iter()
+            .filter(|n| !self.checks.iter().any(|c| c.name == n.as_str()))
+        {
+            out.push(format!(
+                "{} was expected to fail but did not run",
+                missing.as_str()
+            ));
+        }
+        out
+    }
+
     /// Pass only when there are no errors, every step passed and every check is as expected.
     pub fn verdict(&self, scenario: &Scenario) -> Verdict {
         if !self.errors.is_empty() {
@@ -169,4 +212,43 @@ pub fn write(out_dir: &Path, scenario: &Scenario, outcome: &RunOutcome) -> std::
         html::write(out_dir, Path::new(history), Some(&summary))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::testkit::scenario;
+
+    fn outcome(checks: Vec<CheckResult>) -> RunOutcome {
+        RunOutcome {
+            checks,
+            ..RunOutcome::default()
+        }
+    }
+
+    #[test]
+    fn a_red_run_says_which_check_failed_and_its_first_findings() {
+        let s = scenario("delivery, election");
+        let mut bad = CheckResult::new("delivery", false, "1 lost of 9".into());
+        bad.details = (1..=5).map(|i| format!("finding {i}")).collect();
+        let o = outcome(vec![bad, CheckResult::new("election", true, "ok".into())]);
+        assert_eq!(o.verdict(&s), Verdict::Fail);
+        assert_eq!(
+            o.reasons(&s),
+            [
+                "delivery FAIL: 1 lost of 9",
+                "  finding 1",
+                "  finding 2",
+                "  finding 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_green_run_has_no_reasons() {
+        let s = scenario("election");
+        let o = outcome(vec![CheckResult::new("election", true, "ok".into())]);
+        assert_eq!(o.verdict(&s), Verdict::Pass);
+        assert!(o.reasons(&s).is_empty());
+    }
 }
