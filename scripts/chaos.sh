@@ -3,6 +3,8 @@
 # Usage: scripts/chaos.sh IMAGE SEEDS [DURATION] [FIRST]
 #   make chaos SEEDS=20 DURATION=60s FIRST=1 [FAULTS=kill,pause,partition] [MAX_FAULTY=2]
 # Reports (the schedule, history, summary.json, junit.xml) go to runs/chaos/seed-<n>/.
+# HARNESS=path runs that harness binary instead of building target/debug/harness (a long
+# run keeps its own copy, so rebuilding the workspace meanwhile does not change it).
 # Exit status: 0 when every seed passed, 1 when any failed, 2 when any could not run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +19,11 @@ extra=()
 [ -n "${MAX_FAULTY:-}" ] && extra+=(--max-faulty "$MAX_FAULTY")
 [ -n "${ELECTION:-}" ] && extra+=(--election "$ELECTION")
 
-cargo build -q -p harness || exit 2
+harness="${HARNESS:-}"
+if [ -z "$harness" ]; then
+  cargo build -q -p harness || exit 2
+  harness=target/debug/harness
+fi
 mkdir -p "$out"
 summary="$out/summary.txt"
 : > "$summary"
@@ -26,7 +32,7 @@ echo "==> harness chaos: seeds $first..$((first + seeds - 1)), ${duration} each,
 for ((seed = first; seed < first + seeds; seed++)); do
   dir="$out/seed-$seed"
   rm -rf "$dir"
-  target/debug/harness chaos --seed "$seed" --duration "$duration" --image "$image" \
+  "$harness" chaos --seed "$seed" --duration "$duration" --image "$image" \
     --out "$dir" "${extra[@]}" > "$out/seed-$seed.log" 2>&1
   rc=$?
   line="$(grep '^chaos seed=' "$out/seed-$seed.log" || echo "chaos seed=$seed verdict=ERROR (exit $rc; see $out/seed-$seed.log)")"

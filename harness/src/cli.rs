@@ -25,8 +25,8 @@ Examples:
   harness run --repeat 10 scenarios/leader-crash.yaml
                                                  10 runs: pass rate, p50/p95/max of every figure,
                                                  repeat.json beside run-1/ … run-10/
-  harness run --election lcr scenarios/          run under another algorithm (pinned files skipped)
-  harness matrix scenarios/ --elections lcr --repeat 3 --out /tmp/m
+  harness run --election raft scenarios/         run under another algorithm (pinned files skipped)
+  harness matrix scenarios/ --elections lcr,raft,bully --repeat 3 --out /tmp/m
                                                  every scenario under every algorithm: matrix.md,
                                                  matrix.json, index.html
   harness validate scenarios/*.yaml              check files without Docker
@@ -127,7 +127,7 @@ pub enum Command {
         /// Number of nodes.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=32))]
         nodes: u64,
-        /// Election algorithm (only those chat-node implements: lcr today).
+        /// Election algorithm: lcr, raft or bully.
         #[arg(long, default_value = "lcr", value_parser = parse_election)]
         election: String,
         /// `majority`, or `none` to reproduce split brain (a self-test: the run must fail).
