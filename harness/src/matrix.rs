@@ -20,9 +20,10 @@ use chat_node::settings::ElectionKind;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
-/// Why "election messages per fault" is not a number (yet).
-pub const ELECTION_MESSAGES_UNAVAILABLE: &str = "unavailable: chat-node's events do not count \
-    election datagrams (io_stats counts every peer datagram, heartbeats and appends included)";
+/// What "election messages per fault" counts.
+pub const ELECTION_MESSAGES_MEANING: &str = "election datagrams every node sent (tokens, vote \
+    requests and replies, answers, coordinators; the nodes' `election_messages` events) from the \
+    first injected fault on, over injected faults; heartbeats and appends are not counted";
 
 /// `harness matrix` options.
 #[derive(Clone, Debug)]
@@ -113,6 +114,7 @@ struct Row {
     failover_p50: String,
     failover_max: String,
     elections_per_fault: String,
+    election_messages_per_fault: String,
     false_suspicions: String,
     unavailability_p50: String,
     unavailability_max: String,
@@ -125,6 +127,14 @@ fn sum(s: &RepeatSummary, k: &str) -> Option<f64> {
     s.samples.get(k).map(|v| v.iter().sum())
 }
 
+/// The sample `k` summed over the runs, over the injected faults summed likewise.
+fn per_fault(s: &RepeatSummary, k: &str) -> Option<f64> {
+    match (sum(s, k), sum(s, "faults")) {
+        (Some(v), Some(f)) if f > 0.0 => Some(v / f),
+        _ => None,
+    }
+}
+
 fn ms(st: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {
     st.map(|s| format!("{} ms", num(pick(s))))
         .unwrap_or_else(|| "-".into())
@@ -132,16 +142,18 @@ fn ms(st: Option<&Stats>, pick: fn(&Stats) -> f64) -> String {
 
 fn row(s: &RepeatSummary) -> Row {
     let count = |k: &str| sum(s, k).map(num).unwrap_or_else(|| "-".into());
-    let epf = match (sum(s, "elections"), sum(s, "faults")) {
-        (Some(e), Some(f)) if f > 0.0 => format!("{:.2}", e / f),
-        _ => "-".into(),
+    let per_fault = |k: &str| {
+        per_fault(s, k)
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_else(|| "-".into())
     };
     Row {
         pass: format!("{}/{}", s.passed, s.runs),
         ok: Some(s.passed == s.runs && s.runs > 0),
         failover_p50: ms(s.figures.get("failover_ms"), |s| s.p50),
         failover_max: ms(s.figures.get("failover_ms"), |s| s.max),
-        elections_per_fault: epf,
+        elections_per_fault: per_fault("elections"),
+        election_messages_per_fault: per_fault("election_messages"),
         false_suspicions: count("false_suspicions"),
         unavailability_p50: ms(s.figures.get("client_unavailability_ms"), |s| s.p50),
         unavailability_max: ms(s.figures.get("client_unavailability_ms"), |s| s.max),
@@ -222,8 +234,8 @@ pub fn table(cells: &[MatrixCell]) -> Table {
                         Cell::text(r.failover_max),
                         Cell::text(r.elections_per_fault),
                         Cell {
-                            text: "n/a".into(),
-                            title: Some(ELECTION_MESSAGES_UNAVAILABLE.into()),
+                            text: r.election_messages_per_fault,
+                            title: Some(ELECTION_MESSAGES_MEANING.into()),
                             ..Cell::default()
                         },
                         bad_count(&r.false_suspicions),
@@ -329,7 +341,7 @@ pub fn markdown(cells: &[MatrixCell], elections: &[String], repeat: u32) -> Stri
          every run (the election checker's figure); **elections/fault** epochs that started an \
          election or won one, the first excepted, over injected faults (repairs: heal, resume and \
          restart are not faults); **election msgs/fault** \
-         {ELECTION_MESSAGES_UNAVAILABLE}; **false suspicions**, **lost**, **duplicated** totals over \
+         {ELECTION_MESSAGES_MEANING}; **false suspicions**, **lost**, **duplicated** totals over \
          the runs; **client unavail.** from each fault to each user's first acknowledged message \
          after it (docs/SCENARIOS.md, `client_unavailability`); **pinned**: the scenario pins \
          another algorithm (`election_pinned: true`).\n"
@@ -357,11 +369,8 @@ pub fn json_doc(cells: &[MatrixCell], elections: &[String], opts: &MatrixOptions
                     "pass_rate": summary.pass_rate,
                     "failed_checks": summary.failed_checks,
                     "figures": summary.figures,
-                    "elections_per_fault": match (sum(summary, "elections"), sum(summary, "faults")) {
-                        (Some(e), Some(f)) if f > 0.0 => Some(e / f),
-                        _ => None,
-                    },
-                    "election_messages_per_fault": Value::Null,
+                    "elections_per_fault": per_fault(summary, "elections"),
+                    "election_messages_per_fault": per_fault(summary, "election_messages"),
                     "false_suspicions": sum(summary, "false_suspicions"),
                     "lost": sum(summary, "lost"),
                     "duplicated": sum(summary, "duplicated"),
@@ -374,7 +383,7 @@ pub fn json_doc(cells: &[MatrixCell], elections: &[String], opts: &MatrixOptions
         "image": opts.run.image,
         "repeat": opts.repeat,
         "elections": elections,
-        "election_messages_per_fault": ELECTION_MESSAGES_UNAVAILABLE,
+        "election_messages_per_fault": ELECTION_MESSAGES_MEANING,
         "cells": cells_json,
         "per_election": per,
     });
@@ -391,7 +400,7 @@ fn write_all(cells: &[MatrixCell], opts: &MatrixOptions) -> std::io::Result<()> 
     )?;
     let intro = format!(
         "{} × {} run(s) per cell. Each scenario name opens its first run's timeline; hover pass \
-         for the checks that failed. Election messages per fault: {ELECTION_MESSAGES_UNAVAILABLE}.",
+         for the checks that failed. Election messages per fault: {ELECTION_MESSAGES_MEANING}.",
         opts.elections.join(", "),
         opts.repeat
     );
@@ -522,6 +531,7 @@ mod tests {
         e.sample("failover_ms", failover.iter().copied());
         e.sample("elections", [2.0]);
         e.sample("faults", [1.0]);
+        e.sample("election_messages", [12.0]);
         let mut d = CheckResult::new("delivery", true, "d".into());
         d.sample("lost", [0.0]);
         d.sample("duplicated", [1.0]);
@@ -563,13 +573,13 @@ mod tests {
         assert_eq!(r[3].text, "500 ms");
         assert_eq!(r[4].text, "700 ms");
         assert_eq!(r[5].text, "2.00");
-        assert_eq!(r[6].text, "n/a");
+        assert_eq!(r[6].text, "12.00");
         assert_eq!((r[10].text.as_str(), r[10].ok), ("0", Some(true)));
         assert_eq!((r[11].text.as_str(), r[11].ok), ("2", Some(false)));
         assert_eq!(t.rows[1][2].text, "pinned");
         let md = markdown(&cells, &["lcr".into()], 2);
         assert!(
-            md.contains("| t | lcr | 2/2 | 500 ms | 700 ms | 2.00 | n/a |"),
+            md.contains("| t | lcr | 2/2 | 500 ms | 700 ms | 2.00 | 12.00 |"),
             "{md}"
         );
         assert!(md.contains("| lcr | 2/2 | 1/1 | 500 / 700 ms |"), "{md}");
@@ -583,6 +593,7 @@ mod tests {
         let j: Value = serde_json::from_str(&json_doc(&cells, &opts.elections, &opts)).unwrap();
         assert_eq!(j["cells"][0]["figures"]["failover_ms"]["max"], 700.0);
         assert_eq!(j["cells"][0]["elections_per_fault"], 2.0);
+        assert_eq!(j["cells"][0]["election_messages_per_fault"], 12.0);
         assert_eq!(j["cells"][1]["status"], "pinned");
         assert_eq!(j["per_election"]["lcr"]["runs"], 2);
     }

@@ -95,6 +95,10 @@ pub enum Event {
         credentials: Credentials,
         can_lead: bool,
     },
+    /// Election datagrams (the algorithm's own messages: tokens, vote requests and replies,
+    /// answers, coordinators) this node sealed in one turn of its event loop; one line per
+    /// turn that sent any. Heartbeats and appends are not counted.
+    ElectionMessages { sent: u32 },
     /// This node granted its vote (promise) to a candidate for the record's epoch.
     VoteGranted { candidate: NodeId },
     /// A leader was established for the record's epoch. Emitted by the leader itself when it

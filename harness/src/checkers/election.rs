@@ -150,7 +150,33 @@ pub fn check(s: &Scenario, records: &[Record], deadline_ms: u64, label: String) 
     }
     result.sample("faults", [injected_faults(&facts.timeline) as f64]);
     result.sample("elections", [elections_after_first(records) as f64]);
+    if let Some(sent) = election_messages_since_first_fault(records, &facts.timeline) {
+        result.sample("election_messages", [sent as f64]);
+    }
     result
+}
+
+/// Election datagrams every node sent from the first injected fault on (the startup
+/// election before it is not the faults' cost); `None` when the nodes do not report them
+/// (`election_messages` events came with this harness's node; an older image has none).
+fn election_messages_since_first_fault(records: &[Record], timeline: &Timeline) -> Option<u64> {
+    let mut reported = false;
+    let first_fault = timeline
+        .faults
+        .iter()
+        .find(|f| f.action != FaultAction::Start && !f.action.is_repair())
+        .map(|f| f.ts_ms);
+    let mut sent = 0;
+    for r in records {
+        let Record::Node(ev) = r else { continue };
+        if let Event::ElectionMessages { sent: n } = ev.event {
+            reported = true;
+            if first_fault.is_some_and(|t| ev.ts_ms >= t) {
+                sent += u64::from(n);
+            }
+        }
+    }
+    reported.then_some(sent)
 }
 
 /// Every node's account of who led which epoch.
@@ -701,6 +727,27 @@ mod tests {
         assert!(c.passed, "{c:?}");
         assert_eq!(c.samples["faults"], vec![2.0]);
         assert_eq!(c.samples["elections"], vec![2.0]);
+    }
+
+    #[test]
+    fn election_messages_count_from_the_first_fault_on() {
+        let sent = |ts, node, epoch, n| {
+            ev(
+                ts,
+                node,
+                epoch,
+                Role::Follower,
+                Event::ElectionMessages { sent: n },
+            )
+        };
+        // Without the nodes' reports there is no figure, rather than a false 0.
+        assert!(!run(healthy()).samples.contains_key("election_messages"));
+        let mut r = healthy();
+        r.push(sent(700, 1, 1, 4)); // the startup election: not a fault's cost
+        r.push(sent(2600, 1, 2, 3));
+        r.push(sent(2650, 2, 2, 2));
+        let c = run(r);
+        assert_eq!(c.samples["election_messages"], vec![5.0]);
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Node {
     rejected: u64,
     /// Forwarded proposals appended recently (leader), so a duplicate is appended once.
     recent_forwards: forward::RecentForwards,
+    /// Election datagrams sealed in this turn, reported as one `election_messages` event at
+    /// its end (what the matrix's "election messages per fault" counts).
+    election_sent: u32,
     /// Seals our frames and admits others' (the front door of `on_datagram`).
     auth: PeerAuth,
     /// Peer refusals not yet reported (their events are rate-limited).
@@ -156,6 +159,7 @@ impl Node {
             next_heartbeat: now,
             rejected: 0,
             recent_forwards: forward::RecentForwards::default(),
+            election_sent: 0,
             auth: PeerAuth::new(
                 config.peer_key.clone(),
                 &config.cluster,
@@ -236,6 +240,10 @@ impl Node {
             }
         }
         self.flush_log();
+        if self.election_sent > 0 {
+            let sent = std::mem::take(&mut self.election_sent);
+            self.emit(Event::ElectionMessages { sent });
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -364,6 +372,9 @@ impl Node {
 
     /// Seals `msg` for `dest` (`BROADCAST` for broadcast and multicast).
     fn encode(&mut self, dest: NodeId, msg: &PeerMsg) -> Vec<u8> {
+        if matches!(msg, PeerMsg::Election { .. }) {
+            self.election_sent += 1;
+        }
         self.auth.seal(dest, msg)
     }
 
@@ -1346,6 +1357,31 @@ mod tests {
                 ..
             })
         )));
+    }
+
+    #[test]
+    fn each_turn_that_sends_election_messages_reports_how_many() {
+        let mut node = middle_node();
+        // Node 3's candidacy reaches 5, which outranks it and runs itself: election traffic.
+        let out = peer_datagram(&mut node, 2, 3, &elected(3));
+        let election_datagrams = sent(&out)
+            .iter()
+            .filter(|(_, m)| matches!(m, PeerMsg::Election { .. }))
+            .count();
+        assert!(election_datagrams > 0, "{out:?}");
+        let reported: Vec<u32> = events(&out)
+            .iter()
+            .filter_map(|e| match e {
+                Event::ElectionMessages { sent } => Some(*sent),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reported, [election_datagrams as u32]);
+        // A turn with only a heartbeat reports nothing.
+        let out = peer_datagram(&mut node, 3, 7, &heartbeat_of_7());
+        assert!(!events(&out)
+            .iter()
+            .any(|e| matches!(e, Event::ElectionMessages { .. })));
     }
 
     /// `middle_node` following node 7, leader of epoch 1.
