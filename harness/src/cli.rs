@@ -182,6 +182,14 @@ pub enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Judge a recorded run again: the scenario's checkers over DIR/history.jsonl, no Docker
+    /// (after a checker changed, or to judge a history under another scenario's checks)
+    Check {
+        /// The scenario the run came from (a chaos run's schedule is beside it: chaos-S.yaml).
+        scenario: PathBuf,
+        /// The run directory (its history.jsonl).
+        dir: PathBuf,
+    },
     /// Remove every container and network labelled faultline.run (and nothing else).
     Clean,
     /// Benchmark a fresh cluster: acked msg/s, latency, bytes, fsyncs, events, CPU and memory
@@ -340,6 +348,7 @@ pub async fn main() -> i32 {
         Command::Validate { files } => validate(&files),
         Command::List { dir } => list(&dir),
         Command::Report { dirs } => report_dirs(&dirs),
+        Command::Check { scenario, dir } => check_again(&scenario, &dir),
         Command::Clean => clean().await,
         Command::Bench {
             image,
@@ -605,6 +614,42 @@ fn report_dirs(dirs: &[PathBuf]) -> Verdict {
         }
     }
     verdict
+}
+
+/// `harness check SCENARIO DIR`: the checkers over a recorded history; the verdict of the
+/// checks alone (the steps' outcomes are in the run's own summary).
+fn check_again(scenario: &Path, dir: &Path) -> Verdict {
+    let s = match matrix::load_under(scenario, None) {
+        Ok(Ok(s)) => s,
+        Ok(Err(skip)) => {
+            crate::say_err!("error: {skip}");
+            return Verdict::Error;
+        }
+        Err(e) => {
+            crate::say_err!("error: {e}");
+            return Verdict::Error;
+        }
+    };
+    let path = dir.join("history.jsonl");
+    let history = match crate::history::History::load(&path) {
+        Ok(h) => h,
+        Err(e) => {
+            crate::say_err!(
+                "error: {}: {e} (pass a run directory, the --out of `harness run`)",
+                path.display()
+            );
+            return Verdict::Error;
+        }
+    };
+    let outcome = report::RunOutcome {
+        checks: crate::checkers::run(&s, history.records()),
+        ..report::RunOutcome::default()
+    };
+    report::print_table(&s, &outcome);
+    for line in outcome.reasons(&s) {
+        crate::say!("  {line}");
+    }
+    outcome.verdict(&s)
 }
 
 fn validate(files: &[PathBuf]) -> Verdict {

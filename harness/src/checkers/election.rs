@@ -615,11 +615,13 @@ fn holds_committed_entries(
 /// forwarding a token or answering, `election_joined`) that were live throughout, reachable
 /// both ways from the winner, and could lead (talked both ways with a quorum, per the fault
 /// timeline, when the winner won). A better node that could not gather a quorum is rightly
-/// passed over (issue 9).
+/// passed over (issue 9), and so is one that joined only after the winner's round had
+/// closed ([`round_closed`]): it could only have won a later round.
 fn best_candidate_rule(facts: &Facts, kind: ElectionKind, violations: &mut Vec<String>) {
     let quorum = facts.s.cluster.cluster_size / 2 + 1;
     for w in &facts.wins {
         let Some(cw) = w.credentials else { continue };
+        let closed = round_closed(facts.records, w);
         for r in facts.records {
             let Record::Node(ev) = r else { continue };
             let credentials = match &ev.event {
@@ -627,7 +629,8 @@ fn best_candidate_rule(facts: &Facts, kind: ElectionKind, violations: &mut Vec<S
                 | Event::ElectionJoined { credentials, .. } => credentials,
                 _ => continue,
             };
-            if ev.epoch != w.epoch || ev.node == w.node || *credentials <= cw || ev.ts_ms > w.ts {
+            if ev.epoch != w.epoch || ev.node == w.node || *credentials <= cw || ev.ts_ms >= closed
+            {
                 continue;
             }
             let t = &facts.timeline;
@@ -648,6 +651,33 @@ fn best_candidate_rule(facts: &Facts, kind: ElectionKind, violations: &mut Vec<S
             }
         }
     }
+}
+
+/// When the winner's round closed: its own token came back (`role_changed` to candidate for
+/// `ring_maximum`, LCR), or the first promise it got — a node asks for promises only once
+/// its round is over — or else its win. Chaos seed 42 found why this matters: right after a
+/// heal a node whose view still lacked the old leader (5) sent its token round without it;
+/// 2's token came back, 2 asked for and got promises, and only then did 5, deposed by the
+/// new epoch, join with better credentials.
+fn round_closed(records: &[Record], w: &Win) -> u64 {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Node(ev) if ev.epoch == w.epoch && ev.ts_ms <= w.ts => Some(ev),
+            _ => None,
+        })
+        .filter(|ev| match &ev.event {
+            Event::RoleChanged {
+                to: Role::Candidate,
+                reason,
+                ..
+            } => ev.node == w.node && reason == "ring_maximum",
+            Event::VoteGranted { candidate } => *candidate == w.node,
+            _ => false,
+        })
+        .map(|ev| ev.ts_ms)
+        .min()
+        .unwrap_or(w.ts)
 }
 
 /// Raft's rule: a node votes at most once per epoch (the vote is durable, so a restart does
@@ -876,6 +906,41 @@ mod tests {
         r.push(fault(750, FaultAction::Isolate, &[3]));
         r.extend(elect(800, 2, 1, &[1], (0, 0)));
         assert!(run_as(ElectionKind::Lcr, r).passed);
+    }
+
+    #[test]
+    fn a_better_node_that_joins_after_the_winners_round_closed_is_no_violation() {
+        // Chaos seed 42: 2's token came back (ring_maximum) at 760 and 1 promised at 770;
+        // only at 780 did 3 join with better credentials.
+        let closed_round = |joined_at: u64| {
+            let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+            r.push(ev(
+                760,
+                2,
+                1,
+                Role::Candidate,
+                Event::RoleChanged {
+                    from: Role::Follower,
+                    to: Role::Candidate,
+                    reason: "ring_maximum".into(),
+                },
+            ));
+            r.push(ev(
+                770,
+                1,
+                1,
+                Role::Follower,
+                Event::VoteGranted {
+                    candidate: NodeId(2),
+                },
+            ));
+            r.push(joined(joined_at, 3, 1, creds(0, 0, 3)));
+            r.extend(elect(800, 2, 1, &[1, 3], (0, 0)));
+            run_as(ElectionKind::Lcr, r)
+        };
+        assert!(closed_round(780).passed);
+        // Joined before the token came back: it was on the ring and should have won.
+        assert!(!closed_round(750).passed);
     }
 
     #[test]
