@@ -89,6 +89,7 @@ impl Workload {
             // with `spread` it stays on the server that serves it.
             let first = match &spec.placement {
                 Placement::Pinned(pinned) => pinned.get(name).map(|n| n - 1),
+                Placement::Assigned => Some(0),
                 _ => None,
             }
             .unwrap_or(index);
@@ -102,6 +103,7 @@ impl Workload {
                 config.servers[1..].rotate_left((index / n) % (n - 1));
             }
             config.prefer_leader = spec.placement == Placement::Leader;
+            config.follow_assignment = spec.placement == Placement::Assigned;
             config.request_timeout = REQUEST_TIMEOUT;
             config.retry_deadline = RETRY_DEADLINE;
             let user = user::User {

@@ -102,6 +102,10 @@ pub struct Welcome {
     pub leader: Option<NodeId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_addr: Option<String>,
+    /// Present when this server is full or clearly busier than the least-loaded live one:
+    /// the leader's assignment, where a client that has not logged in yet should go instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_addr: Option<String>,
 }
 
 /// The success reply; fields are present when the request produces them.
@@ -269,6 +273,10 @@ pub enum Discovery {
         /// Users logged in on this server (its load).
         #[serde(default)]
         clients: usize,
+        /// The least-loaded live server by the leader's assignment table (possibly this
+        /// one): where a new client should log in. Absent while no leader is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assigned_addr: Option<String>,
     },
 }
 
@@ -296,6 +304,7 @@ mod tests {
             role: Role::Leader,
             leader: None,
             leader_addr: None,
+            assigned_addr: None,
         });
         let line = r#"{"type":"welcome","node":3,"cluster":"c","version":2,"role":"leader"}"#;
         assert_eq!(serde_json::to_string(&w).unwrap(), line);

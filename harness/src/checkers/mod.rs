@@ -8,6 +8,7 @@
 //! (`checks:`, `expect_failures:`), the default check list and the report all read it.
 
 mod availability;
+mod balance;
 mod convergence;
 mod delivery;
 mod detection;
@@ -118,6 +119,7 @@ pub static REGISTRY: &[&dyn Checker] = &[
     &convergence::Convergence,
     &availability::ClientUnavailability,
     &placement::Placement,
+    &balance::Balance,
 ];
 
 /// The registered checker called `name` (or one of its synonyms).

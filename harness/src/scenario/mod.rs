@@ -133,6 +133,10 @@ pub enum Placement {
     Spread,
     /// The named users start on the given node ids (the rest as in `Spread`).
     Pinned(std::collections::BTreeMap<String, usize>),
+    /// Every user asks node 1 and logs in where the leader's assignment sends it (the
+    /// least-loaded live server: a `welcome`'s `assigned_addr`); after a failure it follows
+    /// the assignment of the next server it reaches.
+    Assigned,
 }
 
 impl Default for Workload {

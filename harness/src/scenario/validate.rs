@@ -328,7 +328,7 @@ fn workload(cx: &Ctx, w: RawWorkload, nodes: usize) -> Result<Workload, Scenario
     Ok(out)
 }
 
-/// `leader`, `spread`, or `{u1: 2, u3: 1}` (user → node id).
+/// `leader`, `spread`, `assigned`, or `{u1: 2, u3: 1}` (user → node id).
 fn placement(
     value: &serde_yaml::Value,
     users: &[String],
@@ -338,6 +338,7 @@ fn placement(
     match value {
         Value::String(s) if s == "leader" => Ok(Placement::Leader),
         Value::String(s) if s == "spread" => Ok(Placement::Spread),
+        Value::String(s) if s == "assigned" => Ok(Placement::Assigned),
         Value::Mapping(m) => {
             let mut pinned = std::collections::BTreeMap::new();
             for (k, v) in m {
@@ -361,7 +362,7 @@ fn placement(
             Ok(Placement::Pinned(pinned))
         }
         other => Err(format!(
-            "`placement: {}`: use `leader`, `spread`, or a map of user to node id ({{u1: 2}})",
+            "`placement: {}`: use `leader`, `spread`, `assigned`, or a map of user to node id ({{u1: 2}})",
             serde_yaml::to_string(other).unwrap_or_default().trim()
         )),
     }

@@ -19,6 +19,8 @@ pub struct ServerInfo {
     pub epoch: u64,
     pub leader: Option<NodeId>,
     pub leader_addr: Option<String>,
+    /// Where the leader's assignment sends a new client (the least-loaded live server).
+    pub assigned_addr: Option<String>,
 }
 
 /// Every interface's subnet broadcast address and 255.255.255.255, on the peer port.
@@ -167,6 +169,7 @@ fn parse_answer(bytes: &[u8], cluster: &str) -> Option<ServerInfo> {
             epoch,
             leader,
             leader_addr,
+            assigned_addr,
             ..
         } if theirs == cluster => Some(ServerInfo {
             node,
@@ -175,6 +178,7 @@ fn parse_answer(bytes: &[u8], cluster: &str) -> Option<ServerInfo> {
             epoch,
             leader,
             leader_addr,
+            assigned_addr,
         }),
         _ => None,
     }
@@ -208,6 +212,25 @@ pub fn leader_first(servers: &[ServerInfo]) -> Vec<String> {
     out
 }
 
+/// For a client that stays where it is placed: the server the leader's assignment names
+/// first (the leader's own answer, else the newest epoch's that names one), then
+/// [`leader_first`]'s order.
+pub fn assigned_first(servers: &[ServerInfo]) -> Vec<String> {
+    let mut sorted: Vec<&ServerInfo> = servers.iter().collect();
+    sorted.sort_by_key(|s| (s.role != Role::Leader, std::cmp::Reverse(s.epoch)));
+    let mut out: Vec<String> = sorted
+        .iter()
+        .find_map(|s| s.assigned_addr.clone())
+        .into_iter()
+        .collect();
+    for addr in leader_first(servers) {
+        if !out.contains(&addr) {
+            out.push(addr);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,7 +243,27 @@ mod tests {
             epoch,
             leader: None,
             leader_addr: leader_addr.map(str::to_string),
+            assigned_addr: None,
         }
+    }
+
+    #[test]
+    fn the_leaders_assignment_comes_first_for_a_client_that_stays_where_placed() {
+        let mut leader = info(3, Role::Leader, 2, Some("10.0.0.3:7070"));
+        leader.assigned_addr = Some("10.0.0.5:7070".into());
+        let mut follower = info(1, Role::Follower, 2, Some("10.0.0.3:7070"));
+        follower.assigned_addr = Some("10.0.0.4:7070".into());
+        assert_eq!(
+            assigned_first(&[follower.clone(), leader]),
+            ["10.0.0.5:7070", "10.0.0.3:7070", "10.0.0.1:7070"]
+        );
+        // Without a leader's answer, a follower's assignment; without any, leader_first.
+        assert_eq!(assigned_first(&[follower.clone()])[0], "10.0.0.4:7070");
+        follower.assigned_addr = None;
+        assert_eq!(
+            assigned_first(&[follower.clone()]),
+            leader_first(&[follower])
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! way and a reconnection are kept in the session, not in the future.
 
 use super::core::{ClientCore, LinkId, OpId, Output};
-use super::discovery::{self, leader_first};
+use super::discovery::{self, assigned_first, leader_first};
 use super::error::ClientError;
 use super::link::Link;
 use super::message_id::MessageIds;
@@ -323,8 +323,10 @@ impl Session {
                         config.peer_port,
                         config.discovery_window,
                     );
+                    let assigned = !config.prefer_leader && config.follow_assignment;
                     self.discovering = Some(Box::pin(async move {
                         match discovery::find_leader(&cluster, port, window, &avoid).await {
+                            Ok(servers) if assigned => assigned_first(&servers),
                             Ok(servers) => leader_first(&servers),
                             Err(e) => {
                                 tracing::debug!("discovery: {e}");

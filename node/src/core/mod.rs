@@ -9,6 +9,7 @@
 //! [`Node::handle`] is the same for a caller whose storage is synchronous (the unit tests).
 //! The driver feeds `Input::Tick` every [`TICK_MS`]; all timers live in here.
 
+pub mod assignment;
 pub mod auth;
 pub mod chat;
 #[cfg(test)]

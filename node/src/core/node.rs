@@ -1,6 +1,7 @@
 //! Glues membership, detection, election, replication, chat and sessions: inputs in,
 //! outputs out. All timers are driven by `Input::Tick`.
 
+use super::assignment::Assignment;
 use super::auth::{refusals::Refusals, Admission, PeerAuth, Refusal, BROADCAST};
 use super::chat::{ChatOp, ChatState};
 use super::detector::{self, Detection};
@@ -34,6 +35,7 @@ pub struct Node {
     cfg: Config,
     quorum: usize,
     rng: SplitMix64,
+    assign_rng: SplitMix64,
     now: Millis,
     out: Vec<Output>,
     stopped: bool,
@@ -84,6 +86,8 @@ pub struct Node {
     rejected: u64,
     /// Forwarded proposals appended recently (leader), so a duplicate is appended once.
     recent_forwards: forward::RecentForwards,
+    /// Client loads heard in beacons and the leader's assignment table.
+    assignment: Assignment,
     /// Election datagrams sealed in this turn, reported as one `election_messages` event at
     /// its end (what the matrix's "election messages per fault" counts).
     election_sent: u32,
@@ -125,6 +129,8 @@ impl Node {
         let node = Node {
             quorum,
             rng: SplitMix64::new(config.seed ^ config.id.0.rotate_left(17)),
+            // Its own generator, so that breaking assignment ties never shifts election jitter.
+            assign_rng: SplitMix64::new(config.seed ^ config.id.0.rotate_left(41)),
             now,
             out: Vec::new(),
             stopped: false,
@@ -160,6 +166,7 @@ impl Node {
             rejected: 0,
             recent_forwards: forward::RecentForwards::default(),
             election_sent: 0,
+            assignment: Assignment::default(),
             auth: PeerAuth::new(
                 config.peer_key.clone(),
                 &config.cluster,
@@ -367,7 +374,83 @@ impl Node {
                 .into_iter()
                 .filter(|id| *id != self.cfg.id)
                 .collect(),
+            clients: self.sessions.taken() as u32,
+            full: self.sessions.is_full(),
+            assign: if self.role == Role::Leader {
+                self.assignment.leader_table(
+                    (
+                        self.cfg.id,
+                        self.sessions.taken() as u32,
+                        self.sessions.is_full(),
+                    ),
+                    &self.members.view(self.cfg.id),
+                )
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// This server's load for its own assignment answers: its client connections, logged in
+    /// or not yet (a burst of clients connects before any logs in, and each one a `welcome`
+    /// told to stay will), `except` the one being welcomed.
+    fn note_own_load(&mut self, except: usize) -> u32 {
+        let load = self.sessions.connections().saturating_sub(except) as u32;
+        let (me, full) = (self.cfg.id, self.sessions.is_full());
+        self.assignment.note_own(me, load, full);
+        load
+    }
+
+    /// Whether a client may be sent to `node`: this server, or a peer in its view.
+    fn can_serve_there(&self, node: NodeId) -> bool {
+        node == self.cfg.id || self.members.get(node).is_some_and(|p| p.state.in_view())
+    }
+
+    fn client_addr_of(&self, node: NodeId) -> Option<String> {
+        if node == self.cfg.id {
+            return Some(self.cfg.client_addr.clone());
+        }
+        self.members
+            .get(node)
+            .map(|p| p.client_addr.clone())
+            .filter(|a| !a.is_empty())
+    }
+
+    /// The client address of the least-loaded server by the leader's table, for a
+    /// discovery answer (possibly this server's own). None without a live leader.
+    pub fn assign_client(&mut self) -> Option<String> {
+        self.advertised_leader()?;
+        self.note_own_load(0);
+        let pick = self.assign_rng.next_u64();
+        let usable: Vec<NodeId> = self
+            .assignment
+            .table()
+            .iter()
+            .map(|s| s.node)
+            .filter(|n| self.can_serve_there(*n))
+            .collect();
+        let node = self.assignment.choose(|n| usable.contains(&n), pick)?;
+        self.client_addr_of(node)
+    }
+
+    /// For a `welcome`: the server a client connecting here should go to instead, when this
+    /// one is full or clearly busier than the least-loaded one (the leader's assignment).
+    fn reassign_from_here(&mut self) -> Option<String> {
+        self.advertised_leader()?;
+        let load = self.note_own_load(1);
+        let pick = self.assign_rng.next_u64();
+        let usable: Vec<NodeId> = self
+            .assignment
+            .table()
+            .iter()
+            .map(|s| s.node)
+            .filter(|n| self.can_serve_there(*n))
+            .collect();
+        let here = (self.cfg.id, load, self.sessions.is_full());
+        let node = self
+            .assignment
+            .better_than(here, |n| usable.contains(&n), pick)?;
+        self.client_addr_of(node)
     }
 
     /// Seals `msg` for `dest` (`BROADCAST` for broadcast and multicast).
@@ -478,7 +561,12 @@ impl Node {
         }
         if now >= self.next_heartbeat {
             self.next_heartbeat = now + self.cfg.heartbeat_ms;
-            self.multicast(&PeerMsg::Heartbeat(self.beacon()));
+            let beacon = self.beacon();
+            if self.role == Role::Leader {
+                // The leader answers from the table it publishes, like everyone else.
+                self.assignment.adopt(beacon.assign.clone());
+            }
+            self.multicast(&PeerMsg::Heartbeat(beacon));
             self.heartbeat_duties();
         }
         for r in self.refusals.flush(now) {
@@ -694,7 +782,17 @@ impl Node {
         self.send_to(to, &msg);
     }
 
-    fn on_beacon(&mut self, from: NodeId, b: Beacon) {
+    fn on_beacon(&mut self, from: NodeId, mut b: Beacon) {
+        self.assignment.reported(from, b.clients, b.full);
+        let (table, role, epoch) = (std::mem::take(&mut b.assign), b.role, b.epoch);
+        self.follow_beacon(from, b);
+        // After following it: the first heartbeat of a new leader brings its table too.
+        if role == Role::Leader && epoch == self.epoch && self.leader == Some(from) {
+            self.assignment.adopt(table);
+        }
+    }
+
+    fn follow_beacon(&mut self, from: NodeId, b: Beacon) {
         self.members.set_client_addr(from, &b.client_addr);
         if let Some(p) = self.members.get_mut(from) {
             p.leader_claim = b.leader.map(|l| (l, b.epoch));
@@ -802,6 +900,7 @@ impl Node {
             role: self.role,
             leader: self.advertised_leader(),
             leader_addr: self.leader_addr(),
+            assigned_addr: self.reassign_from_here(),
         });
         self.write_client(conn, &welcome);
     }
@@ -1299,6 +1398,9 @@ mod tests {
                     .filter(|id| *id != peer)
                     .map(NodeId)
                     .collect(),
+                clients: 0,
+                full: false,
+                assign: Vec::new(),
             };
             peer_datagram(&mut node, 1, peer, &PeerMsg::Heartbeat(beacon));
         }
@@ -1399,6 +1501,9 @@ mod tests {
             client_addr: "10.0.0.7:7070".into(),
             commit_index: 0,
             hears: vec![NodeId(3), NodeId(5)],
+            clients: 0,
+            full: false,
+            assign: Vec::new(),
         })
     }
 
@@ -1407,6 +1512,54 @@ mod tests {
         peer_datagram(&mut node, 2, 7, &heartbeat_of_7());
         assert_eq!(node.leader(), Some(NodeId(7)));
         node
+    }
+
+    fn welcome_to(out: &[Output], conn: u64) -> Welcome {
+        match lines_to(out, conn).into_iter().next() {
+            Some(ServerLine::Welcome(w)) => w,
+            other => panic!("no welcome: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_server_names_the_leaders_least_loaded_server_in_its_welcome() {
+        let mut node = follower_of_7().limit_clients(1);
+        let PeerMsg::Heartbeat(leader) = heartbeat_of_7() else {
+            unreachable!()
+        };
+        let three = Beacon {
+            role: Role::Follower,
+            client_addr: "10.0.0.3:7070".into(),
+            credentials: Credentials {
+                id: NodeId(3),
+                ..leader.credentials
+            },
+            hears: vec![NodeId(5), NodeId(7)],
+            ..leader.clone()
+        };
+        peer_datagram(&mut node, 3, 3, &PeerMsg::Heartbeat(three));
+        let load = |node, clients| crate::core::assignment::ServerLoad {
+            node: NodeId(node),
+            clients,
+        };
+        let table = Beacon {
+            assign: vec![load(3, 0), load(5, 0), load(7, 2)],
+            ..leader
+        };
+        peer_datagram(&mut node, 4, 7, &PeerMsg::Heartbeat(table));
+        // Room here and no server clearly emptier: stay.
+        let out = connect(&mut node, 5, 1);
+        assert_eq!(welcome_to(&out, 1).assigned_addr, None);
+        // Its one seat taken (a login in flight counts): go to 3, the least loaded.
+        conn_line(&mut node, 6, 1, &login_line("alice", "pw", None));
+        let out = connect(&mut node, 7, 2);
+        assert_eq!(
+            welcome_to(&out, 2).assigned_addr.as_deref(),
+            Some("10.0.0.3:7070")
+        );
+        // Discovery answers name the least-loaded server with room too: 3 again (counted one
+        // more by the welcome, but this full server is out of the running).
+        assert_eq!(node.assign_client().as_deref(), Some("10.0.0.3:7070"));
     }
 
     #[test]

@@ -254,6 +254,24 @@ impl Sessions {
         self.max_clients
     }
 
+    /// Open client connections, logged in or not.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Users logged in here or logging in: the seats taken.
+    pub fn taken(&self) -> usize {
+        self.conns
+            .values()
+            .filter(|c| c.user.is_some() || c.login_pending)
+            .count()
+    }
+
+    /// At its `--max-clients`, logins in flight included (a further login gets `server_full`).
+    pub fn is_full(&self) -> bool {
+        self.max_clients.is_some_and(|max| self.taken() >= max)
+    }
+
     /// How many connections here are logged in (this server's load).
     pub fn logged_in(&self) -> usize {
         self.conns.values().filter(|c| c.user.is_some()).count()

@@ -6,6 +6,7 @@ use super::chat::ChatOp;
 use super::durable::LogEntry;
 use super::election::ElectionBody;
 use super::proposal::ProposalId;
+use crate::core::assignment::ServerLoad;
 use crate::events::Credentials;
 use crate::ids::{NodeId, Role};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,19 @@ pub struct Beacon {
     /// which links work both ways, and so who can gather a quorum of votes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hears: Vec<NodeId>,
+    /// Users logged in on the sender, and whether it is at its `--max-clients`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clients: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
+    /// A leader's assignment table: the servers in its view with room and their loads
+    /// ([`crate::core::assignment`]). Empty from anyone else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub assign: Vec<ServerLoad>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Peer messages, tagged by `"t"`.
@@ -156,6 +170,9 @@ mod tests {
                 client_addr: "10.0.0.1:7070".into(),
                 commit_index: 0,
                 hears: vec![NodeId(1), NodeId(4)],
+                clients: 0,
+                full: false,
+                assign: Vec::new(),
             }),
             PeerMsg::Election {
                 epoch: 2,

@@ -425,6 +425,9 @@ impl Forger {
                     client_addr: self.client_addr.clone(),
                     commit_index: self.index(l),
                     hears: Vec::new(),
+                    clients: 0,
+                    full: false,
+                    assign: Vec::new(),
                 };
                 if kind == ForgeKind::Hello {
                     PeerMsg::Hello(beacon)
@@ -592,6 +595,9 @@ mod tests {
             client_addr: "10.0.0.12:7070".into(),
             commit_index: 16,
             hears: Vec::new(),
+            clients: 0,
+            full: false,
+            assign: Vec::new(),
         };
         let mut l = Learned {
             users: vec!["u1".into(), "u2".into()],

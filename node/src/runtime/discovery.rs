@@ -5,16 +5,17 @@
 use crate::protocol::{ClusterStatus, Discovery};
 
 /// If `bytes` is a `find_server` for `cluster`, the answer to send back to its source.
-/// `status` is only asked for then (most datagrams on the port are the peers' traffic).
+/// `status` (the node's status and its assignment) is only asked for then (most datagrams
+/// on the port are the peers' traffic).
 pub fn answer(
     bytes: &[u8],
     cluster: &str,
     my_client_addr: &str,
-    status: impl FnOnce() -> ClusterStatus,
+    status: impl FnOnce() -> (ClusterStatus, Option<String>),
 ) -> Option<Vec<u8>> {
     match serde_json::from_slice::<Discovery>(bytes) {
         Ok(Discovery::FindServer { cluster: asked }) if asked == cluster => {
-            let status = status();
+            let (status, assigned_addr) = status();
             if status.max_clients.is_some_and(|max| status.clients >= max) {
                 return None; // full: a client should find a server with room
             }
@@ -27,6 +28,7 @@ pub fn answer(
                 leader: status.leader,
                 leader_addr: status.leader_addr.clone(),
                 clients: status.clients,
+                assigned_addr,
             };
             serde_json::to_vec(&reply).ok()
         }
@@ -39,7 +41,11 @@ mod tests {
     use super::*;
     use crate::ids::{NodeId, Role};
 
-    fn status() -> ClusterStatus {
+    fn status() -> (ClusterStatus, Option<String>) {
+        (base(), Some("10.99.0.4:7070".into()))
+    }
+
+    fn base() -> ClusterStatus {
         ClusterStatus {
             node: NodeId(2),
             role: Role::Follower,
@@ -58,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn answers_our_cluster_with_the_leader_hint() {
+    fn answers_our_cluster_with_the_leader_hint_and_the_assignment() {
         let ask = br#"{"t":"find_server","cluster":"faultline"}"#;
         let reply = answer(ask, "faultline", "10.99.0.2:7070", status).unwrap();
         let parsed: Discovery = serde_json::from_slice(&reply).unwrap();
@@ -73,6 +79,7 @@ mod tests {
                 leader: Some(NodeId(5)),
                 leader_addr: Some("10.99.0.5:7070".into()),
                 clients: 2,
+                assigned_addr: Some("10.99.0.4:7070".into()),
             }
         );
     }
@@ -80,14 +87,20 @@ mod tests {
     #[test]
     fn a_full_server_does_not_offer_itself() {
         let ask = br#"{"t":"find_server","cluster":"faultline"}"#;
-        let full = || ClusterStatus {
-            max_clients: Some(2),
-            ..status()
+        let full = || {
+            let s = ClusterStatus {
+                max_clients: Some(2),
+                ..base()
+            };
+            (s, None)
         };
         assert!(answer(ask, "faultline", "a:1", full).is_none());
-        let room = || ClusterStatus {
-            max_clients: Some(3),
-            ..status()
+        let room = || {
+            let s = ClusterStatus {
+                max_clients: Some(3),
+                ..base()
+            };
+            (s, None)
         };
         assert!(answer(ask, "faultline", "a:1", room).is_some());
     }

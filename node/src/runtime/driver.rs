@@ -225,10 +225,10 @@ impl Driver {
         via: Lane,
     ) -> anyhow::Result<()> {
         if let Ok((n, from)) = received {
-            let node = &self.node;
+            let node = &mut self.node;
             if let Some(reply) =
                 discovery::answer(&buf[..n], &self.cluster, &self.client_addr, || {
-                    node.status()
+                    (node.status(), node.assign_client())
                 })
             {
                 let socket = match via {

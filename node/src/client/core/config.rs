@@ -68,6 +68,10 @@ pub struct SessionConfig {
     /// Off, the session stays on the first server that serves (every server does while it
     /// knows a leader), which spreads users over the servers.
     pub prefer_leader: bool,
+    /// Without `prefer_leader`: log in where the leader's assignment says (a discovery
+    /// answer's or a `welcome`'s `assigned_addr`: the least-loaded live server), moving at
+    /// most once per connection round. Off, the session stays on the first server that serves.
+    pub follow_assignment: bool,
 }
 
 impl SessionConfig {
@@ -85,6 +89,7 @@ impl SessionConfig {
             ack_batch: DEFAULT_ACK_BATCH,
             failed_address_cooldown: FAILED_ADDRESS_COOLDOWN,
             prefer_leader: true,
+            follow_assignment: true,
         }
     }
 }

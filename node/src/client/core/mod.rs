@@ -95,6 +95,10 @@ pub struct ClientCore {
     login_unanswered: bool,
     /// Where the leader probably is (from a redirect or a welcome line).
     leader_hint: Option<String>,
+    /// This connection round already followed an assignment (reset at the next login).
+    moved: bool,
+    /// The last `welcome` named no leader, so it could carry no assignment either.
+    welcomed_without_leader: bool,
     recent_failures: RecentFailures,
     /// Another login took this session over: no more logins until [`ClientCore::connect`].
     displaced: Option<ErrorReply>,
@@ -125,6 +129,8 @@ impl ClientCore {
             token: None,
             login_unanswered: false,
             leader_hint: None,
+            moved: false,
+            welcomed_without_leader: false,
             displaced: None,
             inbox: Inbox::default(),
             logins: 0,
@@ -523,6 +529,21 @@ impl ClientCore {
                 return self.redirect(now, link, &addr, leader);
             }
         }
+        self.welcomed_without_leader = welcome.role != Role::Leader && welcome.leader.is_none();
+        if self.follows_assignment() && !self.moved {
+            if let Some(to) = welcome
+                .assigned_addr
+                .filter(|to| *to != addr && !self.recent_failures.is_cooling(to, now))
+            {
+                // The leader's assignment: this server is full or clearly busier. One move
+                // per connection round, so two servers' views cannot bounce a client.
+                self.moved = true;
+                self.close_attempt(link);
+                self.queue.retain(|a| *a != to);
+                self.queue.push_front(to);
+                return self.next_candidate(now);
+            }
+        }
         self.conn = Conn::LoggingIn {
             link,
             addr,
@@ -532,6 +553,10 @@ impl ClientCore {
             waits: 0,
         };
         self.send_login(now);
+    }
+
+    fn follows_assignment(&self) -> bool {
+        !self.config.prefer_leader && self.config.follow_assignment
     }
 
     fn send_login(&mut self, now: Millis) {
@@ -559,6 +584,7 @@ impl ClientCore {
             return;
         };
         self.login_unanswered = false;
+        self.moved = false;
         self.recent_failures.clear(&addr);
         self.logins += 1;
         self.token = reply.session.clone();
@@ -580,6 +606,17 @@ impl ClientCore {
             return;
         };
         match error.code {
+            // A session that follows the assignment and was welcomed while no leader was
+            // known (a cluster still electing) asks again with a new connection after the
+            // pause: the next `welcome` can say where the leader's assignment sends it.
+            ErrorCode::Unavailable
+                if self.follows_assignment() && self.welcomed_without_leader && !self.moved =>
+            {
+                self.close_attempt(link);
+                self.conn = Conn::BackingOff {
+                    until: now + UNAVAILABLE_PAUSE_MS,
+                };
+            }
             // While the cluster elects, a server that still hears a majority answers
             // `unavailable`: stay and retry here (100 ms apart) rather than pile onto
             // whichever server answers first, unless the session wants the leader anyway.

@@ -182,3 +182,59 @@ fn no_server_ends_the_operation_at_its_deadline_after_backing_off() {
     // 50, 100, 200, 400, then 500 ms apart: about 24 tries in 10 s.
     assert!((15..=30).contains(&tries), "{tries} tries");
 }
+
+#[test]
+fn a_welcome_with_an_assignment_moves_the_client_once() {
+    let mut c = core(&["a:1", "b:1", "c:1"]);
+    let mut config = c.config().clone();
+    config.prefer_leader = false;
+    c = ClientCore::new(config.clone());
+    c.connect(0, false);
+    let link = connects(&drain(&mut c))[0].0;
+    let assigned = |node: u64, to: &str| {
+        let mut w: Value = serde_json::from_str(&welcome(node, "follower", Some("b:1"))).unwrap();
+        w["assigned_addr"] = to.into();
+        w.to_string()
+    };
+    // a:1 is busier than the least-loaded server: go to c:1 (not to the leader b:1).
+    c.handle_line(1, link, &assigned(1, "c:1"));
+    let out = drain(&mut c);
+    assert!(matches!(out[0], Output::Close { link: l } if l == link));
+    let (link, addr) = connects(&out)[0].clone();
+    assert_eq!(addr, "c:1");
+    // c:1's own view names another server: no second move, the login goes here.
+    c.handle_line(2, link, &assigned(3, "a:1"));
+    let login = sent(&drain(&mut c)).pop().expect("a login on c:1");
+    assert_eq!(login["op"], "login");
+    // With the assignment not followed, the first server that serves keeps the client.
+    config.follow_assignment = false;
+    let mut c = ClientCore::new(config);
+    c.connect(0, false);
+    let link = connects(&drain(&mut c))[0].0;
+    c.handle_line(1, link, &assigned(1, "c:1"));
+    assert_eq!(sent(&drain(&mut c)).pop().expect("a login")["op"], "login");
+}
+
+#[test]
+fn a_client_welcomed_before_any_leader_reconnects_for_an_assignment_instead_of_waiting() {
+    let mut config = SessionConfig::new("alice", "pw");
+    config.servers = vec!["a:1".into(), "b:1".into()];
+    config.prefer_leader = false;
+    let mut c = ClientCore::new(config);
+    c.connect(0, false);
+    let link = connects(&drain(&mut c))[0].0;
+    c.handle_line(1, link, &welcome(1, "follower", None));
+    let login = sent(&drain(&mut c)).pop().expect("a login");
+    let unavailable =
+        json!({"type":"error","req":login["req"],"code":"unavailable","message":"electing"});
+    c.handle_line(2, link, &unavailable.to_string());
+    let out = drain(&mut c);
+    assert!(
+        matches!(out[0], Output::Close { link: l } if l == link),
+        "{out:?}"
+    );
+    // After the pause it asks the same server again, on a new connection.
+    c.handle_timeout(2 + UNAVAILABLE_PAUSE_MS);
+    let out = drain(&mut c);
+    assert_eq!(connects(&out)[0].1, "a:1");
+}

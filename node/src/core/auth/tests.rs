@@ -206,6 +206,9 @@ fn mac_cost_per_datagram() {
         client_addr: "10.99.0.12:7070".into(),
         commit_index: 4710,
         hears: vec![NodeId(1), NodeId(3), NodeId(4), NodeId(5)],
+        clients: 0,
+        full: false,
+        assign: Vec::new(),
     });
     let entries: Vec<LogEntry> = (0..165)
         .map(|i| LogEntry {

@@ -1,0 +1,142 @@
+//! Whether the users ended up spread over the live servers (issue 12: "the leader assigns it
+//! to the least-loaded live server"). With `placement: assigned` every user first asks the
+//! same server, so without a working assignment they would all stay there; after a crash the
+//! displaced users must land on the emptiest survivors, not all on one.
+//!
+//! Property: at the end of the run, the users per live server (where each user is logged in
+//! then; a user whose server was killed or stopped and who has not logged in again is on
+//! none) differ by at most [`MAX_SPREAD`]. Only judged when listed in `checks:`.
+
+use super::timeline::Timeline;
+use super::{CheckContext, CheckResult, Checker};
+use crate::history::{ClientAction, FaultAction, Record};
+use crate::scenario::{ClusterSettings, Deadline};
+use chat_node::ids::NodeId;
+use std::collections::BTreeMap;
+
+/// Most users one live server may carry above another. Two, not one: logins that race
+/// through one heartbeat interval are assigned from the same table.
+pub const MAX_SPREAD: usize = 2;
+
+/// Where each user is logged in at the end of `records`.
+fn final_servers(records: &[Record]) -> BTreeMap<&str, NodeId> {
+    let mut on: BTreeMap<&str, NodeId> = BTreeMap::new();
+    for r in records {
+        match r {
+            Record::Client(c) => match &c.action {
+                ClientAction::Login {
+                    node: Some(node), ..
+                } => {
+                    on.insert(c.user.as_str(), *node);
+                }
+                ClientAction::Logout | ClientAction::Offline => {
+                    on.remove(c.user.as_str());
+                }
+                _ => {}
+            },
+            Record::Fault(f) if matches!(f.action, FaultAction::Kill | FaultAction::Stop) => {
+                on.retain(|_, n| !f.nodes.contains(n));
+            }
+            _ => {}
+        }
+    }
+    on
+}
+
+/// The `balance` checker.
+pub struct Balance;
+
+impl Checker for Balance {
+    fn name(&self) -> &'static str {
+        "balance"
+    }
+    fn default_deadline(&self, _c: &ClusterSettings) -> Option<Deadline> {
+        None
+    }
+    fn check(&self, cx: &CheckContext) -> CheckResult {
+        let timeline = Timeline::build(cx.records);
+        let end = cx.records.last().map_or(0, Record::ts_ms);
+        let mut per_server: BTreeMap<NodeId, usize> = timeline
+            .nodes
+            .iter()
+            .filter(|n| !timeline.is_down(**n, end))
+            .map(|n| (*n, 0))
+            .collect();
+        for node in final_servers(cx.records).values() {
+            *per_server.entry(*node).or_insert(0) += 1;
+        }
+        let most = per_server.values().copied().max().unwrap_or(0);
+        let least = per_server.values().copied().min().unwrap_or(0);
+        let listing = per_server
+            .iter()
+            .map(|(n, k)| format!("n{}: {k}", n.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let spread = most - least;
+        let mut result = CheckResult::new(
+            "balance",
+            spread <= MAX_SPREAD,
+            format!("users per live server at the end [{listing}]; spread {spread} (at most {MAX_SPREAD})"),
+        );
+        if spread > MAX_SPREAD {
+            result.details.push(format!(
+                "one live server carries {most} users and another {least}: the assignment \
+                 did not spread them"
+            ));
+        }
+        result.sample("user_spread", [spread as f64]);
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkers::testkit::*;
+
+    fn login(ts: u64, user: &str, node: u64) -> Record {
+        client(
+            ts,
+            user,
+            ClientAction::Login {
+                node: Some(NodeId(node)),
+                mailbox: 0,
+            },
+        )
+    }
+
+    fn check(records: Vec<Record>) -> CheckResult {
+        let s = scenario_nodes("balance", 3);
+        Balance.check(&CheckContext {
+            scenario: &s,
+            records: &records,
+            deadline: None,
+        })
+    }
+
+    #[test]
+    fn users_spread_over_the_live_servers_pass() {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        for (i, node) in [1, 2, 3, 1, 2, 3].into_iter().enumerate() {
+            r.push(login(100 + i as u64, &format!("u{}", i + 1), node));
+        }
+        // Node 3 dies; its users move to 1 and 2: 3 + 3 on the survivors.
+        r.push(fault(1000, FaultAction::Kill, &[3]));
+        r.push(login(1500, "u3", 1));
+        r.push(login(1501, "u6", 2));
+        let c = check(r);
+        assert!(c.passed, "{c:?}");
+        assert!(c.figure.contains("[n1: 3, n2: 3]"), "{}", c.figure);
+    }
+
+    #[test]
+    fn every_user_on_one_server_fails() {
+        let mut r = vec![fault(0, FaultAction::Start, &[1, 2, 3])];
+        for i in 1..=6 {
+            r.push(login(100 + i, &format!("u{i}"), 1));
+        }
+        let c = check(r);
+        assert!(!c.passed, "{c:?}");
+        assert!(c.figure.contains("[n1: 6, n2: 0, n3: 0]"), "{}", c.figure);
+    }
+}
