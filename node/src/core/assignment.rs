@@ -18,9 +18,10 @@ pub struct ServerLoad {
     pub clients: u32,
 }
 
-/// A server stays the client's server unless the best one has at least this many fewer
-/// users: moving a client costs it a reconnect, and loads one apart are balanced.
-pub const MOVE_MARGIN: u32 = 2;
+/// A server keeps a connecting client unless it already serves at least this many more
+/// users than the least-loaded one: staying would make the gap two, moving makes it none.
+/// Equal loads never move anyone (a move costs the client a second connection).
+pub const MOVE_MARGIN: u32 = 1;
 
 /// The loads this server heard and the leader's table it answers from.
 #[derive(Debug, Default)]
@@ -88,9 +89,10 @@ impl Assignment {
         Some(chosen.node)
     }
 
-    /// Whether a client on `here` (serving `clients` users, `full` or not) should move to a
-    /// server of the table: only when `here` is full or the best usable one has at least
-    /// [`MOVE_MARGIN`] fewer users. That server is then counted as one more client.
+    /// Whether a client connecting to `here` (already serving `clients` users, not counting
+    /// this one; `full` or not) should move to a server of the table: only when `here` is
+    /// full or the best usable one serves at least [`MOVE_MARGIN`] fewer. That server is
+    /// then counted as one more client.
     pub fn better_than(
         &mut self,
         here: (NodeId, u32, bool),
@@ -167,13 +169,13 @@ mod tests {
     #[test]
     fn a_client_moves_only_off_a_full_or_clearly_busier_server() {
         let mut a = Assignment::default();
-        a.adopt(vec![load(1, 3), load(2, 2), load(3, 5)]);
-        // One more user than the best is balanced: stay.
-        assert_eq!(a.better_than((NodeId(1), 3, false), |_| true, 0), None);
-        // Two more: go to the least loaded one.
+        a.adopt(vec![load(1, 2), load(2, 2), load(3, 3)]);
+        // As loaded as the best: stay (the client makes it one more, which is balanced).
+        assert_eq!(a.better_than((NodeId(1), 2, false), |_| true, 0), None);
+        // One more than the best already: staying would make it two; go.
         assert_eq!(
-            a.better_than((NodeId(3), 5, false), |_| true, 0),
-            Some(NodeId(2))
+            a.better_than((NodeId(3), 3, false), |_| true, 0),
+            Some(NodeId(1))
         );
         // Full: go anywhere with room, even a busier one.
         let mut a = Assignment::default();
