@@ -25,6 +25,9 @@ pub struct Timeline {
     /// they still carry traffic, so no detection is required, and a suspicion there is the
     /// link's doing, not false.
     degraded: Vec<((NodeId, NodeId), Interval)>,
+    /// `(from, to)` links a `delay` fault held back, by at most this many ms (delay plus
+    /// jitter), until the heal: a heartbeat sent before a cut still arrives that much later.
+    delayed: Vec<((NodeId, NodeId), Interval, u64)>,
 }
 
 // `after`/`before` are for the checkers that judge each fault against the state it changed.
@@ -67,12 +70,24 @@ impl Timeline {
                             iv.1 = f.ts_ms;
                         }
                     }
+                    for (_, iv, _) in t.delayed.iter_mut() {
+                        if iv.1 == u64::MAX {
+                            iv.1 = f.ts_ms;
+                        }
+                    }
                     vec![]
                 }
                 _ => vec![],
             };
+            let held_back = match (&f.action, &f.link) {
+                (FaultAction::Delay, Some(p)) => p.ms.unwrap_or(0) + p.jitter_ms.unwrap_or(0),
+                _ => 0,
+            };
             for l in links.into_iter().filter(|(x, y)| x != y) {
                 t.degraded.push((l, (f.ts_ms, u64::MAX)));
+                if held_back > 0 {
+                    t.delayed.push((l, (f.ts_ms, u64::MAX), held_back));
+                }
             }
         }
         let mut state = t.initial.clone();
@@ -153,6 +168,18 @@ impl Timeline {
         self.degraded
             .iter()
             .any(|(l, (a, b))| *l == (peer, observer) && *a <= ts && from < *b)
+    }
+
+    /// The most a `delay` fault in force at `ts` holds back datagrams from `peer` to
+    /// `observer` (0 when none is): the last heartbeat sent before a fault may still arrive
+    /// that much later, and a silence counts from its arrival.
+    pub fn held_back_at(&self, observer: NodeId, peer: NodeId, ts: u64) -> u64 {
+        self.delayed
+            .iter()
+            .filter(|(l, (a, b), _)| *l == (peer, observer) && *a <= ts && ts < *b)
+            .map(|(_, _, ms)| *ms)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Whether `observer` could not hear `peer` at some time in `[ts - lookback, ts]`.
