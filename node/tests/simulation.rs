@@ -167,6 +167,7 @@ fn failover_after_leader_crash_per_algorithm() {
         let allowance = election::allowance(election).expect("implemented");
         let deadline = ft + 2 * hb + allowance.resolve(hb, ft, n, 5);
         let mut times = Vec::new();
+        let mut messages = Vec::new();
         for seed in 1..=200 {
             let mut sim = cluster_of(election, n as usize, QuorumMode::Majority, seed);
             let old = stable_leader(&mut sim, 5_000);
@@ -174,6 +175,7 @@ fn failover_after_leader_crash_per_algorithm() {
             sim.run_for(300 + seed % 200);
             sim.crash(old);
             let crashed_at = sim.now;
+            let sent_before = sim.checker.election_messages;
             let elected = sim.run_until_cond(10_000, |s| {
                 s.checker
                     .elections
@@ -189,6 +191,9 @@ fn failover_after_leader_crash_per_algorithm() {
                 .map(|(t, _, _)| *t)
                 .unwrap_or(at);
             times.push(won_at - crashed_at);
+            // Up to the first moment the new leader is agreed (its win's last messages, an
+            // LCR token still going round, count too).
+            messages.push(sim.checker.election_messages - sent_before);
             assert!(
                 sim.checker.ok(),
                 "{} seed {seed}: {:?}",
@@ -197,14 +202,22 @@ fn failover_after_leader_crash_per_algorithm() {
             );
         }
         times.sort_unstable();
+        messages.sort_unstable();
         let median = times[times.len() / 2];
         let max = times[times.len() - 1];
         eprintln!(
-            "failover {} (5 nodes, hb 100 ms, ft 500 ms, {} seeds): median {median} ms, max {max} ms, min {} ms; deadline ft + 2 hb + {} = {deadline} ms",
+            "failover {} (5 nodes, hb 100 ms, ft 500 ms, {} seeds): median {median} ms, max {max} ms, min {} ms; deadline ft + 2 hb + {} = {deadline} ms; election messages per failover median {}, max {}",
             election.name(),
             times.len(),
             times[0],
             allowance.formula(),
+            messages[messages.len() / 2],
+            messages[messages.len() - 1],
+        );
+        assert!(
+            messages[0] > 0,
+            "{}: a failover without a single election message was not counted",
+            election.name()
         );
         assert!(
             max <= deadline,

@@ -455,7 +455,11 @@ impl Node {
 
     /// Seals `msg` for `dest` (`BROADCAST` for broadcast and multicast).
     fn encode(&mut self, dest: NodeId, msg: &PeerMsg) -> Vec<u8> {
-        if matches!(msg, PeerMsg::Election { .. }) {
+        // The algorithm's own messages and the promise round every algorithm shares.
+        if matches!(
+            msg,
+            PeerMsg::Election { .. } | PeerMsg::Elected { .. } | PeerMsg::Promise { .. }
+        ) {
             self.election_sent += 1;
         }
         self.auth.seal(dest, msg)
@@ -1468,7 +1472,12 @@ mod tests {
         let out = peer_datagram(&mut node, 2, 3, &elected(3));
         let election_datagrams = sent(&out)
             .iter()
-            .filter(|(_, m)| matches!(m, PeerMsg::Election { .. }))
+            .filter(|(_, m)| {
+                matches!(
+                    m,
+                    PeerMsg::Election { .. } | PeerMsg::Elected { .. } | PeerMsg::Promise { .. }
+                )
+            })
             .count();
         assert!(election_datagrams > 0, "{out:?}");
         let reported: Vec<u32> = events(&out)

@@ -52,6 +52,8 @@ pub struct Checker {
     states: BTreeMap<u64, ChatState>,
     /// Snapshot installs and restarts from a snapshot that were checked.
     pub snapshots_checked: u64,
+    /// Election datagrams every node reported sending (`election_messages` events).
+    pub election_messages: u64,
     /// `snapshot_taken` and `snapshot_installed` events seen.
     pub snapshots_taken: u64,
     pub snapshot_installs: u64,
@@ -92,6 +94,7 @@ impl Checker {
         match &rec.event {
             Event::SnapshotTaken { .. } => self.snapshots_taken += 1,
             Event::SnapshotInstalled { .. } => self.snapshot_installs += 1,
+            Event::ElectionMessages { sent } => self.election_messages += u64::from(*sent),
             _ => {}
         }
         if let Event::LeaderElected { leader, .. } = &rec.event {
