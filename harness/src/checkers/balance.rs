@@ -94,17 +94,6 @@ mod tests {
     use super::*;
     use crate::checkers::testkit::*;
 
-    fn login(ts: u64, user: &str, node: u64) -> Record {
-        client(
-            ts,
-            user,
-            ClientAction::Login {
-                node: Some(NodeId(node)),
-                mailbox: 0,
-            },
-        )
-    }
-
     fn check(records: Vec<Record>) -> CheckResult {
         let s = scenario_nodes("balance", 3);
         Balance.check(&CheckContext {

@@ -121,17 +121,6 @@ mod tests {
     use super::*;
     use crate::checkers::testkit::*;
 
-    fn login(ts: u64, user: &str, node: u64) -> Record {
-        client(
-            ts,
-            user,
-            ClientAction::Login {
-                node: Some(NodeId(node)),
-                mailbox: 0,
-            },
-        )
-    }
-
     #[test]
     fn a_killed_servers_users_are_nowhere_until_they_log_in_elsewhere() {
         let records = vec![

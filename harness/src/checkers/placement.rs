@@ -327,17 +327,6 @@ mod tests {
     use crate::checkers::testkit::*;
     use crate::checkers::ResolvedDeadline;
 
-    fn login(ts: u64, user: &str, node: u64) -> Record {
-        client(
-            ts,
-            user,
-            ClientAction::Login {
-                node: Some(NodeId(node)),
-                mailbox: 0,
-            },
-        )
-    }
-
     fn run(records: &[Record], deadline: Option<u64>) -> CheckResult {
         let s = scenario_nodes("placement", 5);
         let cx = CheckContext {

@@ -187,6 +187,18 @@ pub fn partition(ts: u64, groups: &[&[u64]]) -> Record {
     })
 }
 
+/// `user` logged in on `node` (an empty mailbox).
+pub fn login(ts: u64, user: &str, node: u64) -> Record {
+    client(
+        ts,
+        user,
+        ClientAction::Login {
+            node: Some(NodeId(node)),
+            mailbox: 0,
+        },
+    )
+}
+
 pub fn client(ts: u64, user: &str, action: ClientAction) -> Record {
     Record::Client(ClientRecord {
         ts_ms: ts,

@@ -406,6 +406,16 @@ impl Node {
         node == self.cfg.id || self.members.get(node).is_some_and(|p| p.state.in_view())
     }
 
+    /// The servers of the leader's table a client may be sent to now.
+    fn usable_servers(&self) -> Vec<NodeId> {
+        self.assignment
+            .table()
+            .iter()
+            .map(|s| s.node)
+            .filter(|n| self.can_serve_there(*n))
+            .collect()
+    }
+
     fn client_addr_of(&self, node: NodeId) -> Option<String> {
         if node == self.cfg.id {
             return Some(self.cfg.client_addr.clone());
@@ -422,13 +432,7 @@ impl Node {
         self.advertised_leader()?;
         self.note_own_load(0);
         let pick = self.assign_rng.next_u64();
-        let usable: Vec<NodeId> = self
-            .assignment
-            .table()
-            .iter()
-            .map(|s| s.node)
-            .filter(|n| self.can_serve_there(*n))
-            .collect();
+        let usable = self.usable_servers();
         let node = self.assignment.choose(|n| usable.contains(&n), pick)?;
         self.client_addr_of(node)
     }
@@ -439,13 +443,7 @@ impl Node {
         self.advertised_leader()?;
         let load = self.note_own_load(1);
         let pick = self.assign_rng.next_u64();
-        let usable: Vec<NodeId> = self
-            .assignment
-            .table()
-            .iter()
-            .map(|s| s.node)
-            .filter(|n| self.can_serve_there(*n))
-            .collect();
+        let usable = self.usable_servers();
         let here = (self.cfg.id, load, self.sessions.is_full());
         let node = self
             .assignment
