@@ -7,9 +7,10 @@
 //! then; a user whose server was killed or stopped and who has not logged in again is on
 //! none) differ by at most [`MAX_SPREAD`]. Only judged when listed in `checks:`.
 
+use super::load;
 use super::timeline::Timeline;
 use super::{CheckContext, CheckResult, Checker};
-use crate::history::{ClientAction, FaultAction, Record};
+use crate::history::Record;
 use crate::scenario::{ClusterSettings, Deadline};
 use chat_node::ids::NodeId;
 use std::collections::BTreeMap;
@@ -17,31 +18,6 @@ use std::collections::BTreeMap;
 /// Most users one live server may carry above another. Two, not one: logins that race
 /// through one heartbeat interval are assigned from the same table.
 pub const MAX_SPREAD: usize = 2;
-
-/// Where each user is logged in at the end of `records`.
-fn final_servers(records: &[Record]) -> BTreeMap<&str, NodeId> {
-    let mut on: BTreeMap<&str, NodeId> = BTreeMap::new();
-    for r in records {
-        match r {
-            Record::Client(c) => match &c.action {
-                ClientAction::Login {
-                    node: Some(node), ..
-                } => {
-                    on.insert(c.user.as_str(), *node);
-                }
-                ClientAction::Logout | ClientAction::Offline => {
-                    on.remove(c.user.as_str());
-                }
-                _ => {}
-            },
-            Record::Fault(f) if matches!(f.action, FaultAction::Kill | FaultAction::Stop) => {
-                on.retain(|_, n| !f.nodes.contains(n));
-            }
-            _ => {}
-        }
-    }
-    on
-}
 
 /// The `balance` checker.
 pub struct Balance;
@@ -62,8 +38,11 @@ impl Checker for Balance {
             .filter(|n| !timeline.is_down(**n, end))
             .map(|n| (*n, 0))
             .collect();
-        for node in final_servers(cx.records).values() {
-            *per_server.entry(*node).or_insert(0) += 1;
+        // Where each user is logged in at the end (the last point of clients per server).
+        if let Some(last) = load::load_over_time(cx.records).last() {
+            for (node, users) in &last.per_server {
+                *per_server.entry(*node).or_insert(0) += users;
+            }
         }
         let most = per_server.values().copied().max().unwrap_or(0);
         let least = per_server.values().copied().min().unwrap_or(0);
@@ -93,6 +72,7 @@ impl Checker for Balance {
 mod tests {
     use super::*;
     use crate::checkers::testkit::*;
+    use crate::history::FaultAction;
 
     fn check(records: Vec<Record>) -> CheckResult {
         let s = scenario_nodes("balance", 3);
