@@ -60,7 +60,7 @@ state: ## Print the cluster table again (node, address, role, epoch, leader)
 chat: ## An interactive client on the demo network: make chat USER=alice (asks for the password; or CHAT_PASSWORD=...)
 	@docker network inspect $(DEMO_NETWORK) >/dev/null 2>&1 || { echo "the demo is not running: make demo" >&2; exit 1; }
 	@tty=$$([ -t 0 ] && echo -it || echo -i); \
-	  docker run --rm $$tty --network $(DEMO_NETWORK) --label $(DEMO_LABEL) -e CHAT_PASSWORD $(IMAGE) client --user $(USER)
+	  docker run --rm $$tty --network $(DEMO_NETWORK) --label $(DEMO_LABEL) -e CHAT_PASSWORD -e CHAT_ASSIGNED $(IMAGE) client --user $(USER)
 
 .PHONY: kill-leader
 kill-leader: ## SIGKILL the current leader (a crash, not a graceful stop)

@@ -105,6 +105,10 @@ struct ClientArgs {
     /// The servers' peer port, where discovery broadcasts go.
     #[arg(long, env = "CHAT_PEER_PORT", default_value_t = 7400)]
     peer_port: u16,
+    /// Log in where the leader's assignment sends you (the least-loaded live server; every
+    /// server serves chat) instead of moving to the leader.
+    #[arg(long, env = "CHAT_ASSIGNED")]
+    assigned: bool,
 }
 
 #[derive(clap::Args)]
@@ -195,6 +199,7 @@ fn main() -> ExitCode {
                 config.cluster = args.cluster;
                 config.peer_port = args.peer_port;
                 config.servers = args.servers;
+                config.prefer_leader = !args.assigned;
                 runtime(true)
                     .map_err(Into::into)
                     .and_then(|rt| rt.block_on(ui::run(config)).map(|_| ExitCode::SUCCESS))
