@@ -107,7 +107,7 @@ struct ClientArgs {
     peer_port: u16,
     /// Log in where the leader's assignment sends you (the least-loaded live server; every
     /// server serves chat) instead of moving to the leader.
-    #[arg(long, env = "CHAT_ASSIGNED")]
+    #[arg(long, env = "CHAT_ASSIGNED", value_parser = clap::builder::BoolishValueParser::new())]
     assigned: bool,
 }
 
