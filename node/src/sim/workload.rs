@@ -270,6 +270,7 @@ fn describe_clients(sim: &Sim) -> String {
 /// End-of-run delivery checks: exactly once, nothing lost, per-sender and per-room order.
 pub fn final_checks(sim: &mut Sim) {
     let now = sim.now;
+    sim.checker.finish(now);
     let mut found = Vec::new();
     // Every message ever delivered, from the committed record (replicas drop what their
     // clients acknowledged).

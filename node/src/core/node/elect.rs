@@ -60,7 +60,18 @@ impl Node {
             // a one-off loss): wait for it rather than disrupt a working cluster.
             && !self
                 .members
-                .live_leader_claimed(self.cfg.id, self.epoch, self.lost_leader)
+                .live_leader_claimed(self.cfg.id, self.epoch, self.recently_lost_leader())
+    }
+
+    /// The leader this node saw go silent, while peers may not have noticed yet (within the
+    /// detection deadline, failure timeout + 2 heartbeats): their claims of it are no news
+    /// then. Later, a live peer that still follows it still hears it — the leader is alive
+    /// and only this node lost it (chaos seed 42: a node back from a minority side started
+    /// an epoch and deposed a healthy leader 2.2 s after it had lost it).
+    fn recently_lost_leader(&self) -> Option<(NodeId, u64)> {
+        let detection = self.cfg.failure_timeout_ms + 2 * self.cfg.heartbeat_ms;
+        self.lost_leader
+            .filter(|_| self.now.saturating_sub(self.lost_leader_at) <= detection)
     }
 
     /// Every tick while not the leader: the algorithm's timers.
