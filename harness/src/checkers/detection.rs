@@ -265,6 +265,18 @@ fn reports_in_time(
 ) -> Judged {
     let failure_timeout = s.cluster.failure_timeout.as_millis() as u64;
     let end = records.last().map(Record::ts_ms).unwrap_or(0);
+    // (observer, peer) -> every `peer_back`: when, and the silence the observer measured.
+    let mut heard_again: BTreeMap<(NodeId, NodeId), Vec<(u64, u64)>> = BTreeMap::new();
+    for r in records {
+        if let Record::Node(ev) = r {
+            if let Event::PeerBack { peer, silence_ms } = ev.event {
+                heard_again
+                    .entry((ev.node, peer))
+                    .or_default()
+                    .push((ev.ts_ms, silence_ms));
+            }
+        }
+    }
     let starts: Vec<(NodeId, u64)> = records
         .iter()
         .filter_map(|r| match r {
@@ -287,18 +299,18 @@ fn reports_in_time(
     for e in expected {
         // A restarted peer is silent until its new process starts (its `started` event),
         // not only until `docker start` was issued.
-        let silence_lasts = t
+        let silence_end = t
             .silences(e.observer, e.peer)
             .iter()
             .find(|(a, b)| *a <= e.fault_ts && e.fault_ts < *b)
-            .is_some_and(|(_, b)| {
-                let end = if t.is_down(e.peer, e.fault_ts) {
+            .map(|(_, b)| {
+                if t.is_down(e.peer, e.fault_ts) {
                     first_start(e.peer, *b).unwrap_or(*b)
                 } else {
                     *b
-                };
-                end >= e.since + failure_timeout
+                }
             });
+        let silence_lasts = silence_end.is_some_and(|end| end >= e.since + failure_timeout);
         // A delayed link still delivers what was sent before the fault, that much later.
         let held_back = t.held_back_at(e.observer, e.peer, e.since);
         let window_end = e.since + deadline_ms + held_back;
@@ -307,9 +319,26 @@ fn reports_in_time(
             skipped += 1;
             continue;
         }
-        let first = reported
-            .get(&(e.observer, e.peer))
-            .and_then(|v| v.iter().find(|ts| **ts >= e.since).copied());
+        // A report after the silence ended (and its deadline passed) is another fault's.
+        let last_report_at = silence_end.map_or(u64::MAX, |end| end.max(window_end));
+        // A fault takes effect some ms after its stamp, and the peer's last heartbeat may
+        // land after it: when the observer heard the peer again after a silence it measured
+        // shorter than the failure timeout (`peer_back`), it rightly reported nothing (chaos
+        // seed 19: a 501 ms pause by the stamps was 499 ms of silence at the observer).
+        let measured_shorter = heard_again.get(&(e.observer, e.peer)).is_some_and(|v| {
+            v.iter().any(|(ts, silence)| {
+                *ts >= e.since && *ts <= last_report_at && *silence < failure_timeout
+            })
+        });
+        if measured_shorter {
+            skipped += 1;
+            continue;
+        }
+        let first = reported.get(&(e.observer, e.peer)).and_then(|v| {
+            v.iter()
+                .find(|ts| **ts >= e.since && **ts <= last_report_at)
+                .copied()
+        });
         match first {
             Some(ts) => {
                 let d = ts - e.since;
@@ -457,6 +486,62 @@ mod tests {
             c.details
                 .iter()
                 .any(|d| d.contains("950 ms after") && d.contains("+ 227 ms the link held back")),
+            "{:?}",
+            c.details
+        );
+    }
+
+    #[test]
+    fn a_silence_the_observer_measured_shorter_than_the_timeout_is_not_owed() {
+        // Chaos seed 19: node 2 paused for 501 ms by the stamps; node 1 heard it again after
+        // 499 ms of silence (`peer_back`) and rightly reported nothing. 20 s later node 2 was
+        // isolated and node 1 reported that in time: not a 20 s late report of the pause.
+        let judged = |resume_at: u64, measured: u64| {
+            let mut r = all_heard(100);
+            r.extend([
+                fault(0, FaultAction::Start, &[1, 2, 3]),
+                fault(1000, FaultAction::Pause, &[2]),
+                fault(resume_at, FaultAction::Resume, &[2]),
+                ev(
+                    resume_at + 10,
+                    1,
+                    0,
+                    Role::Follower,
+                    Event::PeerBack {
+                        peer: NodeId(2),
+                        silence_ms: measured,
+                    },
+                ),
+                ev(
+                    resume_at + 10,
+                    3,
+                    0,
+                    Role::Follower,
+                    Event::PeerBack {
+                        peer: NodeId(2),
+                        silence_ms: measured,
+                    },
+                ),
+                fault(5000, FaultAction::Isolate, &[2]),
+                peer_down(5520, 1, 2),
+                peer_down(5530, 3, 2),
+                peer_down(5540, 2, 1),
+                peer_down(5550, 2, 3),
+                fault(7000, FaultAction::Heal, &[]),
+            ]);
+            run(r)
+        };
+        let c = judged(1501, 499);
+        assert!(c.passed, "{c:?}");
+        // The same stamps, but a silence the observer itself measured at the timeout: owed.
+        assert!(!judged(1501, 505).passed);
+        // A pause well past the timeout is owed, and then nobody reported it.
+        let c = judged(1800, 790);
+        assert!(!c.passed);
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d.contains("node 1 never reported 2 down after the pause")),
             "{:?}",
             c.details
         );
