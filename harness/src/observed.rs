@@ -407,9 +407,13 @@ pub fn resolve_groups_aligned<R: Rng + ?Sized>(
         match g {
             Group::Rest => out.push(None),
             Group::Targets(ts) => {
+                // Like a step's target list: a random choice avoids every node named before
+                // it, in this group or an earlier one (`[[random_follower, random_follower],
+                // rest]` is two followers, not sometimes one).
                 let mut ids = BTreeSet::new();
                 for t in ts {
-                    ids.extend(resolve_target(t, obs, aliases, rng)?);
+                    let taken: Vec<NodeId> = named.iter().chain(ids.iter()).copied().collect();
+                    ids.extend(resolve_one(t, obs, aliases, rng, &taken)?);
                 }
                 for id in &ids {
                     if !named.insert(*id) {
@@ -958,6 +962,33 @@ mod tests {
             &mut rng,
         );
         assert!(overlap.unwrap_err().contains("two partition groups"));
+        // Two random followers in one group are two nodes, every time (3 leads; 1, 2 follow).
+        for _ in 0..20 {
+            let g = resolve_groups(
+                &[
+                    Group::Targets(vec![Target::RandomFollower, Target::RandomFollower]),
+                    Group::Rest,
+                ],
+                &o,
+                &aliases,
+                &mut rng,
+            )
+            .unwrap();
+            assert_eq!(g, vec![ids(&[1, 2]), ids(&[3])]);
+        }
+        // And a random follower of a later group avoids those named before.
+        let g = resolve_groups(
+            &[
+                Group::Targets(vec![Target::Node(1)]),
+                Group::Targets(vec![Target::RandomFollower]),
+                Group::Rest,
+            ],
+            &o,
+            &aliases,
+            &mut rng,
+        )
+        .unwrap();
+        assert_eq!(g, vec![ids(&[1]), ids(&[2]), ids(&[3])]);
     }
 
     fn exp(goal: Goal, within_ms: u64) -> Expectation {

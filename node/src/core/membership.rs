@@ -153,6 +153,16 @@ impl Membership {
     }
 
     /// Live members, `me` included, sorted by id.
+    /// Members heard within half the failure timeout (not even suspected), this node
+    /// included.
+    pub fn heard_lately(&self) -> usize {
+        1 + self
+            .peers
+            .values()
+            .filter(|p| p.state == PeerState::Alive)
+            .count()
+    }
+
     pub fn view(&self, me: NodeId) -> Vec<NodeId> {
         let mut v: Vec<NodeId> = self
             .peers

@@ -1512,6 +1512,47 @@ mod tests {
     }
 
     #[test]
+    fn a_node_being_cut_off_does_not_start_an_epoch_on_peers_it_is_about_to_lose() {
+        // 5 of 5 known: node 5 follows 7 and hears 3 and 9 too. It is cut off from everyone,
+        // 7 last heard at 100 ms, 3 at 110 and 9 at 120 (heartbeats are not in step). When 7
+        // is declared down, 3 and 9 are still in the view (a quorum) but already suspected.
+        let elects = |others_last_heard: u64| {
+            let mut node = follower_of_7();
+            let PeerMsg::Heartbeat(seven) = heartbeat_of_7() else {
+                unreachable!()
+            };
+            let peer = |id: u64| Beacon {
+                role: Role::Follower,
+                client_addr: String::new(),
+                credentials: Credentials {
+                    id: NodeId(id),
+                    ..seven.credentials
+                },
+                hears: vec![NodeId(5), NodeId(7)],
+                ..seven.clone()
+            };
+            peer_datagram(&mut node, 100, 7, &heartbeat_of_7());
+            let mut seen = Vec::new();
+            for (t, id) in [(others_last_heard, 3), (others_last_heard + 10, 9)] {
+                seen.extend(events(&peer_datagram(
+                    &mut node,
+                    t,
+                    id,
+                    &PeerMsg::Heartbeat(peer(id)),
+                )));
+            }
+            for t in (130..=700).step_by(10) {
+                seen.extend(events(&node.handle(t, Input::Tick)));
+            }
+            seen.iter()
+                .any(|e| matches!(e, Event::ElectionStarted { .. }))
+        };
+        assert!(!elects(110), "an isolated node must not raise the epoch");
+        // The leader alone went silent (the others still heard): that is a failover.
+        assert!(elects(450));
+    }
+
+    #[test]
     fn a_quorum_regained_long_after_the_loss_does_not_depose_a_leader_a_peer_still_follows() {
         // Chaos seed 42 under LCR: right after a heal, a node that had lost the leader 2.2 s
         // before (on a minority side) started an epoch while its peers still followed that

@@ -56,6 +56,12 @@ impl Node {
             // Cheap pre-vote: without a quorum in view an election cannot succeed, and
             // running one would only inflate the epoch and later disrupt a healthy leader.
             && quorum_in_view
+            // ... and a quorum heard lately, not merely still in view: a node being cut off
+            // declares its peers down one by one, tens of ms apart, and those it is about to
+            // lose are already suspected (scenarios/healed-minority-keeps-leader: an isolated
+            // node started an epoch 10 ms before losing its last peers, and that epoch
+            // deposed the healthy leader at the heal).
+            && self.members.heard_lately() >= self.quorum
             // A live member follows a live leader we have not heard yet (a healed partition,
             // a one-off loss): wait for it rather than disrupt a working cluster.
             && !self
