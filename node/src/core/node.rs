@@ -819,6 +819,13 @@ impl Node {
             self.verify_follower(from);
         }
         if b.role != Role::Leader {
+            if self.leader == Some(from) && b.epoch == self.epoch && b.leader != Some(from) {
+                // Our leader says it no longer leads (it stepped down for lost quorum): it
+                // is lost now, not a failure timeout from now — its heartbeats as a follower
+                // never count as a leader's. (The matrix: under Bully a partitioned-away
+                // leader's failover took 1,318 ms, two timeouts in a row.)
+                self.lose_leader("leader_stepped_down");
+            }
             return;
         }
         if b.epoch < self.epoch {
@@ -1509,6 +1516,22 @@ mod tests {
             seen.extend(events(&node.handle(t + 50, Input::Tick)));
         }
         seen
+    }
+
+    #[test]
+    fn a_leader_that_says_it_stepped_down_is_lost_at_once() {
+        let mut node = follower_of_7();
+        let PeerMsg::Heartbeat(seven) = heartbeat_of_7() else {
+            unreachable!()
+        };
+        // 7 lost its quorum and stepped down: still alive, its heartbeat now a follower's.
+        let stepped_down = Beacon {
+            role: Role::Follower,
+            leader: None,
+            ..seven
+        };
+        peer_datagram(&mut node, 50, 7, &PeerMsg::Heartbeat(stepped_down));
+        assert_eq!(node.leader(), None, "not a failure timeout later");
     }
 
     #[test]
