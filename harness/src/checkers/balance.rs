@@ -29,6 +29,11 @@ impl Checker for Balance {
     fn default_deadline(&self, _c: &ClusterSettings) -> Option<Deadline> {
         None
     }
+    /// Only where the story puts users through the assignment: a scenario with every user
+    /// on the leader (`placement: leader`) is not unbalanced by mistake.
+    fn judged_by_default(&self) -> bool {
+        false
+    }
     fn check(&self, cx: &CheckContext) -> CheckResult {
         let timeline = Timeline::build(cx.records);
         let end = cx.records.last().map_or(0, Record::ts_ms);
@@ -96,6 +101,13 @@ mod tests {
         let c = check(r);
         assert!(c.passed, "{c:?}");
         assert!(c.figure.contains("[n1: 3, n2: 3]"), "{}", c.figure);
+    }
+
+    #[test]
+    fn a_scenario_without_checks_does_not_judge_balance() {
+        let names = crate::scenario::CheckName::all();
+        assert!(!names.iter().any(|n| n.as_str() == "balance"), "{names:?}");
+        assert!(names.iter().any(|n| n.as_str() == "election"));
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub trait Checker: Sync {
     fn always_measured(&self) -> bool {
         false
     }
+    /// Judged when a scenario lists no `checks:` (the default set). Checkers of one story,
+    /// such as `balance` (only meaningful where users are assigned), opt out.
+    fn judged_by_default(&self) -> bool {
+        !self.always_measured()
+    }
     fn check(&self, cx: &CheckContext) -> CheckResult;
 }
 

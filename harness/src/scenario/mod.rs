@@ -370,12 +370,12 @@ pub enum Observers {
 pub struct CheckName(&'static str);
 
 impl CheckName {
-    /// The checkers a scenario without `checks:` runs: every registered one (those measured
-    /// in every run come along anyway).
+    /// The checkers a scenario without `checks:` runs: every registered one judged by
+    /// default (those measured in every run come along anyway; `balance` only when listed).
     pub fn all() -> Vec<CheckName> {
         crate::checkers::REGISTRY
             .iter()
-            .filter(|c| !c.always_measured())
+            .filter(|c| c.judged_by_default())
             .map(|c| CheckName(c.name()))
             .collect()
     }
