@@ -158,9 +158,12 @@ impl Backend for DockerBackend {
         Box::pin(Self::stamped_when_done(self.nemesis.pause(ids)))
     }
 
-    /// Stamped when the container is running again, for the same reason.
+    /// Stamped before the request, unlike `pause`: the node may run again any time after it,
+    /// and its first events must not precede its wake-up stamp (the stale-leader rule's grace
+    /// counts from there: a resume stamped when the call returned came 12 ms after the
+    /// woken leader's first commit, and that commit was judged stale).
     fn resume<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
-        Box::pin(Self::stamped_when_done(self.nemesis.resume(ids)))
+        Box::pin(Self::stamped(self.nemesis.resume(ids)))
     }
 
     fn restart<'a>(&'a mut self, ids: &'a [u64]) -> BoxFuture<'a, Stamped> {
