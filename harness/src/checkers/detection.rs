@@ -497,31 +497,21 @@ mod tests {
         // 499 ms of silence (`peer_back`) and rightly reported nothing. 20 s later node 2 was
         // isolated and node 1 reported that in time: not a 20 s late report of the pause.
         let judged = |resume_at: u64, measured: u64| {
+            let back = |observer| {
+                let silence_ms = measured;
+                let e = Event::PeerBack {
+                    peer: NodeId(2),
+                    silence_ms,
+                };
+                ev(resume_at + 10, observer, 0, Role::Follower, e)
+            };
             let mut r = all_heard(100);
             r.extend([
                 fault(0, FaultAction::Start, &[1, 2, 3]),
                 fault(1000, FaultAction::Pause, &[2]),
                 fault(resume_at, FaultAction::Resume, &[2]),
-                ev(
-                    resume_at + 10,
-                    1,
-                    0,
-                    Role::Follower,
-                    Event::PeerBack {
-                        peer: NodeId(2),
-                        silence_ms: measured,
-                    },
-                ),
-                ev(
-                    resume_at + 10,
-                    3,
-                    0,
-                    Role::Follower,
-                    Event::PeerBack {
-                        peer: NodeId(2),
-                        silence_ms: measured,
-                    },
-                ),
+                back(1),
+                back(3),
                 fault(5000, FaultAction::Isolate, &[2]),
                 peer_down(5520, 1, 2),
                 peer_down(5530, 3, 2),

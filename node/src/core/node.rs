@@ -364,6 +364,8 @@ impl Node {
     }
 
     fn beacon(&self) -> Beacon {
+        let view = self.members.view(self.cfg.id);
+        let (clients, full) = (self.sessions.taken() as u32, self.sessions.is_full());
         Beacon {
             epoch: self.epoch,
             role: self.role,
@@ -371,23 +373,16 @@ impl Node {
             credentials: self.credentials(),
             client_addr: self.cfg.client_addr.clone(),
             commit_index: self.commit,
-            hears: self
-                .members
-                .view(self.cfg.id)
-                .into_iter()
+            hears: view
+                .iter()
+                .copied()
                 .filter(|id| *id != self.cfg.id)
                 .collect(),
-            clients: self.sessions.taken() as u32,
-            full: self.sessions.is_full(),
+            clients,
+            full,
             assign: if self.role == Role::Leader {
-                self.assignment.leader_table(
-                    (
-                        self.cfg.id,
-                        self.sessions.taken() as u32,
-                        self.sessions.is_full(),
-                    ),
-                    &self.members.view(self.cfg.id),
-                )
+                self.assignment
+                    .leader_table((self.cfg.id, clients, full), &view)
             } else {
                 Vec::new()
             },
@@ -419,6 +414,7 @@ impl Node {
             .collect()
     }
 
+    /// Where clients reach `node`: this server's own address, or what its beacons said.
     fn client_addr_of(&self, node: NodeId) -> Option<String> {
         if node == self.cfg.id {
             return Some(self.cfg.client_addr.clone());
@@ -516,14 +512,7 @@ impl Node {
     }
 
     fn leader_addr(&self) -> Option<String> {
-        let l = self.advertised_leader()?;
-        if l == self.cfg.id {
-            return Some(self.cfg.client_addr.clone());
-        }
-        self.members
-            .get(l)
-            .map(|p| p.client_addr.clone())
-            .filter(|a| !a.is_empty())
+        self.client_addr_of(self.advertised_leader()?)
     }
 
     fn jittered_timeout(&mut self) -> Millis {
@@ -1479,20 +1468,7 @@ mod tests {
     /// start), and 2 s later gains 9 (a quorum). Returns every event meanwhile.
     fn quorum_returns_long_after_the_leader_went_silent(three_claims_7: bool) -> Vec<Event> {
         let mut node = follower_of_7();
-        let PeerMsg::Heartbeat(seven) = heartbeat_of_7() else {
-            unreachable!()
-        };
-        let peer = |id: u64, leader: Option<u64>, hears: &[u64]| Beacon {
-            role: Role::Follower,
-            leader: leader.map(NodeId),
-            client_addr: String::new(),
-            credentials: Credentials {
-                id: NodeId(id),
-                ..seven.credentials
-            },
-            hears: hears.iter().copied().map(NodeId).collect(),
-            ..seven.clone()
-        };
+        let peer = follower_beacon;
         let mut seen = Vec::new();
         for t in (100..=3_500).step_by(100) {
             // 3 still hears 7 (a partition between 7 and this node only) and says so.
@@ -1541,19 +1517,7 @@ mod tests {
         // is declared down, 3 and 9 are still in the view (a quorum) but already suspected.
         let elects = |others_last_heard: u64| {
             let mut node = follower_of_7();
-            let PeerMsg::Heartbeat(seven) = heartbeat_of_7() else {
-                unreachable!()
-            };
-            let peer = |id: u64| Beacon {
-                role: Role::Follower,
-                client_addr: String::new(),
-                credentials: Credentials {
-                    id: NodeId(id),
-                    ..seven.credentials
-                },
-                hears: vec![NodeId(5), NodeId(7)],
-                ..seven.clone()
-            };
+            let peer = |id: u64| follower_beacon(id, Some(7), &[5, 7]);
             peer_datagram(&mut node, 100, 7, &heartbeat_of_7());
             let mut seen = Vec::new();
             for (t, id) in [(others_last_heard, 3), (others_last_heard + 10, 9)] {
@@ -1645,6 +1609,24 @@ mod tests {
         })
     }
 
+    /// A follower `id`'s beacon in 7's epoch, following `leader`, hearing `hears`.
+    fn follower_beacon(id: u64, leader: Option<u64>, hears: &[u64]) -> Beacon {
+        let PeerMsg::Heartbeat(seven) = heartbeat_of_7() else {
+            unreachable!()
+        };
+        Beacon {
+            role: Role::Follower,
+            leader: leader.map(NodeId),
+            client_addr: String::new(),
+            credentials: Credentials {
+                id: NodeId(id),
+                ..seven.credentials
+            },
+            hears: hears.iter().copied().map(NodeId).collect(),
+            ..seven
+        }
+    }
+
     fn follower_of_7() -> Node {
         let mut node = middle_node();
         peer_datagram(&mut node, 2, 7, &heartbeat_of_7());
@@ -1666,14 +1648,8 @@ mod tests {
             unreachable!()
         };
         let three = Beacon {
-            role: Role::Follower,
             client_addr: "10.0.0.3:7070".into(),
-            credentials: Credentials {
-                id: NodeId(3),
-                ..leader.credentials
-            },
-            hears: vec![NodeId(5), NodeId(7)],
-            ..leader.clone()
+            ..follower_beacon(3, Some(7), &[5, 7])
         };
         peer_datagram(&mut node, 3, 3, &PeerMsg::Heartbeat(three));
         let load = |node, clients| crate::core::assignment::ServerLoad {
