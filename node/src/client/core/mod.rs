@@ -510,15 +510,22 @@ impl ClientCore {
 
     /// `from` sent us to `leader`: try it next (last if it just failed: probably stale).
     fn redirect(&mut self, now: Millis, link: LinkId, from: &str, leader: String) {
+        if leader == from {
+            self.close_attempt(link);
+            return self.next_candidate(now);
+        }
+        self.leader_hint = Some(leader.clone());
+        self.hop_to(now, link, leader);
+    }
+
+    /// Leaves this attempt for `to`: next in line, or last if it just failed.
+    fn hop_to(&mut self, now: Millis, link: LinkId, to: String) {
         self.close_attempt(link);
-        if leader != from {
-            self.leader_hint = Some(leader.clone());
-            self.queue.retain(|a| *a != leader);
-            if self.recent_failures.is_cooling(&leader, now) {
-                self.queue.push_back(leader);
-            } else {
-                self.queue.push_front(leader);
-            }
+        self.queue.retain(|a| *a != to);
+        if self.recent_failures.is_cooling(&to, now) {
+            self.queue.push_back(to);
+        } else {
+            self.queue.push_front(to);
         }
         self.next_candidate(now);
     }
@@ -538,10 +545,7 @@ impl ClientCore {
                 // The leader's assignment: this server is full or clearly busier. One move
                 // per connection round, so two servers' views cannot bounce a client.
                 self.moved = true;
-                self.close_attempt(link);
-                self.queue.retain(|a| *a != to);
-                self.queue.push_front(to);
-                return self.next_candidate(now);
+                return self.hop_to(now, link, to);
             }
         }
         self.conn = Conn::LoggingIn {
