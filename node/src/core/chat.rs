@@ -1,6 +1,7 @@
 //! The replicated chat state machine. Every node applies the same committed entries in the
 //! same order, so everything here must be deterministic (ordered maps, no clock, no RNG).
 
+use super::dedup::Dedup;
 use crate::events::Target;
 use crate::protocol::{ErrorCode, InboxMessage, RoomInfo};
 use serde::{Deserialize, Serialize};
@@ -153,32 +154,9 @@ pub struct ChatReply {
 pub struct ChatState {
     pub users: BTreeMap<String, User>,
     pub rooms: BTreeMap<String, Room>,
-    /// (sender, message id) -> (index of the first commit, room sequence of a post). Kept
-    /// for all time: an id is unique per sender forever, and a retry at any later time is
-    /// answered with the first commit (docs/PROTOCOL.md, send/post).
-    #[serde(with = "dedup_pairs")]
-    dedup: BTreeMap<(String, String), (u64, Option<u64>)>,
-}
-
-/// JSON objects need string keys: the dedup table goes as a list of
-/// `[sender, id, index, room_seq]`.
-mod dedup_pairs {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::collections::BTreeMap;
-
-    type Table = BTreeMap<(String, String), (u64, Option<u64>)>;
-
-    pub fn serialize<S: Serializer>(t: &Table, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(t.iter().map(|((f, i), (ix, seq))| (f, i, ix, seq)))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Table, D::Error> {
-        let rows = Vec::<(String, String, u64, Option<u64>)>::deserialize(d)?;
-        Ok(rows
-            .into_iter()
-            .map(|(f, i, ix, seq)| ((f, i), (ix, seq)))
-            .collect())
-    }
+    /// The sender's latest message ids and their first commits ([`Dedup`]: a window per
+    /// sender, so a retry is answered with the first commit).
+    dedup: Dedup,
 }
 
 fn ok() -> Result<ChatReply, (ErrorCode, String)> {
@@ -286,7 +264,7 @@ impl ChatState {
                         format!("`{to}` has never registered"),
                     ));
                 } else {
-                    self.dedup.insert((from.clone(), id.clone()), (index, None));
+                    self.dedup.insert(from, id, (index, None));
                     let msg = self.deliver(to, from, None, id, text, index);
                     out.deliveries.push((to.clone(), msg));
                     out.reply = Ok(ChatReply {
@@ -320,8 +298,7 @@ impl ChatState {
                             ));
                         }
                         Some((seq, members)) => {
-                            self.dedup
-                                .insert((from.clone(), id.clone()), (index, Some(seq)));
+                            self.dedup.insert(from, id, (index, Some(seq)));
                             for m in members {
                                 let msg =
                                     self.deliver(&m, from, Some((room, seq)), id, text, index);
@@ -341,14 +318,12 @@ impl ChatState {
     }
 
     fn duplicate(&self, from: &str, id: &str) -> Option<ChatReply> {
-        self.dedup
-            .get(&(from.to_string(), id.to_string()))
-            .map(|(index, room_seq)| ChatReply {
-                index: Some(*index),
-                room_seq: *room_seq,
-                duplicate: true,
-                registered: false,
-            })
+        self.dedup.get(from, id).map(|(index, room_seq)| ChatReply {
+            index: Some(index),
+            room_seq,
+            duplicate: true,
+            registered: false,
+        })
     }
 
     fn deliver(

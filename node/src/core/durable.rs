@@ -43,7 +43,7 @@ pub enum Persist {
     Checkpoint {
         epoch: u64,
         voted_for: Option<NodeId>,
-        snapshot: Box<Snapshot>,
+        snapshot: std::sync::Arc<Snapshot>,
         log_start: (u64, u64),
         entries: Vec<LogEntry>,
     },

@@ -15,6 +15,7 @@ pub mod chat;
 #[cfg(test)]
 mod client_contract_tests;
 pub mod credentials;
+pub mod dedup;
 pub mod detector;
 pub mod durable;
 pub mod election;

@@ -628,7 +628,7 @@ mod tests {
         Persist::Checkpoint {
             epoch: 6,
             voted_for: Some(NodeId(2)),
-            snapshot: Box::new(Snapshot {
+            snapshot: std::sync::Arc::new(Snapshot {
                 index,
                 epoch: 5,
                 chat,

@@ -78,8 +78,11 @@ impl Node {
             epoch,
             chat: self.chat.clone(),
         };
-        let bytes = s.encode().len() as u64;
+        // Encoded once: its size for the event, and the text a lagging follower is sent.
+        let text: Arc<str> = s.encode().into();
+        let bytes = text.len() as u64;
         self.snapshots.set(s);
+        self.snapshots.text = Some(text);
         self.checkpoint();
         let log_start = self.log.start().0;
         self.emit(Event::SnapshotTaken {
@@ -106,7 +109,7 @@ impl Node {
         let record = Persist::Checkpoint {
             epoch: self.epoch,
             voted_for: self.voted_for,
-            snapshot: Box::new((*s).clone()),
+            snapshot: s,
             log_start: self.log.start(),
             entries,
         };
