@@ -186,6 +186,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Serve(args) => {
+            chat_node::runtime::memory::return_large_blocks();
             init_tracing("info");
             runtime(true).map_err(Into::into).and_then(|rt| {
                 rt.block_on(chat_node::runtime::serve(args))

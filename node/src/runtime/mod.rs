@@ -13,6 +13,7 @@ pub mod identity;
 pub mod incarnation;
 pub mod io_stats;
 pub mod limits;
+pub mod memory;
 pub mod net;
 pub mod persist;
 pub mod secret;
