@@ -46,6 +46,13 @@ pub enum Persist {
         snapshot: std::sync::Arc<Snapshot>,
         log_start: (u64, u64),
         entries: Vec<LogEntry>,
+        /// The records already written imply this state (a snapshot the node took of its own
+        /// applied log), so it counts as durable at once and the runtime may rewrite the file
+        /// in the background; a restart before that replays the older records instead.
+        /// False for an installed snapshot, whose state nothing on disk holds yet. Not
+        /// stored: a checkpoint read back is simply the file's first record.
+        #[serde(skip)]
+        in_background: bool,
     },
 }
 
@@ -96,6 +103,7 @@ impl Restored {
                 snapshot,
                 log_start,
                 entries,
+                ..
             } => {
                 *self = Restored {
                     epoch: *epoch,

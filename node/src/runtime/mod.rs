@@ -3,6 +3,7 @@
 //! the [`crate::core::Node`]. One concept per file.
 
 pub mod clients;
+pub mod compaction;
 pub mod config;
 pub mod credentials;
 pub mod discovery;

@@ -16,6 +16,7 @@
 //! `--accept-data-loss`. A fresh directory gets an explicit epoch-0 hard state before its node
 //! id is written, so "no hard state" never means "never voted".
 
+use super::compaction::{Compaction, COMPACT_FILE};
 use super::identity::ID_FILE;
 use super::state_file::{self, Damage, Parsed};
 use crate::core::{Persist, Restored};
@@ -52,6 +53,8 @@ pub struct Store {
     /// fsync calls and bytes appended since the store was opened (`io_stats`).
     fsyncs: u64,
     written: u64,
+    /// A rewrite behind a snapshot this node took, going on beside the appends.
+    compaction: Option<Compaction>,
 }
 
 /// What [`Store::open`] found.
@@ -77,6 +80,7 @@ impl Store {
             marked_at: None,
             fsyncs: 0,
             written: 0,
+            compaction: None,
         }
     }
 
@@ -95,6 +99,7 @@ impl Store {
         };
         // A rewrite that crashed before its rename (torn or not): never the state, drop it.
         let _ = std::fs::remove_file(dir.join(format!("{STATE_FILE}.tmp")));
+        let _ = std::fs::remove_file(dir.join(COMPACT_FILE));
         let has_id = dir.join(ID_FILE).exists();
         let durable = read_mark(dir)?;
         let file_name = path.display().to_string();
@@ -214,6 +219,7 @@ impl Store {
             marked_at: None,
             fsyncs: 0,
             written: 0,
+            compaction: None,
         };
         if append_hard_state && !rewrite {
             let line = state_file::encode(records.last().expect("just pushed"));
@@ -242,8 +248,9 @@ impl Store {
 
     /// Appends records with one `write`: on the container's filesystem (fuse-overlayfs)
     /// every write is a round trip through the FUSE daemon, so a group commit writes once.
-    /// A checkpoint replaces the whole file instead ([`Store::replace_with`]); what follows
-    /// it is appended to the new file.
+    /// A checkpoint of a snapshot this node took starts a rewrite in the background
+    /// ([`super::compaction`]) and appending goes on; any other checkpoint replaces the whole
+    /// file at once ([`Store::replace_with`]). What follows a checkpoint goes after it.
     pub fn append_all<'a>(
         &mut self,
         records: impl IntoIterator<Item = &'a Persist>,
@@ -253,24 +260,87 @@ impl Store {
         }
         let mut buf = Vec::new();
         for record in records {
-            if record.is_checkpoint() {
-                // It supersedes what is buffered before it: that need not be written at all.
-                buf.clear();
-                self.replace_with(record)?;
-                continue;
+            match record {
+                Persist::Checkpoint {
+                    in_background: true,
+                    ..
+                } => {
+                    // The records before it stay the file's truth until the new file
+                    // takes its place: they are written, not superseded.
+                    self.write(&mut buf)?;
+                    self.settle_compaction(true)?;
+                    let dir = self.dir.clone().expect("a file has a directory");
+                    self.compaction = Some(Compaction::start(&dir, record.clone()));
+                }
+                Persist::Checkpoint { .. } => {
+                    // It supersedes what is buffered before it: that need not be written at
+                    // all, and neither does a rewrite in progress.
+                    buf.clear();
+                    if let Some(c) = self.compaction.take() {
+                        c.abandon();
+                    }
+                    self.replace_with(record)?;
+                }
+                _ => buf.extend_from_slice(&state_file::encode(record)),
             }
-            buf.extend_from_slice(&state_file::encode(record));
         }
+        self.write(&mut buf)?;
+        self.settle_compaction(false)
+    }
+
+    /// Appends `buf` (emptying it) to the file, and to the rewrite's copy if one is going on.
+    fn write(&mut self, buf: &mut Vec<u8>) -> anyhow::Result<()> {
         if buf.is_empty() {
             return Ok(());
         }
         let path = self.display();
-        let file = self.file.as_mut().expect("checked above");
-        file.write_all(&buf)
+        let file = self.file.as_mut().expect("checked by the caller");
+        file.write_all(buf)
             .with_context(|| format!("writing {path}"))?;
+        if let Some(c) = self.compaction.as_mut() {
+            c.appended(buf);
+        }
         self.unsynced = true;
         self.len += buf.len() as u64;
         self.written += buf.len() as u64;
+        buf.clear();
+        Ok(())
+    }
+
+    /// Whether a rewrite is going on (the writer then looks again soon).
+    pub fn compacting(&self) -> bool {
+        self.compaction.is_some()
+    }
+
+    /// Puts a finished rewrite in the old file's place (`wait`: waits for it first). The mark
+    /// goes to 0 before the rename and to the new length after, as in
+    /// [`Store::replace_with`].
+    pub fn settle_compaction(&mut self, wait: bool) -> anyhow::Result<()> {
+        match &self.compaction {
+            Some(c) if wait || c.is_done() => {}
+            _ => return Ok(()),
+        }
+        let (Some(c), Some(dir)) = (self.compaction.take(), self.dir.clone()) else {
+            return Ok(());
+        };
+        let finished = c.finish()?;
+        write_mark(&dir, 0)
+            .with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
+        self.marked_len = 0;
+        let checkpoint_len = finished.checkpoint_len();
+        let path = dir.join(STATE_FILE);
+        let len = finished.complete(&path)?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        self.file = Some(file);
+        self.unsynced = false;
+        self.len = len;
+        self.synced_len = len;
+        self.written += checkpoint_len;
+        self.fsyncs += 3;
+        self.mark();
         Ok(())
     }
 
@@ -642,6 +712,7 @@ mod tests {
                     origin: None,
                 })
                 .collect(),
+            in_background: false,
         }
     }
 
@@ -686,6 +757,124 @@ mod tests {
             (r.log.first().map(|e| e.index), r.last_index()),
             (Some(181), 201)
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn in_background(record: Persist) -> Persist {
+        match record {
+            Persist::Checkpoint {
+                epoch,
+                voted_for,
+                snapshot,
+                log_start,
+                entries,
+                ..
+            } => Persist::Checkpoint {
+                epoch,
+                voted_for,
+                snapshot,
+                log_start,
+                entries,
+                in_background: true,
+            },
+            other => other,
+        }
+    }
+
+    #[test]
+    fn a_taken_snapshots_rewrite_goes_on_beside_the_appends_and_takes_their_tail_along() {
+        let mut records: Vec<Persist> = (1..=50).map(hard).collect();
+        records.extend((1..=200).map(append));
+        let dir = node_dir("background", &records);
+        let before = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        let mut opened = Store::open(&dir, false).unwrap();
+        let store = &mut opened.store;
+        store
+            .append_all([append(201), in_background(checkpoint(180, 21))].iter())
+            .unwrap();
+        // Appends go on while the checkpoint is written beside the file.
+        for i in 202..=230 {
+            store.append(&append(i)).unwrap();
+            store.sync().unwrap();
+        }
+        store.settle_compaction(true).unwrap();
+        assert!(!store.compacting());
+        assert!(!dir.join(COMPACT_FILE).exists());
+        let after = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        assert!(after < before / 2, "{after} of {before} bytes");
+        // The swap marked the new file (it may have grown since: marks are once a second).
+        let mark = read_mark(&dir).unwrap();
+        let checkpoint_len = state_file::encode(&checkpoint(180, 21)).len() as u64;
+        assert!(
+            (checkpoint_len..=after).contains(&mark),
+            "{mark} of {after}"
+        );
+        store.append(&append(231)).unwrap();
+        store.sync().unwrap();
+        drop(opened);
+        let opened = Store::open(&dir, false).unwrap();
+        assert!(opened.notices.is_empty(), "{:?}", opened.notices);
+        assert_eq!(
+            opened.records,
+            1 + 29 + 1,
+            "the checkpoint, the tail, the last append"
+        );
+        let r = opened.restored;
+        assert_eq!(r.snapshot.as_ref().map(|s| s.index), Some(180));
+        assert_eq!(
+            (r.log.first().map(|e| e.index), r.last_index()),
+            (Some(181), 231)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_crash_before_the_background_rewrite_is_in_place_replays_the_old_file() {
+        let records: Vec<Persist> = (1..=30).map(append).collect();
+        let dir = node_dir("background-crash", &records);
+        let mut opened = Store::open(&dir, false).unwrap();
+        opened
+            .store
+            .append(&in_background(checkpoint(20, 10)))
+            .unwrap();
+        opened.store.append(&append(31)).unwrap();
+        opened.store.sync().unwrap();
+        // The process dies here: the rewrite is never put in place (its file may be whole).
+        let compaction = opened.store.compaction.take().unwrap();
+        let _ = compaction.finish().unwrap();
+        assert!(dir.join(COMPACT_FILE).exists());
+        drop(opened);
+        let opened = Store::open(&dir, false).unwrap();
+        assert!(
+            !dir.join(COMPACT_FILE).exists(),
+            "a leftover rewrite is dropped"
+        );
+        let r = opened.restored;
+        assert_eq!(
+            r.snapshot, None,
+            "the old file holds the same state as its records"
+        );
+        assert_eq!(r.last_index(), 31);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_installed_snapshot_replaces_a_background_rewrite_in_progress() {
+        let records: Vec<Persist> = (1..=30).map(append).collect();
+        let dir = node_dir("background-superseded", &records);
+        let mut opened = Store::open(&dir, false).unwrap();
+        opened
+            .store
+            .append(&in_background(checkpoint(20, 10)))
+            .unwrap();
+        opened.store.append(&checkpoint(500, 0)).unwrap();
+        opened.store.sync().unwrap();
+        assert!(!opened.store.compacting());
+        assert!(!dir.join(COMPACT_FILE).exists());
+        drop(opened);
+        let r = Store::open(&dir, false).unwrap().restored;
+        assert_eq!(r.snapshot.as_ref().map(|s| s.index), Some(500));
+        assert_eq!(r.last_index(), 500);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

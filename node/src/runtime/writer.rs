@@ -11,6 +11,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use tokio::sync::mpsc as tokio_mpsc;
 
+/// How often a quiet writer looks whether a rewrite in the background is done.
+const COMPACTION_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What the writer tells the driver after each fsync.
 #[derive(Debug)]
 pub struct Report {
@@ -74,10 +77,22 @@ fn write_loop(
 ) {
     let mut upto = 0u64;
     loop {
-        let first = match rx.recv_timeout(MARK_EVERY) {
+        // A rewrite in the background is put in place soon after it is done, even when
+        // nothing else is written meanwhile.
+        let quiet = if store.compacting() {
+            COMPACTION_POLL
+        } else {
+            MARK_EVERY
+        };
+        let first = match rx.recv_timeout(quiet) {
             Ok(batch) => batch,
             Err(RecvTimeoutError::Timeout) => {
-                // Quiet: let the mark catch up with what was synced.
+                // Quiet: put a finished rewrite in place (an error there is as fatal as a
+                // failed append), and let the mark catch up with what was synced.
+                if let Err(e) = store.settle_compaction(false) {
+                    let _ = reports.send(Err(e));
+                    return;
+                }
                 store.tick();
                 continue;
             }
@@ -105,6 +120,9 @@ fn write_loop(
         if reports.send(Ok(report)).is_err() {
             break;
         }
+    }
+    if let Err(e) = store.settle_compaction(true) {
+        tracing::warn!("{e:#}");
     }
     store.mark();
 }
