@@ -224,6 +224,10 @@ pub enum Command {
         heartbeat: std::time::Duration,
         #[arg(long, default_value = "500ms", value_parser = chat_node::duration::parse_duration)]
         failure_timeout: std::time::Duration,
+        /// One more flag for every node's `chat-node serve`, as it would be typed there
+        /// (repeatable), for A/B runs: `--node-arg=--snapshot-every=0`.
+        #[arg(long = "node-arg", value_name = "FLAG", allow_hyphen_values = true)]
+        node_args: Vec<String>,
         /// Where bench.json goes.
         #[arg(long)]
         out: PathBuf,
@@ -361,6 +365,7 @@ pub async fn main() -> i32 {
             text_bytes,
             heartbeat,
             failure_timeout,
+            node_args,
             out,
         } => {
             let opts = BenchOptions {
@@ -375,6 +380,7 @@ pub async fn main() -> i32 {
                 text_bytes,
                 heartbeat,
                 failure_timeout,
+                node_args,
                 out,
             };
             bench::run(&opts).await

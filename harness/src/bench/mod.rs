@@ -48,6 +48,8 @@ pub struct BenchOptions {
     pub text_bytes: usize,
     pub heartbeat: Duration,
     pub failure_timeout: Duration,
+    /// Extra `chat-node serve` flags for every node.
+    pub node_args: Vec<String>,
     pub out: PathBuf,
 }
 
@@ -123,7 +125,9 @@ fn serve_args(opts: &BenchOptions, run_id: &str) -> Vec<String> {
         "--failure-timeout".into(),
         format!("{}ms", opts.failure_timeout.as_millis()),
     ]
-    .to_vec()
+    .into_iter()
+    .chain(opts.node_args.iter().cloned())
+    .collect()
 }
 
 /// Asks every node for its status until one leads with every node in its view.

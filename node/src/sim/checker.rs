@@ -132,6 +132,7 @@ impl Checker {
                     _ => {}
                 }
             }
+            let mut checked = applied;
             for index in from..=applied {
                 let Some(entry) = node.log_entry(index) else {
                     self.violation(
@@ -152,10 +153,20 @@ impl Checker {
                         self.violation(now, "committed_entry_changed", detail);
                     }
                     Some(_) => {}
-                    None => self.committed.push(entry.clone()),
+                    None if index == self.committed.len() as u64 + 1 => {
+                        self.committed.push(entry.clone())
+                    }
+                    None => {
+                        // Past the record's end with a gap: the node jumped here by a
+                        // snapshot the record has not reached yet (it is pending). Looked at
+                        // again once the record gets here (seed 447 of raft: the entry after
+                        // such a snapshot was recorded at the end of the record, 3 too early).
+                        checked = index - 1;
+                        break;
+                    }
                 }
             }
-            self.checked[i] = applied;
+            self.checked[i] = checked;
         }
         self.recheck_pending(now);
     }

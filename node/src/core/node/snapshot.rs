@@ -67,7 +67,8 @@ impl Node {
     /// Called right after applying `index` (of `epoch`): snapshots there if it is due, and
     /// drops the log up to the previous snapshot.
     pub(super) fn maybe_snapshot(&mut self, index: u64, epoch: u64) {
-        if !snapshot::due(index, self.snapshots.every) {
+        let phase = snapshot::phase(self.cfg.id.0, self.snapshots.every);
+        if !snapshot::due(index, self.snapshots.every, phase) {
             return;
         }
         if let Some(prev) = self.snapshots.latest.clone() {
@@ -83,7 +84,7 @@ impl Node {
         let bytes = text.len() as u64;
         self.snapshots.set(s);
         self.snapshots.text = Some(text);
-        self.checkpoint();
+        self.checkpoint(true);
         let log_start = self.log.start().0;
         self.emit(Event::SnapshotTaken {
             index,
@@ -93,8 +94,10 @@ impl Node {
     }
 
     /// Writes everything durable as one [`Persist::Checkpoint`]: the hard state, the latest
-    /// snapshot and the log handed to the driver so far.
-    fn checkpoint(&mut self) {
+    /// snapshot and the log handed to the driver so far. `taken`: the snapshot is of this
+    /// node's own applied log, so what it already wrote implies it
+    /// ([`Persist::Checkpoint::in_background`]).
+    fn checkpoint(&mut self, taken: bool) {
         let Some(s) = self.snapshots.latest.clone() else {
             return;
         };
@@ -112,6 +115,7 @@ impl Node {
             snapshot: s,
             log_start: self.log.start(),
             entries,
+            in_background: taken,
         };
         let output = self.durability.record(record, persisted);
         self.out.push(output);
@@ -262,7 +266,7 @@ impl Node {
         self.persisted = self.log.last_index();
         self.verified = self.verified.max(index);
         self.snapshots.set(s);
-        self.checkpoint();
+        self.checkpoint(false);
         self.emit(Event::SnapshotInstalled {
             from,
             index,
