@@ -324,12 +324,25 @@ impl Store {
             return Ok(());
         };
         let finished = c.finish()?;
-        write_mark(&dir, 0)
-            .with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
-        self.marked_len = 0;
         let checkpoint_len = finished.checkpoint_len();
+        self.swap_in(&dir, |path| finished.complete(path))?;
+        self.written += checkpoint_len;
+        self.fsyncs += 3;
+        Ok(())
+    }
+
+    /// Puts a new state file in place: the mark goes to 0 first (the new file may be shorter
+    /// than the old one it vouched for), `write` puts the file at the path it is given and
+    /// returns its length, then the file is reopened for appending and marked.
+    fn swap_in(
+        &mut self,
+        dir: &Path,
+        write: impl FnOnce(&Path) -> anyhow::Result<u64>,
+    ) -> anyhow::Result<u64> {
+        write_mark(dir, 0).with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
+        self.marked_len = 0;
         let path = dir.join(STATE_FILE);
-        let len = finished.complete(&path)?;
+        let len = write(&path)?;
         let file = OpenOptions::new()
             .append(true)
             .open(&path)
@@ -338,10 +351,8 @@ impl Store {
         self.unsynced = false;
         self.len = len;
         self.synced_len = len;
-        self.written += checkpoint_len;
-        self.fsyncs += 3;
         self.mark();
-        Ok(())
+        Ok(len)
     }
 
     /// Replaces the file with `checkpoint` alone, durably, before anything after it is
@@ -358,22 +369,11 @@ impl Store {
         let Some(dir) = self.dir.clone() else {
             return Ok(());
         };
-        write_mark(&dir, 0)
-            .with_context(|| format!("writing {}", dir.join(MARK_FILE).display()))?;
-        self.marked_len = 0;
-        let len = rewrite_file(&dir, std::slice::from_ref(checkpoint))?;
-        let path = dir.join(STATE_FILE);
-        let file = OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        self.file = Some(file);
-        self.unsynced = false;
-        self.len = len;
-        self.synced_len = len;
+        let len = self.swap_in(&dir, |_| {
+            rewrite_file(&dir, std::slice::from_ref(checkpoint))
+        })?;
         self.written += len;
         self.fsyncs += 2;
-        self.mark();
         Ok(())
     }
 
@@ -760,25 +760,23 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    fn in_background(record: Persist) -> Persist {
-        match record {
-            Persist::Checkpoint {
-                epoch,
-                voted_for,
-                snapshot,
-                log_start,
-                entries,
-                ..
-            } => Persist::Checkpoint {
-                epoch,
-                voted_for,
-                snapshot,
-                log_start,
-                entries,
-                in_background: true,
-            },
-            other => other,
+    fn in_background(mut record: Persist) -> Persist {
+        if let Persist::Checkpoint { in_background, .. } = &mut record {
+            *in_background = true;
         }
+        record
+    }
+
+    /// A store over 30 appends whose snapshot at 20 is being rewritten in the background.
+    fn rewriting(name: &str) -> (PathBuf, Opened) {
+        let records: Vec<Persist> = (1..=30).map(append).collect();
+        let dir = node_dir(name, &records);
+        let mut opened = Store::open(&dir, false).unwrap();
+        opened
+            .store
+            .append(&in_background(checkpoint(20, 10)))
+            .unwrap();
+        (dir, opened)
     }
 
     #[test]
@@ -830,13 +828,7 @@ mod tests {
 
     #[test]
     fn a_crash_before_the_background_rewrite_is_in_place_replays_the_old_file() {
-        let records: Vec<Persist> = (1..=30).map(append).collect();
-        let dir = node_dir("background-crash", &records);
-        let mut opened = Store::open(&dir, false).unwrap();
-        opened
-            .store
-            .append(&in_background(checkpoint(20, 10)))
-            .unwrap();
+        let (dir, mut opened) = rewriting("background-crash");
         opened.store.append(&append(31)).unwrap();
         opened.store.sync().unwrap();
         // The process dies here: the rewrite is never put in place (its file may be whole).
@@ -860,13 +852,7 @@ mod tests {
 
     #[test]
     fn an_installed_snapshot_replaces_a_background_rewrite_in_progress() {
-        let records: Vec<Persist> = (1..=30).map(append).collect();
-        let dir = node_dir("background-superseded", &records);
-        let mut opened = Store::open(&dir, false).unwrap();
-        opened
-            .store
-            .append(&in_background(checkpoint(20, 10)))
-            .unwrap();
+        let (dir, mut opened) = rewriting("background-superseded");
         opened.store.append(&checkpoint(500, 0)).unwrap();
         opened.store.sync().unwrap();
         assert!(!opened.store.compacting());
