@@ -1,11 +1,12 @@
 //! Rewriting the state file behind a snapshot the node took, without holding up appends.
 //!
 //! Why: the rewrite (encode the snapshot and the log after it, write, fsync, rename, fsync the
-//! directory) took the writer thread long enough that every acknowledgement waiting for
-//! durability meanwhile waited for it too: at 14k msg/s, a snapshot every 0.7 s cost a
-//! quarter of the throughput and made the whole p99 (141 ms against 26 ms without
-//! snapshots, `harness bench`). A snapshot the node took of its own applied log is implied by
-//! what is already in the file, so nothing has to wait for it: a thread of its own writes the
+//! directory) holds the writer thread, and with it every acknowledgement that waits for
+//! durability, for as long as it takes, and that grows with the chat state (every mailbox,
+//! every user). In `harness bench` (8 users, a checkpoint of a few MB every 0.7 s) moving it off
+//! the writer changed nothing measurable; it is there so that a large state cannot hold up
+//! commits. A snapshot the node took of its own applied log is implied by what is already in
+//! the file, so nothing has to wait for it: a thread of its own writes the
 //! checkpoint to `state.jsonl.compact` and fsyncs it, while the writer goes on appending to
 //! `state.jsonl` and keeps a copy of what it appended since. When the thread is done the writer
 //! appends that copy to the new file, fsyncs it and renames it over the old one

@@ -284,8 +284,7 @@ impl Store {
                 _ => buf.extend_from_slice(&state_file::encode(record)),
             }
         }
-        self.write(&mut buf)?;
-        self.settle_compaction(false)
+        self.write(&mut buf)
     }
 
     /// Appends `buf` (emptying it) to the file, and to the rewrite's copy if one is going on.
@@ -312,18 +311,18 @@ impl Store {
         self.compaction.is_some()
     }
 
-    /// Puts a finished rewrite in the old file's place (`wait`: waits for it first). The mark
-    /// goes to 0 before the rename and to the new length after, as in
-    /// [`Store::replace_with`].
+    /// Puts a finished rewrite in the old file's place (`wait`: waits for it first); the
+    /// writer calls it after each batch and when quiet. The mark goes to 0 before the rename
+    /// and to the new length after, as in [`Store::replace_with`].
     pub fn settle_compaction(&mut self, wait: bool) -> anyhow::Result<()> {
-        match &self.compaction {
-            Some(c) if wait || c.is_done() => {}
-            _ => return Ok(()),
-        }
-        let (Some(c), Some(dir)) = (self.compaction.take(), self.dir.clone()) else {
+        let ready = self
+            .compaction
+            .as_ref()
+            .is_some_and(|c| wait || c.is_done());
+        let (true, Some(dir)) = (ready, self.dir.clone()) else {
             return Ok(());
         };
-        let finished = c.finish()?;
+        let finished = self.compaction.take().expect("ready").finish()?;
         let checkpoint_len = finished.checkpoint_len();
         self.swap_in(&dir, |path| finished.complete(path))?;
         self.written += checkpoint_len;
@@ -790,11 +789,18 @@ mod tests {
         store
             .append_all([append(201), in_background(checkpoint(180, 21))].iter())
             .unwrap();
-        // Appends go on while the checkpoint is written beside the file.
+        // Appends go on into the old file while the checkpoint is written beside it.
+        let old_len = std::fs::metadata(dir.join(STATE_FILE)).unwrap().len();
+        assert!(old_len > before, "append 201 went to the old file");
         for i in 202..=230 {
             store.append(&append(i)).unwrap();
             store.sync().unwrap();
         }
+        assert!(
+            store.compacting(),
+            "put in place only when the writer settles it"
+        );
+        assert!(std::fs::metadata(dir.join(STATE_FILE)).unwrap().len() > old_len);
         store.settle_compaction(true).unwrap();
         assert!(!store.compacting());
         assert!(!dir.join(COMPACT_FILE).exists());

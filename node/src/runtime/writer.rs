@@ -89,8 +89,7 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => {
                 // Quiet: put a finished rewrite in place (an error there is as fatal as a
                 // failed append), and let the mark catch up with what was synced.
-                if let Err(e) = store.settle_compaction(false) {
-                    let _ = reports.send(Err(e));
+                if !settled(&mut store, &reports) {
                     return;
                 }
                 store.tick();
@@ -120,9 +119,29 @@ fn write_loop(
         if reports.send(Ok(report)).is_err() {
             break;
         }
+        // After the report: what it vouches for is durable in the old file already, so its
+        // acknowledgements do not wait for the swap's fsyncs.
+        if !settled(&mut store, &reports) {
+            return;
+        }
     }
     if let Err(e) = store.settle_compaction(true) {
         tracing::warn!("{e:#}");
     }
     store.mark();
+}
+
+/// Puts a finished background rewrite in place; false (the error reported) if that failed,
+/// which stops the writer like a failed append.
+fn settled(
+    store: &mut Store,
+    reports: &tokio_mpsc::UnboundedSender<anyhow::Result<Report>>,
+) -> bool {
+    match store.settle_compaction(false) {
+        Ok(()) => true,
+        Err(e) => {
+            let _ = reports.send(Err(e));
+            false
+        }
+    }
 }
