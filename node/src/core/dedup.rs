@@ -1,12 +1,14 @@
 //! Which message ids a sender already committed, so that a retry is answered with the first
 //! commit instead of being delivered again (exactly-once, docs/PROTOCOL.md send/post).
 //!
-//! Why a window: round 1 kept every id for all time, and that table was most of a leader's
-//! memory and of every snapshot (1,000,000 messages, about 130 MB in memory and ~40 MB of
-//! snapshot text that was cloned and encoded on the event loop). A retry only ever concerns
-//! a message whose acknowledgement the client has not seen, so it is one of the sender's
-//! latest messages: the table keeps each sender's last [`WINDOW`] ids. A client must not
-//! have more than [`WINDOW`] messages unacknowledged at once; the protocol document says so.
+//! Why a window: round 1 kept every id for all time. That table was most of the chat state,
+//! so every snapshot cloned and JSON-encoded an ever longer list on the event loop (the
+//! `harness bench` p99 of 310 ms), and with its copies it held about 100 MB of a leader's RSS
+//! after 160k messages (267 MB, 161 MB with the window; the rest was the allocator, see
+//! `runtime/memory.rs`). A retry only ever concerns a message whose acknowledgement the client
+//! has not seen, so it is one of the sender's latest messages: the table keeps each sender's
+//! last [`WINDOW`] ids. A client must not have more than [`WINDOW`] messages unacknowledged at
+//! once; the protocol document says so.
 //!
 //! Deterministic (part of the replicated state machine): the window is trimmed only when the
 //! sender's next id is inserted, in log order, so a replica that loads a snapshot and one that
@@ -30,7 +32,14 @@ pub struct Dedup {
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Recent {
     ids: BTreeMap<String, FirstCommit>,
-    order: VecDeque<(u64, String)>,
+    order: VecDeque<String>,
+}
+
+impl Recent {
+    fn push(&mut self, id: String, first: FirstCommit) {
+        self.ids.insert(id.clone(), first);
+        self.order.push_back(id);
+    }
 }
 
 impl Dedup {
@@ -39,26 +48,25 @@ impl Dedup {
         self.by_sender.get(from)?.ids.get(id).copied()
     }
 
-    /// Records the first commit of `id` by `from` at `first.0`, forgetting the sender's oldest
-    /// ids beyond the window.
+    /// Records the first commit of `id` by `from`, forgetting the sender's oldest ids beyond
+    /// the window.
     pub fn insert(&mut self, from: &str, id: &str, first: FirstCommit) {
-        let recent = self.by_sender.entry(from.to_string()).or_default();
-        recent.ids.insert(id.to_string(), first);
-        recent.order.push_back((first.0, id.to_string()));
+        if !self.by_sender.contains_key(from) {
+            self.by_sender.insert(from.to_string(), Recent::default());
+        }
+        let recent = self.by_sender.get_mut(from).expect("inserted above");
+        recent.push(id.to_string(), first);
         while recent.order.len() > WINDOW {
-            if let Some((_, old)) = recent.order.pop_front() {
+            if let Some(old) = recent.order.pop_front() {
                 recent.ids.remove(&old);
             }
         }
     }
 
     /// Ids remembered, over all senders.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.by_sender.values().map(|r| r.ids.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_sender.is_empty()
     }
 
     /// Every remembered id as `(sender, id, index, room_seq)`, each sender's in commit order.
@@ -66,7 +74,7 @@ impl Dedup {
         self.by_sender.iter().flat_map(|(from, r)| {
             r.order
                 .iter()
-                .filter_map(move |(_, id)| r.ids.get(id).map(|(ix, seq)| (from, id, *ix, *seq)))
+                .filter_map(move |id| r.ids.get(id).map(|(ix, seq)| (from, id, *ix, *seq)))
         })
     }
 }
@@ -87,9 +95,11 @@ impl<'de> serde::Deserialize<'de> for Dedup {
         for (from, id, index, seq) in rows {
             // Not `insert`: an older snapshot may hold more than the window, and is trimmed
             // at the sender's next message, exactly as on a replica that applied the entries.
-            let recent = table.by_sender.entry(from).or_default();
-            recent.ids.insert(id.clone(), (index, seq));
-            recent.order.push_back((index, id));
+            table
+                .by_sender
+                .entry(from)
+                .or_default()
+                .push(id, (index, seq));
         }
         Ok(table)
     }

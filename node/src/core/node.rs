@@ -179,10 +179,7 @@ impl Node {
             ),
             refusals: Refusals::default(),
             epoch_exhausted: false,
-            snapshots: snapshot::Snapshots::new(
-                super::snapshot::DEFAULT_SNAPSHOT_EVERY,
-                restored.snapshot,
-            ),
+            snapshots: snapshot::Snapshots::new(restored.snapshot),
             cfg: config,
         };
         // The default, off without a quorum (see `snapshot_every`).

@@ -5,7 +5,7 @@
 //! A node snapshots every `--snapshot-every` entries, right after applying one, at indexes
 //! fixed by its id ([`phase`]): deterministic, so a run replays, but not the same indexes on
 //! every node. When all five nodes snapshotted at the same entry, their bursts of work (clone
-//! and encode the state, about 12 ms each) landed in the same few milliseconds on shared cores,
+//! and encode the state: 5.4 + 3.5 ms for 8 users after 200k messages) landed in the same few milliseconds on shared cores,
 //! and the commit, which needs a majority, waited for all of them (`harness bench`: p99 141
 //! against 26 ms without snapshots). Staggered, at most one node is busy at a time and a
 //! majority goes on. The log keeps the entries after the **previous** snapshot, so a follower a

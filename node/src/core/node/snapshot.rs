@@ -18,27 +18,33 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub(super) struct Snapshots {
     /// Entries between two snapshots (0: never).
-    pub every: u64,
+    every: u64,
+    /// Where in each stretch of `every` this node snapshots ([`snapshot::phase`]).
+    phase: u64,
     /// The latest snapshot taken or installed.
     pub latest: Option<Arc<Snapshot>>,
-    /// Its JSON text, made when a follower first needs it.
+    /// Its JSON text: made when the snapshot is taken, or when a follower first needs it.
     text: Option<Arc<str>>,
     /// A snapshot being received from the leader.
     incoming: Incoming,
 }
 
 impl Snapshots {
-    pub fn new(every: u64, latest: Option<Snapshot>) -> Snapshots {
+    /// Snapshots restored from disk; none are taken until [`Node::snapshot_every`].
+    pub fn new(latest: Option<Snapshot>) -> Snapshots {
         Snapshots {
-            every,
             latest: latest.map(Arc::new),
             ..Snapshots::default()
         }
     }
 
-    fn set(&mut self, s: Snapshot) {
+    fn set(&mut self, s: Snapshot, text: Option<Arc<str>>) {
         self.latest = Some(Arc::new(s));
-        self.text = None;
+        self.text = text;
+    }
+
+    fn due(&self, index: u64) -> bool {
+        snapshot::due(index, self.every, self.phase)
     }
 }
 
@@ -51,6 +57,7 @@ impl Node {
             QuorumMode::Majority => every,
             QuorumMode::None => 0,
         };
+        self.snapshots.phase = snapshot::phase(self.cfg.id.0, self.snapshots.every);
         self
     }
 
@@ -67,8 +74,7 @@ impl Node {
     /// Called right after applying `index` (of `epoch`): snapshots there if it is due, and
     /// drops the log up to the previous snapshot.
     pub(super) fn maybe_snapshot(&mut self, index: u64, epoch: u64) {
-        let phase = snapshot::phase(self.cfg.id.0, self.snapshots.every);
-        if !snapshot::due(index, self.snapshots.every, phase) {
+        if !self.snapshots.due(index) {
             return;
         }
         if let Some(prev) = self.snapshots.latest.clone() {
@@ -82,8 +88,7 @@ impl Node {
         // Encoded once: its size for the event, and the text a lagging follower is sent.
         let text: Arc<str> = s.encode().into();
         let bytes = text.len() as u64;
-        self.snapshots.set(s);
-        self.snapshots.text = Some(text);
+        self.snapshots.set(s, Some(text));
         self.checkpoint(true);
         let log_start = self.log.start().0;
         self.emit(Event::SnapshotTaken {
@@ -265,7 +270,7 @@ impl Node {
         self.commit = self.commit.max(index);
         self.persisted = self.log.last_index();
         self.verified = self.verified.max(index);
-        self.snapshots.set(s);
+        self.snapshots.set(s, None);
         self.checkpoint(false);
         self.emit(Event::SnapshotInstalled {
             from,
