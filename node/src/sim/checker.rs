@@ -158,9 +158,9 @@ impl Checker {
                     }
                     None => {
                         // Past the record's end with a gap: the node jumped here by a
-                        // snapshot the record has not reached yet (it is pending). Looked at
-                        // again once the record gets here (seed 447 of raft: the entry after
-                        // such a snapshot was recorded at the end of the record, 3 too early).
+                        // snapshot the record has not reached yet (its check is pending).
+                        // Looked at again once the record gets here; pushing it now would
+                        // record entry 110 as entry 107 (raft seed 447).
                         checked = index - 1;
                         break;
                     }
